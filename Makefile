@@ -1,0 +1,59 @@
+# medialb: `make demo` runs the main job in a namespace lab, `make test` runs every test.
+# Both install what they need (Debian packages via scripts/deps.sh) on a fresh machine.
+
+GO        ?= go
+BIN       := bin
+GOFLAGS   ?=
+TESTFLAGS ?= -count=1 -timeout=20m
+FUZZTIME  ?= 30s
+
+# Debian packages per purpose.
+PKGS_LAB   := iproute2 ethtool iputils-ping iputils-arping
+PKGS_GEN   := clang llvm libbpf-dev
+PKGS_BENCH := $(PKGS_LAB) haproxy netsniff-ng iperf3 wrk linux-perf
+
+.PHONY: all build test demo bench fuzz generate vet clean deps-lab deps-bench deps-gen soak
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+deps-lab:
+	@scripts/deps.sh $(PKGS_LAB)
+
+deps-bench:
+	@scripts/deps.sh $(PKGS_BENCH)
+
+deps-gen:
+	@scripts/deps.sh $(PKGS_GEN)
+
+vet:
+	$(GO) vet ./...
+
+# Unit tests, fuzz seed corpora (run as ordinary tests), and the root-only namespace lab
+# tests (they skip with a reason when not root). MEDIALB_BIN tells lab tests where the
+# freshly built binaries are.
+test: deps-lab build vet
+	MEDIALB_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+
+demo: deps-lab build
+	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml
+
+bench: deps-bench build
+	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
+
+# Short coverage-guided runs of every fuzz target.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Rebuild the committed BPF objects (needs clang; make build does not).
+generate: deps-gen
+	$(GO) generate ./afxdp/...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# deps.sh PKG...: installs the Debian packages medialb's targets need, and nothing else.
+# Quick when everything is present (dpkg query only); otherwise apt-get update once, then
+# apt-get install -y. Used by every Makefile target, so a fresh Debian machine needs no
+# manual step.
+set -euo pipefail
+missing=()
+for p in "$@"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages ${missing[*]}; run as root or install them" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
