@@ -1,0 +1,343 @@
+package afxdp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/rs/zerolog"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Zero-copy settings, as Config.ZeroCopy spells them.
+const (
+	ZeroCopyAuto = "auto"
+	ZeroCopyOn   = "on"
+	ZeroCopyOff  = "off"
+)
+
+// Defaults sized for media: bursts of full-size frames on every queue.
+const (
+	DefaultNumFrames = 4096
+	DefaultFrameSize = 2048
+	DefaultRingSize  = 2048
+)
+
+// Config says which interface and queues to open and how.
+type Config struct {
+	Interface string
+	Queues    int    // number of RX queues to serve from 0; 0 means all
+	NumFrames int    // UMEM frames per socket; 0 means DefaultNumFrames
+	FrameSize int    // 2048 or 4096; 0 means DefaultFrameSize
+	RingSize  int    // entries of each of the four rings, a power of two; 0 means DefaultRingSize
+	XDPMode   string // auto (native, else generic), native or generic
+	ZeroCopy  string // auto (zero-copy if the driver offers it), on or off
+	BusyPoll  bool   // set SO_PREFER_BUSY_POLL/SO_BUSY_POLL on the sockets
+	Logger    zerolog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Interface == "" {
+		return errors.New("no interface given")
+	}
+	if c.NumFrames == 0 {
+		c.NumFrames = DefaultNumFrames
+	}
+	if c.FrameSize == 0 {
+		c.FrameSize = DefaultFrameSize
+	}
+	if c.RingSize == 0 {
+		c.RingSize = DefaultRingSize
+	}
+	if c.XDPMode == "" {
+		c.XDPMode = ModeAuto
+	}
+	if c.ZeroCopy == "" {
+		c.ZeroCopy = ZeroCopyAuto
+	}
+	switch {
+	case c.FrameSize != 2048 && c.FrameSize != 4096:
+		return fmt.Errorf("frame size %d: want 2048 or 4096", c.FrameSize)
+	case c.RingSize <= 0 || c.RingSize&(c.RingSize-1) != 0:
+		return fmt.Errorf("ring size %d: want a power of two", c.RingSize)
+	case c.NumFrames < c.RingSize:
+		return fmt.Errorf("%d frames for rings of %d: want at least as many frames as ring entries", c.NumFrames, c.RingSize)
+	case c.Queues < 0:
+		return fmt.Errorf("queues %d: want 0 (all) or more", c.Queues)
+	}
+	switch c.XDPMode {
+	case ModeAuto, ModeNative, ModeGeneric:
+	default:
+		return fmt.Errorf("XDP mode %q: want auto, native or generic", c.XDPMode)
+	}
+	switch c.ZeroCopy {
+	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
+	default:
+		return fmt.Errorf("zero-copy %q: want auto, on or off", c.ZeroCopy)
+	}
+	return nil
+}
+
+// Dataplane is the steering program attached to one interface plus one
+// AF_XDP socket per RX queue. SetVIPs, ProgramStats, Mode and Close may be
+// called from any goroutine; each Socket belongs to one worker goroutine.
+type Dataplane struct {
+	ifname   string
+	ifindex  int
+	log      zerolog.Logger
+	objs     steerObjects
+	link     link.Link
+	xdpMode  string
+	zeroCopy bool
+	sockets  []*Socket
+
+	mu   sync.Mutex // serialises SetVIPs and Close
+	keys map[steerVipKey]struct{}
+}
+
+// Open loads the steering program, attaches it to cfg.Interface through a
+// BPF link (replacing a program left there through netlink), opens one
+// AF_XDP socket per RX queue and puts them in the XSKMAP. No VIP is steered
+// until SetVIPs. The interface is looked up in the calling thread's network
+// namespace.
+func Open(cfg Config) (*Dataplane, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("open AF_XDP dataplane: %w", err)
+	}
+	log := cfg.Logger
+	l, err := lookupLink(cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	if l.Attrs().OperState != netlink.OperUp && l.Attrs().Flags&net.FlagUp == 0 {
+		log.Warn().Str("interface", cfg.Interface).Str("state", l.Attrs().OperState.String()).
+			Msg("interface is down: no frames until it comes up")
+	}
+	nq, src := rxQueues(l)
+	if cfg.Queues > 0 {
+		if cfg.Queues > nq {
+			return nil, fmt.Errorf("open AF_XDP dataplane: %d queues requested, %s has %d (from %s)", cfg.Queues, cfg.Interface, nq, src)
+		}
+		nq = cfg.Queues
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		log.Debug().Err(err).Msg("raising RLIMIT_MEMLOCK failed (not needed on kernels with memcg accounting)")
+	}
+	spec, err := loadSteer()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF spec: %w", err)
+	}
+	if uint32(nq) > spec.Maps["xsks"].MaxEntries {
+		spec.Maps["xsks"].MaxEntries = uint32(nq)
+	}
+	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, keys: map[steerVipKey]struct{}{}}
+	// Only the steering program and its maps: the forwarder's map stays unloaded.
+	var objs struct {
+		Prog  *ebpf.Program `ebpf:"xdp_steer"`
+		Vips  *ebpf.Map     `ebpf:"vips"`
+		Xsks  *ebpf.Map     `ebpf:"xsks"`
+		Stats *ebpf.Map     `ebpf:"stats"`
+	}
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("load XDP steering program: %w", err)
+	}
+	d.objs.XdpSteer, d.objs.Vips, d.objs.Xsks, d.objs.Stats = objs.Prog, objs.Vips, objs.Xsks, objs.Stats
+
+	d.link, d.xdpMode, err = attachXDP(d.objs.XdpSteer, l, cfg.XDPMode, log)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.openSockets(cfg, nq); err != nil {
+		d.Close()
+		return nil, err
+	}
+	log.Info().Str("interface", cfg.Interface).Int("queues", nq).Str("queue_count_from", src).
+		Str("xdp_mode", d.xdpMode).Bool("zero_copy", d.zeroCopy).Int("frames", cfg.NumFrames).
+		Int("frame_size", cfg.FrameSize).Int("ring_size", cfg.RingSize).Msg("AF_XDP dataplane open")
+	return d, nil
+}
+
+// busyRetry is how long Open retries a queue that answers EBUSY: a process
+// killed a moment ago may still be releasing it.
+const busyRetry = 3 * time.Second
+
+func (d *Dataplane) openSockets(cfg Config, nq int) error {
+	zc := cfg.ZeroCopy
+	if d.xdpMode == ModeGeneric && zc != ZeroCopyOff {
+		if zc == ZeroCopyOn {
+			return fmt.Errorf("open AF_XDP sockets: zero-copy needs native XDP, but %s runs generic XDP", cfg.Interface)
+		}
+		cfg.Logger.Info().Str("interface", cfg.Interface).Msg("AF_XDP copy mode: generic XDP cannot do zero-copy")
+		zc = ZeroCopyOff
+	}
+	for q := 0; q < nq; q++ {
+		sc := socketConfig{
+			ifindex: d.ifindex, queue: q, numFrames: cfg.NumFrames, frameSize: cfg.FrameSize,
+			ringSize: cfg.RingSize, busyPoll: cfg.BusyPoll, batch: 64, log: cfg.Logger,
+		}
+		var s *Socket
+		var err error
+		deadline := time.Now().Add(busyRetry)
+		for {
+			switch zc {
+			case ZeroCopyOn, ZeroCopyAuto:
+				sc.bindFlags = unix.XDP_ZEROCOPY
+			default:
+				sc.bindFlags = unix.XDP_COPY
+			}
+			s, err = newSocket(sc)
+			if err != nil && zc == ZeroCopyAuto && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT)) {
+				cfg.Logger.Info().Str("interface", cfg.Interface).Err(err).
+					Msg("AF_XDP copy mode: the driver does not offer zero-copy")
+				zc = ZeroCopyOff
+				continue
+			}
+			if err != nil && errors.Is(err, unix.EBUSY) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("open AF_XDP socket on %s: %w", cfg.Interface, err)
+		}
+		d.sockets = append(d.sockets, s)
+		d.zeroCopy = s.zeroCopy
+		if err := d.objs.Xsks.Put(uint32(q), uint32(s.fd)); err != nil {
+			return fmt.Errorf("insert socket of queue %d in XSKMAP: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// Sockets returns the sockets, index = RX queue.
+func (d *Dataplane) Sockets() []*Socket { return d.sockets }
+
+// Mode returns the XDP attach mode (native or generic) and whether the
+// sockets run zero-copy.
+func (d *Dataplane) Mode() (xdp string, zeroCopy bool) { return d.xdpMode, d.zeroCopy }
+
+// Interface returns the interface name.
+func (d *Dataplane) Interface() string { return d.ifname }
+
+// SetVIPs makes vips the complete set of steered destinations: keys no longer
+// wanted are deleted and new ones added, in place, while the program stays
+// attached (a reload drops nothing). On error the map may hold part of the new
+// set; calling SetVIPs again converges.
+func (d *Dataplane) SetVIPs(vips []VIP) error {
+	want, err := vipKeys(vips)
+	if err != nil {
+		return fmt.Errorf("set VIPs: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.objs.Vips == nil {
+		return errors.New("set VIPs: dataplane closed")
+	}
+	if max := d.objs.Vips.MaxEntries(); uint32(len(want)) > max {
+		return fmt.Errorf("set VIPs: %d steering keys exceed the map's %d entries (fewer VIPs or ports)", len(want), max)
+	}
+	add, del := diffKeys(d.keys, want)
+	err = applyDiff(d.objs.Vips, add, del)
+	if err != nil {
+		// Re-read what the map holds so the next call diffs against the truth.
+		d.keys = readKeys(d.objs.Vips)
+		return fmt.Errorf("set VIPs: %w", err)
+	}
+	d.keys = want
+	d.log.Debug().Int("keys", len(want)).Int("added", len(add)).Int("deleted", len(del)).Msg("VIP steering keys updated")
+	return nil
+}
+
+func readKeys(m *ebpf.Map) map[steerVipKey]struct{} {
+	keys := map[steerVipKey]struct{}{}
+	var k steerVipKey
+	var v uint8
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		keys[k] = struct{}{}
+	}
+	return keys
+}
+
+// statNames are the steering program's counters, index = enum stat in
+// bpf/steer.c.
+var statNames = [...]string{
+	"redirect", "redirect_frag", "pass_no_socket", "pass_not_ip", "pass_no_vip",
+	"pass_no_ports", "pass_malformed", "pass_vlan_stacked", "pass_ext_hdrs", "tx_fwd",
+}
+
+// ProgramStats returns the steering program's counters summed over CPUs:
+// redirect (to a socket), redirect_frag (of which non-first fragments), pass
+// (to the kernel) and pass_* by reason (no_socket, not_ip, no_vip, no_ports,
+// malformed, vlan_stacked, ext_hdrs).
+func (d *Dataplane) ProgramStats() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.objs.Stats == nil {
+		return map[string]uint64{}
+	}
+	return readStats(d.objs.Stats, false)
+}
+
+func readStats(m *ebpf.Map, withFwd bool) map[string]uint64 {
+	out := make(map[string]uint64, len(statNames))
+	var per []uint64
+	for i, name := range statNames {
+		if name == "tx_fwd" && !withFwd {
+			continue
+		}
+		var sum uint64
+		if err := m.Lookup(uint32(i), &per); err == nil {
+			for _, v := range per {
+				sum += v
+			}
+		}
+		out[name] = sum
+		if strings.HasPrefix(name, "pass_") {
+			out["pass"] += sum
+		}
+	}
+	return out
+}
+
+// Close detaches the program (the interface is left without one), removes
+// the sockets from the XSKMAP and closes them. The sockets' goroutines must
+// have stopped using them.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	if d.link != nil {
+		if err := d.link.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
+		}
+		d.link = nil
+	}
+	for _, s := range d.sockets {
+		if d.objs.Xsks != nil {
+			if err := d.objs.Xsks.Delete(uint32(s.queue)); err != nil && !isNotExist(err) {
+				errs = append(errs, fmt.Errorf("remove socket of queue %d from XSKMAP: %w", s.queue, err))
+			}
+		}
+		if err := s.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.sockets = nil
+	if err := d.objs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close BPF objects: %w", err))
+	}
+	d.objs = steerObjects{}
+	return errors.Join(errs...)
+}
+
+func isNotExist(err error) bool { return errors.Is(err, ebpf.ErrKeyNotExist) }

@@ -1,0 +1,29 @@
+// Package afxdp is medialb's L4 dataplane below the pipeline: the XDP steering
+// program, its maps, and one AF_XDP socket per RX queue of an interface.
+//
+// Open loads the steering program (bpf/steer.c, compiled by bpf2go; the
+// objects are committed), attaches it through a BPF link, so that the kernel
+// removes it when the process dies, and opens the sockets. A program some
+// other tool attached through netlink (ip link set ... xdp, xdp-loader, an
+// older run) is reported and removed first; Close detaches ours and leaves the
+// interface without an XDP program. The program redirects a frame to the
+// socket of its RX queue when its destination address, protocol and port (or,
+// for a non-first IP fragment, address and protocol) match a VIP set with
+// SetVIPs; everything else, and everything on a queue without a socket, goes
+// to the kernel.
+//
+// Socket owns its rings and UMEM directly (x/sys/unix); it does not use
+// github.com/asavie/xdp's socket, whose copy-mode transmit stops after the
+// kernel's 32-frame sendto budget, whose Poll spins on POLLOUT, whose frame
+// accounting can put one frame on two rings, and whose Close leaves the rings
+// mapped so the queue stays claimed (TestAsavieBugs shows three of these).
+// Every frame is in exactly one place: the free pool (a stack), the fill ring,
+// the RX ring, the caller, or the TX/completion rings.
+//
+// Interface lookups, the queue count (ethtool channels, sysfs, netlink) and
+// the attach happen in the calling thread's network namespace; sockets and
+// maps, once open, may be used from any goroutine.
+//
+// This is the only medialb package that uses unsafe and raw syscalls; every
+// use carries a comment saying why it is sound.
+package afxdp
