@@ -1,0 +1,145 @@
+package control
+
+import (
+	"fmt"
+
+	"github.com/medialb/medialb/config"
+	"github.com/medialb/medialb/tables"
+)
+
+// effectiveLocked merges the operator's state, the health verdict and, at layer 4, the
+// MAC address into the state the tables see, with the reason for logs.
+func (c *Controller) effectiveLocked(k Key) (tables.State, string) {
+	admin, hasAdmin := c.admin[k]
+	h := c.health[k]
+	switch {
+	case hasAdmin && admin == tables.StateHalt:
+		return tables.StateHalt, "halted by operator"
+	case h.Checked && !h.Up:
+		return tables.StateDown, h.Reason
+	case hasAdmin && admin == tables.StateDrain:
+		return tables.StateDrain, "drained by operator"
+	}
+	if h.Checked {
+		return tables.StateOnline, h.Reason
+	}
+	return tables.StateOnline, "not checked yet"
+}
+
+func out(st tables.State) bool { return st == tables.StateHalt || st == tables.StateDown }
+
+// rebuildLocked compiles the configuration and states into a snapshot, swaps it in,
+// logs every state change once with its reason, and runs the hooks.
+func (c *Controller) rebuildLocked(why string) error {
+	spec := tables.Spec{HashSeed: c.cfg.Node.HashSeed}
+	seen := make(map[Key]bool)
+	for i := range c.cfg.Services {
+		svc := &c.cfg.Services[i]
+		ss := tables.ServiceSpec{
+			Name:       svc.Name,
+			VIP:        svc.Address,
+			TCP:        svc.Protocol.Has(config.TCP),
+			UDP:        svc.Protocol.Has(config.UDP),
+			Layer:      uint8(svc.Layer),
+			MaglevSize: uint32(svc.MaglevSize),
+		}
+		for _, r := range svc.Ports {
+			ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
+		}
+		if svc.Persistence.Mode == config.PersistSourceIP {
+			ss.PersistTimeout = svc.Persistence.Timeout
+			ss.AffinityCap = svc.Persistence.Capacity
+		}
+		eligible := 0
+		for _, rs := range svc.RealServers {
+			k := Key{svc.Name, rs.Name}
+			seen[k] = true
+			st, reason := c.effectiveLocked(k)
+			prev, known := c.last[k]
+			if out(st) && known && !out(prev) {
+				c.gens[k]++ // drop its persistence entries: its clients move now
+			}
+			if !known || prev != st {
+				ev := c.log.Info()
+				if out(st) {
+					ev = c.log.Warn()
+				}
+				ev.Str("service", svc.Name).Str("server", rs.Name).Str("address", rs.Address.String()).
+					Str("state", st.String()).Str("reason", reason).Str("cause", why).Msg("real server state")
+			}
+			c.last[k] = st
+			sp := tables.ServerSpec{
+				Name: rs.Name, Addr: rs.Address, Port: rs.Port, Weight: uint32(rs.Weight),
+				State: st, Generation: c.gens[k],
+			}
+			if svc.Layer == config.Layer4 {
+				c.fillMAC(&sp)
+			}
+			if st == tables.StateOnline && sp.Weight > 0 && (svc.Layer == config.Layer7 || sp.HasMAC) {
+				eligible++
+			}
+			ss.Servers = append(ss.Servers, sp)
+		}
+		if fb := svc.Fallback; fb != nil {
+			sp := &tables.ServerSpec{Name: fb.Name, Addr: fb.Address, Port: fb.Port, Weight: 1, State: tables.StateOnline}
+			if svc.Layer == config.Layer4 {
+				c.fillMAC(sp)
+			}
+			ss.Fallback = sp
+		}
+		c.logServiceLocked(svc, eligible)
+		spec.Services = append(spec.Services, ss)
+	}
+	for k := range c.last {
+		if !seen[k] {
+			delete(c.last, k)
+			delete(c.health, k)
+			delete(c.gens, k)
+		}
+	}
+	prev := c.holder.Load()
+	next, err := tables.Build(spec, prev)
+	if err != nil {
+		return fmt.Errorf("compile snapshot (%s): %w", why, err)
+	}
+	c.holder.Store(next)
+	for _, h := range c.hooks {
+		h(prev, next)
+	}
+	return nil
+}
+
+func (c *Controller) fillMAC(sp *tables.ServerSpec) {
+	if c.macs == nil {
+		return
+	}
+	sp.MAC, sp.HasMAC = c.macs.MAC(sp.Addr)
+}
+
+// logServiceLocked says once when a service loses its last eligible server and once
+// when it gets one back.
+func (c *Controller) logServiceLocked(svc *config.Service, eligible int) {
+	down := eligible == 0
+	was, known := c.svcDown[svc.Name]
+	c.svcDown[svc.Name] = down
+	if known && was == down || !known && !down {
+		return
+	}
+	if down {
+		ev := c.log.Error().Str("service", svc.Name).Str("vip", svc.Address.String())
+		if svc.Fallback != nil {
+			ev.Str("fallback", svc.Fallback.Address.String()).Msg("no real server available: new clients go to the fallback server")
+		} else {
+			ev.Msg("no real server available: new flows are dropped")
+		}
+		return
+	}
+	c.log.Info().Str("service", svc.Name).Int("servers", eligible).Msg("virtual service has real servers again")
+}
+
+// ServiceDown reports whether a service has no real server for new clients.
+func (c *Controller) ServiceDown(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.svcDown[name]
+}

@@ -1,0 +1,120 @@
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/medialb/medialb/tables"
+)
+
+// Key names one real server of one virtual service.
+type Key struct{ Service, Server string }
+
+// String returns "service/server".
+func (k Key) String() string { return k.Service + "/" + k.Server }
+
+// AdminStore keeps the administrative states an operator set (drain, halt) in a file in
+// node.state_dir, so that a server drained for maintenance stays drained across a
+// restart and a reload. Online is the absence of an entry. The file is replaced
+// atomically (write to a temporary file, then rename). AdminStore is not safe for
+// concurrent use; the Controller serialises access.
+type AdminStore struct {
+	path string
+}
+
+// adminFile is the on-disk form: a sorted list, so the file diffs well.
+type adminFile struct {
+	Servers []adminEntry `json:"servers"`
+}
+
+type adminEntry struct {
+	Service string `json:"service"`
+	Server  string `json:"server"`
+	State   string `json:"state"`
+}
+
+// OpenAdminStore uses dir/admin-state.json. An empty dir means no persistence.
+func OpenAdminStore(dir string) *AdminStore {
+	if dir == "" {
+		return &AdminStore{}
+	}
+	return &AdminStore{path: filepath.Join(dir, "admin-state.json")}
+}
+
+// Load reads the stored states. A missing file is an empty set.
+func (s *AdminStore) Load() (map[Key]tables.State, error) {
+	m := map[Key]tables.State{}
+	if s.path == "" {
+		return m, nil
+	}
+	data, err := os.ReadFile(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("read administrative states: %w", err)
+	}
+	var f adminFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return m, fmt.Errorf("read administrative states from %s: %w (fix or delete the file)", s.path, err)
+	}
+	for _, e := range f.Servers {
+		st, ok := ParseAdminState(e.State)
+		if !ok || st == tables.StateOnline {
+			continue
+		}
+		m[Key{e.Service, e.Server}] = st
+	}
+	return m, nil
+}
+
+// Save writes states atomically.
+func (s *AdminStore) Save(states map[Key]tables.State) error {
+	if s.path == "" {
+		return nil
+	}
+	var f adminFile
+	for k, st := range states {
+		if st == tables.StateOnline {
+			continue
+		}
+		f.Servers = append(f.Servers, adminEntry{k.Service, k.Server, st.String()})
+	}
+	sort.Slice(f.Servers, func(i, j int) bool {
+		a, b := f.Servers[i], f.Servers[j]
+		return a.Service < b.Service || a.Service == b.Service && a.Server < b.Server
+	})
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o750); err != nil {
+		return fmt.Errorf("save administrative states: %w", err)
+	}
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o640); err != nil {
+		return fmt.Errorf("save administrative states: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("save administrative states: %w", err)
+	}
+	return nil
+}
+
+// ParseAdminState maps the API's names to states an operator may set.
+func ParseAdminState(s string) (tables.State, bool) {
+	switch s {
+	case "online":
+		return tables.StateOnline, true
+	case "drain":
+		return tables.StateDrain, true
+	case "halt":
+		return tables.StateHalt, true
+	}
+	return 0, false
+}

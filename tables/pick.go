@@ -1,0 +1,91 @@
+package tables
+
+import "net/netip"
+
+// eligibleNew reports whether srv may take new clients.
+func (svc *Service) eligibleNew(srv *Server) bool {
+	return srv.State == StateOnline && srv.Weight > 0 && (svc.Layer == 7 || srv.HasMAC)
+}
+
+// eligiblePersist reports whether srv may keep its persistent clients.
+func (svc *Service) eligiblePersist(srv *Server) bool {
+	return (srv.State == StateOnline || srv.State == StateDrain) && (svc.Layer == 7 || srv.HasMAC)
+}
+
+// Pick chooses the real server for a client source address. now is a coarse
+// clock in seconds (monotonic; the caller reads it once per batch). It is safe
+// for concurrent use by many goroutines, takes no lock and allocates nothing.
+//
+// An affinity entry for src that has not expired, whose server is in this
+// snapshot (by name) with the same Generation, online or drain and (L4) with
+// a MAC, gives that server (VerdictPersist) and refreshes the entry's time.
+// Otherwise Maglev picks among the servers that are online with a weight
+// above 0 and (L4) a MAC, and the choice is recorded (VerdictNew); with no
+// such server, the Fallback (VerdictFallback) or nil (VerdictNoServer). The
+// same client keeps its server across all ports and both protocols of the
+// service.
+func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
+	k0, k1 := addrKey(src)
+	h := hash128(svc.seed, k0, k1)
+	a := svc.aff
+	if a == nil {
+		return svc.pickNew(h)
+	}
+	b := a.bucketFor(h)
+	p := b.scan(k0, k1, now, svc.timeout)
+	if v := p.view; p.kind == kindOwn && !expired(v.t, now, svc.timeout) {
+		id := uint32(v.val)
+		if id < uint32(len(svc.byID)) {
+			if i := svc.byID[id]; i >= 0 {
+				srv := svc.Servers[i]
+				if srv.Generation == uint32(v.val>>32) && svc.eligiblePersist(srv) {
+					if int32(now-v.t) > 0 { // never move a time back
+
+						b[p.slot].touch(v.seq, now)
+					}
+					return srv, VerdictPersist
+				}
+			}
+		}
+	}
+	srv, verdict := svc.pickNew(h)
+	if verdict == VerdictNew {
+		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now)
+	}
+	return srv, verdict
+}
+
+// pickNew is the Maglev choice for client hash h.
+func (svc *Service) pickNew(h uint64) (*Server, Verdict) {
+	if len(svc.table) == 0 {
+		if svc.Fallback != nil {
+			return svc.Fallback, VerdictFallback
+		}
+		return nil, VerdictNoServer
+	}
+	return svc.Servers[svc.table[h%uint64(len(svc.table))]], VerdictNew
+}
+
+// AffinityStats returns the counters of the service's persistence table
+// (zero when persistence is off). The table is shared by every snapshot that
+// carries this service name, so the counters span them.
+func (svc *Service) AffinityStats() AffinityStats {
+	if svc.aff == nil {
+		return AffinityStats{}
+	}
+	return svc.aff.stats()
+}
+
+// ActiveClients returns the number of live persistence entries for server
+// (recorded under its current Generation and not expired at now). It scans
+// the whole table: control plane only.
+func (svc *Service) ActiveClients(server *Server, now uint32) int {
+	if svc.aff == nil || server == nil || server.Index < 0 || server.id == 0 {
+		return 0
+	}
+	return svc.aff.count(packVal(server.id, server.Generation), now, svc.timeout)
+}
+
+// EligibleServers returns how many servers take new clients (are in the
+// Maglev table).
+func (svc *Service) EligibleServers() int { return svc.eligible }

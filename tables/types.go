@@ -1,0 +1,169 @@
+package tables
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// IP protocol numbers understood by [Snapshot.Lookup].
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
+
+// State is the administrative and health state of a real server.
+type State uint8
+
+// Real server states. Online takes new and persistent clients; Drain takes no
+// new clients but keeps its persistent ones; Halt (administrative) and Down
+// (failed health check) take no clients at all.
+const (
+	StateOnline State = iota
+	StateDrain
+	StateHalt
+	StateDown
+)
+
+// String returns "online", "drain", "halt" or "down" (the REST API's names).
+func (s State) String() string {
+	switch s {
+	case StateOnline:
+		return "online"
+	case StateDrain:
+		return "drain"
+	case StateHalt:
+		return "halt"
+	case StateDown:
+		return "down"
+	}
+	return "unknown"
+}
+
+// PortRange is an inclusive range of destination ports.
+type PortRange struct{ Lo, Hi uint16 }
+
+// ServerSpec is one real server as the control plane hands it to [Build].
+type ServerSpec struct {
+	Name   string
+	Addr   netip.Addr
+	Port   uint16 // 0: the port the client connected to (L4 always 0)
+	Weight uint32 // 0..65535; 0 = no new clients
+	State  State
+	MAC    [6]byte // L4: destination MAC (from the neighbour table)
+	HasMAC bool    // L4: false = MAC unresolved -> not picked (neither new nor persistent)
+	// Generation is bumped by the control plane whenever the server goes halt
+	// or down; affinity entries recorded under another generation are stale.
+	Generation uint32
+}
+
+// ServiceSpec is one virtual service as the control plane hands it to [Build].
+type ServiceSpec struct {
+	Name     string
+	VIP      netip.Addr
+	Ports    []PortRange
+	TCP, UDP bool
+	Layer    uint8 // 4 or 7
+	// PersistTimeout is the source-IP persistence timeout; 0 disables
+	// persistence (Maglev only). It is kept with a resolution of one second.
+	PersistTimeout time.Duration
+	Servers        []ServerSpec
+	Fallback       *ServerSpec // used when no server is eligible for new clients
+	MaglevSize     uint32      // prime; 0 -> DefaultMaglevSize
+	// AffinityCap is the capacity (entries) of the persistence table; 0 ->
+	// DefaultAffinityCap. It is rounded up to a power of two, at least one bucket.
+	AffinityCap int
+}
+
+// Spec is the whole input of [Build].
+type Spec struct {
+	// HashSeed is node.hash_seed: the same seed and the same servers give the
+	// same picks on every node.
+	HashSeed uint64
+	Services []ServiceSpec
+}
+
+// Verdict says how [Service.Pick] chose its server.
+type Verdict uint8
+
+// Pick verdicts.
+const (
+	VerdictPersist  Verdict = iota + 1 // affinity hit
+	VerdictNew                         // Maglev pick, recorded when persistence is on
+	VerdictFallback                    // no eligible server: the service's fallback server
+	VerdictNoServer                    // no eligible server and no fallback: drop
+)
+
+// String returns a short name for metrics and logs.
+func (v Verdict) String() string {
+	switch v {
+	case VerdictPersist:
+		return "persist"
+	case VerdictNew:
+		return "new"
+	case VerdictFallback:
+		return "fallback"
+	case VerdictNoServer:
+		return "no_server"
+	}
+	return "unknown"
+}
+
+// Server is a real server in a [Snapshot]. It is read-only.
+type Server struct {
+	Name       string
+	Addr       netip.Addr
+	Port       uint16
+	Weight     uint32
+	State      State
+	MAC        [6]byte
+	HasMAC     bool
+	Generation uint32
+	Index      int // position in Service.Servers; -1 for a fallback server
+
+	id uint32 // affinity identity (by name), stable across snapshots
+}
+
+// Service is a virtual service in a [Snapshot]. Its exported fields are
+// read-only; Pick is safe for concurrent use.
+type Service struct {
+	Name           string
+	VIP            netip.Addr
+	Ports          []PortRange
+	TCP, UDP       bool
+	Layer          uint8
+	PersistTimeout time.Duration
+	Servers        []*Server // in config order
+	Fallback       *Server   // nil if none
+	MaglevSize     uint32
+
+	seed     uint64
+	table    []uint16  // Maglev: index into Servers; nil when no server is eligible
+	aff      *Affinity // nil when PersistTimeout == 0
+	timeout  uint32    // PersistTimeout in seconds
+	byID     []int32   // affinity id -> index into Servers, -1 if absent
+	eligible int       // number of servers in the Maglev table
+}
+
+// AffinityStats describes a service's persistence table.
+type AffinityStats struct {
+	Entries   int    // occupied slots (including expired ones not yet reused)
+	Capacity  int    // slots
+	Inserts   uint64 // choices recorded
+	Evictions uint64 // live (unexpired) entries overwritten because their bucket was full
+	// FullDrops counts choices that could not be recorded because every
+	// candidate slot was being written by another worker at that instant; the
+	// client is picked by Maglev again on its next packet.
+	FullDrops uint64
+	Expired   uint64 // expired entries overwritten by a new one
+}
+
+// Holder holds the current snapshot. Its zero value holds nil. It is safe for
+// concurrent use; Load never blocks.
+type Holder struct{ p atomic.Pointer[Snapshot] }
+
+// Load returns the current snapshot (nil before the first Store).
+func (h *Holder) Load() *Snapshot { return h.p.Load() }
+
+// Store makes s the current snapshot.
+func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }
