@@ -1,0 +1,137 @@
+package pipeline
+
+import (
+	"sync/atomic"
+
+	"golang.org/x/sys/cpu"
+)
+
+// Reason says what became of a received frame: forwarded, or why it was dropped.
+type Reason uint8
+
+// Reasons. Every received frame is counted under exactly one of them.
+const (
+	Forwarded         Reason = iota // rewritten and accepted by the TX ring
+	MalformedEthernet               // Ethernet header or VLAN tag truncated
+	MalformedIPv4                   // IPv4 header truncated, IHL < 5, version or length fields inconsistent
+	MalformedIPv6                   // IPv6 header or extension-header chain truncated or inconsistent
+	MalformedL4                     // TCP or UDP header truncated or inconsistent
+	NotForUs                        // not addressed to our MAC, not IP, not TCP/UDP, or too many VLAN tags
+	NoService                       // no layer-4 service on this address, protocol and port
+	NoServer                        // the service has no eligible real server and no fallback
+	MACUnresolved                   // the chosen server's MAC is not known (fallback without a neighbour entry)
+	TXFull                          // forwardable, but the TX ring had no room
+	NumReasons                      // number of reasons; not a reason
+)
+
+var reasonNames = [NumReasons]string{
+	Forwarded:         "forwarded",
+	MalformedEthernet: "malformed_ethernet",
+	MalformedIPv4:     "malformed_ipv4",
+	MalformedIPv6:     "malformed_ipv6",
+	MalformedL4:       "malformed_l4",
+	NotForUs:          "not_for_us",
+	NoService:         "no_service",
+	NoServer:          "no_server",
+	MACUnresolved:     "mac_unresolved",
+	TXFull:            "tx_full",
+}
+
+// String returns the reason as a metric label value, such as "no_service".
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "invalid"
+}
+
+// Malformed reports whether r is one of the Malformed reasons.
+func (r Reason) Malformed() bool {
+	return r >= MalformedEthernet && r <= MalformedL4
+}
+
+// Counters is a point-in-time copy of a worker's counters. The zero value is all zeros.
+// Counters of several workers add up with [Counters.Add].
+//
+// The fields are loaded one by one while the worker runs: a copy taken mid-batch may
+// count a batch in Batches but not yet in ByReason, or the other way round.
+type Counters struct {
+	Batches  uint64             // non-empty receive batches
+	ByReason [NumReasons]uint64 // what became of the received frames, by reason
+}
+
+// Received returns the number of frames taken from the RX ring.
+func (c Counters) Received() uint64 {
+	var n uint64
+	for _, v := range c.ByReason {
+		n += v
+	}
+	return n
+}
+
+// Forwarded returns the number of frames transmitted.
+func (c Counters) Forwarded() uint64 { return c.ByReason[Forwarded] }
+
+// Dropped returns the number of frames not transmitted, for whatever reason.
+func (c Counters) Dropped() uint64 { return c.Received() - c.ByReason[Forwarded] }
+
+// Malformed returns the number of frames dropped as malformed (all layers).
+func (c Counters) Malformed() uint64 {
+	var n uint64
+	for r := MalformedEthernet; r <= MalformedL4; r++ {
+		n += c.ByReason[r]
+	}
+	return n
+}
+
+// Add returns the sum of c and o.
+func (c Counters) Add(o Counters) Counters {
+	c.Batches += o.Batches
+	for i := range c.ByReason {
+		c.ByReason[i] += o.ByReason[i]
+	}
+	return c
+}
+
+// Sum adds up the counters of workers.
+func Sum(workers ...*Worker) Counters {
+	var c Counters
+	for _, w := range workers {
+		c = c.Add(w.Counters())
+	}
+	return c
+}
+
+// counters is one worker's live counters. The worker is the only writer and adds a
+// batch's counts at the end of the batch (a handful of atomic adds per batch, none per
+// packet); readers load them atomically. The padding keeps them on cache lines of their
+// own, so that the worker's writes do not slow down other workers' data and vice versa.
+type counters struct {
+	_       cpu.CacheLinePad
+	batches atomic.Uint64
+	reasons [NumReasons]atomic.Uint64
+	_       cpu.CacheLinePad
+}
+
+// batchCounts counts one batch, on the worker's stack.
+type batchCounts [NumReasons]uint32
+
+// add adds a batch's counts.
+func (c *counters) add(bc *batchCounts) {
+	c.batches.Add(1)
+	for r, v := range bc {
+		if v != 0 {
+			c.reasons[r].Add(uint64(v))
+		}
+	}
+}
+
+// load returns a copy.
+func (c *counters) load() Counters {
+	var s Counters
+	s.Batches = c.batches.Load()
+	for i := range s.ByReason {
+		s.ByReason[i] = c.reasons[i].Load()
+	}
+	return s
+}
