@@ -46,18 +46,11 @@ func WatchNeighbors(ctx context.Context, ifname string, log zerolog.Logger, onCh
 		want: map[netip.Addr]bool{}, macs: map[netip.Addr][6]byte{},
 		reported: map[netip.Addr]bool{}, kick: make(chan struct{}, 1),
 	}
-	updates := make(chan netlink.NeighUpdate, 256)
-	done := make(chan struct{})
-	err = netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
-		ListExisting: true,
-		ErrorCallback: func(err error) {
-			log.Error().Err(err).Str("interface", ifname).Msg("neighbour subscription failed; MACs are re-read every second")
-		},
-	})
+	updates, err := n.subscribe(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("watch neighbours of %s: subscribe: %w", ifname, err)
+		return nil, err
 	}
-	go n.loop(ctx, updates, done)
+	go n.loop(ctx, updates)
 	return n, nil
 }
 
@@ -83,8 +76,29 @@ func (n *Neighbors) MAC(addr netip.Addr) ([6]byte, bool) {
 	return m, ok
 }
 
-func (n *Neighbors) loop(ctx context.Context, updates <-chan netlink.NeighUpdate, done chan struct{}) {
-	defer close(done)
+// subscribe opens a neighbour subscription that ends with ctx. Existing entries are
+// not dumped through it (reread lists them), because the combined dump it would
+// otherwise make (AF_UNSPEC then AF_BRIDGE) ended the subscription with EAGAIN in
+// network namespaces here.
+func (n *Neighbors) subscribe(ctx context.Context) (<-chan netlink.NeighUpdate, error) {
+	updates := make(chan netlink.NeighUpdate, 256)
+	done := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		close(done)
+	}()
+	err := netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
+		ErrorCallback: func(err error) {
+			n.log.Warn().Err(err).Str("interface", n.link.Attrs().Name).Msg("neighbour subscription ended; resubscribing, MACs re-read every second meanwhile")
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch neighbours of %s: subscribe: %w", n.link.Attrs().Name, err)
+	}
+	return updates, nil
+}
+
+func (n *Neighbors) loop(ctx context.Context, updates <-chan netlink.NeighUpdate) {
 	t := time.NewTicker(ResolveInterval)
 	defer t.Stop()
 	for {
@@ -93,7 +107,8 @@ func (n *Neighbors) loop(ctx context.Context, updates <-chan netlink.NeighUpdate
 			return
 		case u, ok := <-updates:
 			if !ok {
-				return
+				updates = nil // resubscribed on the next tick
+				continue
 			}
 			if n.apply(u) && n.onChange != nil {
 				n.onChange()
@@ -104,6 +119,9 @@ func (n *Neighbors) loop(ctx context.Context, updates <-chan netlink.NeighUpdate
 			}
 			n.resolveMissing()
 		case <-t.C:
+			if updates == nil && ctx.Err() == nil {
+				updates, _ = n.subscribe(ctx)
+			}
 			if n.reread() && n.onChange != nil {
 				n.onChange()
 			}

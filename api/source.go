@@ -1,0 +1,126 @@
+package api
+
+import (
+	"time"
+)
+
+// Source is what the API shows and drives: the running node. The daemon implements
+// it; tests use a fake. Its methods are called concurrently from request and scrape
+// goroutines and must be safe for that.
+type Source interface {
+	// Overview returns a consistent picture of the node: every virtual service and
+	// real server with its state, health and counters, taken at one moment.
+	Overview() Overview
+
+	// SetState sets an operator's state, "online", "drain" or "halt", for one real
+	// server. An error wrapping control.ErrUnknown means the service or server does
+	// not exist (the API answers 404); any other error is a failure to apply it (500).
+	SetState(service, server, state string) error
+
+	// Reload re-reads the configuration file. An error with a Lines() []string
+	// method (config.Errors) is an invalid file (the API answers 422 with the lines);
+	// any other error is a failure to apply it (500).
+	Reload() error
+
+	// Metrics returns the node-wide numbers that are not part of the overview.
+	Metrics() Metrics
+}
+
+// Overview is the System Overview: the node and its virtual services.
+type Overview struct {
+	Node     string    `json:"node"`
+	Time     time.Time `json:"time"`
+	HA       *HA       `json:"ha,omitempty"`
+	Services []Service `json:"services"`
+}
+
+// HA is the node's part in a clustered pair; nil without one.
+type HA struct {
+	Role      string `json:"role"`       // "master" or "backup"
+	Peer      string `json:"peer"`       // the other node's address
+	PeerState string `json:"peer_state"` // what this node knows of the peer, e.g. "backup", "unreachable"
+}
+
+// Service states, as computed by [ServiceState].
+const (
+	ServiceOnline   = "online"   // every real server is online
+	ServiceDegraded = "degraded" // some real servers take new clients, some do not
+	ServiceDown     = "down"     // no real server takes new clients
+)
+
+// Service is one virtual service.
+type Service struct {
+	Name        string `json:"name"`
+	Address     string `json:"address"`
+	Ports       string `json:"ports"`       // the guide's form, "1935,554,50000-65535"
+	Layer       int    `json:"layer"`       // 4 or 7
+	Protocol    string `json:"protocol"`    // "tcp", "udp" or "tcp+udp"
+	Forwarding  string `json:"forwarding"`  // "direct-routing" (layer 4) or "proxy" (layer 7)
+	Persistence string `json:"persistence"` // e.g. "source-ip 30m0s", or "none"
+	// State is "online", "degraded" or "down" (see [ServiceState]); the API fills
+	// it in from the real servers when the Source leaves it empty.
+	State         string       `json:"state"`
+	Connections   int64        `json:"connections"`    // established layer-7 connections now
+	ActiveClients int64        `json:"active_clients"` // persistence entries now
+	Packets       uint64       `json:"packets"`        // packets forwarded (layer 4)
+	Bytes         uint64       `json:"bytes"`          // bytes forwarded, both directions
+	RealServers   []RealServer `json:"real_servers"`
+}
+
+// RealServer is one real server of a virtual service.
+type RealServer struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Port    uint16 `json:"port,omitempty"` // 0: the port the client connected to
+	Weight  int    `json:"weight"`
+	// State is the effective state: "online", "drain", "halt" or "down" (failed
+	// health check).
+	State string `json:"state"`
+	// Admin is the operator's state: "online", "drain" or "halt".
+	Admin string `json:"admin"`
+	// Health is the last health-check verdict: "up", "down", or "unknown" (not
+	// checked yet, or no health check).
+	Health             string  `json:"health"`
+	HealthReason       string  `json:"health_reason,omitempty"`
+	HealthCheckSeconds float64 `json:"health_check_seconds"` // how long the last check took
+	Connections        int64   `json:"connections"`          // established layer-7 connections now
+	ActiveClients      int64   `json:"active_clients"`       // persistence entries now
+	Packets            uint64  `json:"packets"`              // packets forwarded (layer 4)
+	Bytes              uint64  `json:"bytes"`                // bytes forwarded, both directions
+}
+
+// Metrics are node-wide counters for /metrics that the overview does not carry.
+// The zero value is a node that has forwarded nothing and never reloaded.
+type Metrics struct {
+	// Forwarded is the number of frames the layer-4 dataplane transmitted.
+	Forwarded uint64
+	// Drops is the number of frames the layer-4 dataplane dropped, by reason
+	// (pipeline.Reason's names, such as "no_service").
+	Drops map[string]uint64
+	// Reloads and ReloadFailures count configuration reloads (SIGHUP and API)
+	// and how many of them were refused or failed.
+	Reloads, ReloadFailures uint64
+	// LastReloadFailed is true when the most recent reload was refused or failed.
+	LastReloadFailed bool
+	// LastReloadSuccess is when the configuration in force was loaded (at start or
+	// by the last successful reload).
+	LastReloadSuccess time.Time
+}
+
+// ServiceState derives a service's state from its real servers' states: "online"
+// when all are online, "down" when none is, "degraded" otherwise.
+func ServiceState(servers []RealServer) string {
+	online := 0
+	for _, r := range servers {
+		if r.State == "online" && r.Weight > 0 {
+			online++
+		}
+	}
+	switch {
+	case online == 0:
+		return ServiceDown
+	case online == len(servers):
+		return ServiceOnline
+	}
+	return ServiceDegraded
+}

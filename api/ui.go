@@ -1,0 +1,69 @@
+package api
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The WebUI: plain HTML, CSS and JavaScript embedded in the binary; nothing is
+// loaded from elsewhere.
+//
+//go:embed ui
+var uiFiles embed.FS
+
+// uiCSP allows the page its own scripts, styles and API calls, and nothing else.
+const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+type uiFile struct {
+	name string
+	data []byte
+	etag string
+}
+
+func (f uiFile) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", uiCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", f.etag)
+	http.ServeContent(w, r, f.name, time.Time{}, strings.NewReader(string(f.data)))
+}
+
+// uiRoutes serves index.html at / and the other files under /ui/.
+func (s *Server) uiRoutes(mux *http.ServeMux) {
+	files := map[string]uiFile{}
+	fs.WalkDir(uiFiles, "ui", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := uiFiles.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		name := strings.TrimPrefix(path, "ui/")
+		files[name] = uiFile{name: name, data: data, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	index := files["index.html"]
+	mux.HandleFunc("GET /{$}", index.serve)
+	mux.HandleFunc("GET /ui/{file}", func(w http.ResponseWriter, r *http.Request) {
+		f, ok := files[r.PathValue("file")]
+		if !ok || f.name == "index.html" {
+			writeError(w, http.StatusNotFound, "no such page: "+r.URL.Path)
+			return
+		}
+		f.serve(w, r)
+	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/icon.svg", http.StatusMovedPermanently)
+	})
+}

@@ -1,0 +1,137 @@
+package daemon
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/medialb/medialb/afxdp"
+	"github.com/medialb/medialb/config"
+	"github.com/medialb/medialb/health"
+	"github.com/medialb/medialb/l7"
+	"github.com/medialb/medialb/tables"
+)
+
+// This file turns the configuration into what each part takes.
+
+func hasLayer(cfg *config.Config, l config.Layer) bool {
+	for _, s := range cfg.Services {
+		if s.Layer == l {
+			return true
+		}
+	}
+	return false
+}
+
+// vipAddrs lists every service address once.
+func vipAddrs(cfg *config.Config) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, s := range cfg.Services {
+		if !seen[s.Address] {
+			seen[s.Address] = true
+			out = append(out, s.Address)
+		}
+	}
+	return out
+}
+
+// l4Addrs lists the addresses whose MACs the layer-4 dataplane needs.
+func l4Addrs(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range cfg.Services {
+		if s.Layer != config.Layer4 {
+			continue
+		}
+		for _, r := range s.RealServers {
+			out = append(out, r.Address)
+		}
+		if s.Fallback != nil {
+			out = append(out, s.Fallback.Address)
+		}
+	}
+	return out
+}
+
+// steerVIPs is what the XDP steering program sends to the AF_XDP sockets: every
+// layer-4 service's address, protocols and ports.
+func steerVIPs(cfg *config.Config) []afxdp.VIP {
+	var out []afxdp.VIP
+	for _, s := range cfg.Services {
+		if s.Layer != config.Layer4 {
+			continue
+		}
+		var ports []afxdp.PortRange
+		for _, r := range s.Ports {
+			ports = append(ports, afxdp.PortRange{Lo: r.Lo, Hi: r.Hi})
+		}
+		if s.Protocol.Has(config.TCP) {
+			out = append(out, afxdp.VIP{Addr: s.Address, Proto: tables.ProtoTCP, Ports: ports})
+		}
+		if s.Protocol.Has(config.UDP) {
+			out = append(out, afxdp.VIP{Addr: s.Address, Proto: tables.ProtoUDP, Ports: ports})
+		}
+	}
+	return out
+}
+
+// l7Options carries the proxy settings the snapshot does not.
+func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
+	out := map[string]l7.ServiceOptions{}
+	for _, s := range cfg.Services {
+		if s.Layer != config.Layer7 {
+			continue
+		}
+		o := l7.ServiceOptions{
+			SourceAddr:     s.SourceAddress,
+			ProxyProtocol:  s.ProxyProtocol == config.ProxyV2,
+			ConnectTimeout: s.ConnectTimeout,
+			ClientTimeout:  s.ClientTimeout,
+			ServerTimeout:  s.ServerTimeout,
+			MaxConns:       s.MaxConnections,
+		}
+		for _, r := range s.RealServers {
+			if r.MaxConnections > 0 {
+				if o.ServerMaxConns == nil {
+					o.ServerMaxConns = map[string]int{}
+				}
+				o.ServerMaxConns[r.Name] = r.MaxConnections
+			}
+		}
+		out[s.Name] = o
+	}
+	return out
+}
+
+// healthTargets lists one health-check target per real server, keyed "service/server".
+func healthTargets(cfg *config.Config) []health.Target {
+	var out []health.Target
+	for _, s := range cfg.Services {
+		hc := s.HealthCheck
+		spec := health.Spec{
+			Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
+			CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
+			Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		}
+		for _, r := range s.RealServers {
+			out = append(out, health.Target{
+				Key:  s.Name + "/" + r.Name,
+				Addr: netip.AddrPortFrom(r.Address, r.HealthPort),
+				Spec: spec,
+			})
+		}
+	}
+	return out
+}
+
+func splitKey(k string) (service, server string, ok bool) {
+	return strings.Cut(k, "/")
+}
+
+func findServer(svc *tables.Service, name string) *tables.Server {
+	for _, s := range svc.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,316 @@
+// Package daemon assembles a running medialb node from its parts: it brings the VIPs up
+// on node.interface, keeps real-server MACs current, compiles snapshots (control),
+// attaches the AF_XDP dataplane and runs one poll-mode worker per socket for the
+// layer-4 services, runs the health checks, and serves the layer-7 services with the
+// SNAT proxy. Reload swaps a new configuration in without dropping flows; Close takes
+// everything down and leaves the interface as it was.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/medialb/medialb/afxdp"
+	"github.com/medialb/medialb/api"
+	"github.com/medialb/medialb/config"
+	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/health"
+	"github.com/medialb/medialb/l7"
+	"github.com/medialb/medialb/netif"
+	"github.com/medialb/medialb/pipeline"
+	"github.com/medialb/medialb/tables"
+)
+
+// Daemon is a running node. Its methods are safe for concurrent use.
+type Daemon struct {
+	log    zerolog.Logger
+	path   string
+	start  time.Time
+	holder tables.Holder
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	reloadMu sync.Mutex // serialises Reload and Close
+	ctrl     atomic.Pointer[control.Controller]
+	vips     *netif.VIPs
+	neigh    *netif.Neighbors
+	dp       *afxdp.Dataplane
+	workers  []*pipeline.Worker
+	wg       sync.WaitGroup
+	mon      *health.Monitor
+	proxy    *l7.Proxy
+	api      *api.Server
+	reloads  reloads
+}
+
+// Start loads the configuration at path and brings the node up. On error, whatever
+// was brought up is taken down again.
+func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d = &Daemon{log: log, path: path, start: time.Now(), ctx: ctx, cancel: cancel}
+	defer func() {
+		if err != nil {
+			d.Close()
+			d = nil
+		}
+	}()
+
+	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface); err != nil {
+		return d, err
+	}
+	if _, err = d.vips.Set(vipAddrs(cfg)); err != nil {
+		return d, err
+	}
+	if hasLayer(cfg, config.Layer4) {
+		d.neigh, err = netif.WatchNeighbors(ctx, cfg.Node.Interface, log, func() {
+			if c := d.controller(); c != nil {
+				c.Refresh("real server MAC changed")
+			}
+		})
+		if err != nil {
+			return d, err
+		}
+		d.neigh.Want(l4Addrs(cfg))
+	}
+	var macs control.MACSource
+	if d.neigh != nil {
+		macs = d.neigh
+	}
+	ctrl, err := control.New(cfg, &d.holder, macs, log)
+	if err != nil {
+		return d, err
+	}
+	d.ctrl.Store(ctrl)
+	d.proxy = l7.New(&d.holder, log, l7.WithClock(d.now))
+	ctrl.OnSnapshot(d.closeOutServers)
+
+	if hasLayer(cfg, config.Layer4) {
+		if err = d.startDataplane(cfg); err != nil {
+			return d, err
+		}
+	}
+	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
+		return d, err
+	}
+	d.mon = health.NewMonitor(log, d.onHealth)
+	d.mon.Set(healthTargets(cfg))
+	if err = d.startAPI(cfg); err != nil {
+		return d, err
+	}
+	d.announce(vipAddrs(cfg))
+	log.Info().Str("config", path).Str("summary", cfg.Summary()).Msg("medialb running")
+	return d, nil
+}
+
+// controller returns the control plane, nil while Start has not created it. It is an
+// atomic pointer so that callbacks (health, neighbours) never wait for a reload.
+func (d *Daemon) controller() *control.Controller { return d.ctrl.Load() }
+
+// now is the coarse clock shared by every user of the persistence tables.
+func (d *Daemon) now() uint32 { return uint32(time.Since(d.start)/time.Second) + 1 }
+
+func (d *Daemon) startDataplane(cfg *config.Config) error {
+	dp, err := afxdp.Open(afxdp.Config{
+		Interface: cfg.Node.Interface,
+		Queues:    cfg.Node.Queues,
+		XDPMode:   string(cfg.Node.XDPMode),
+		ZeroCopy:  string(cfg.Node.ZeroCopy),
+		Logger:    d.log,
+	})
+	if err != nil {
+		return err
+	}
+	d.dp = dp
+	if err := dp.SetVIPs(steerVIPs(cfg)); err != nil {
+		return err
+	}
+	ifi, err := net.InterfaceByName(cfg.Node.Interface)
+	if err != nil {
+		return fmt.Errorf("read MAC of %s: %w", cfg.Node.Interface, err)
+	}
+	var mac [6]byte
+	copy(mac[:], ifi.HardwareAddr)
+	for _, s := range dp.Sockets() {
+		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{Clock: d.now})
+		d.workers = append(d.workers, w)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := w.Run(d.ctx); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error().Err(err).Int("queue", s.QueueID()).Msg("dataplane worker stopped")
+			}
+		}()
+	}
+	mode, zc := dp.Mode()
+	d.log.Info().Str("interface", cfg.Node.Interface).Str("xdp_mode", mode).Bool("zero_copy", zc).
+		Int("workers", len(d.workers)).Msg("layer-4 dataplane attached")
+	return nil
+}
+
+// onHealth feeds a health transition into the control plane.
+func (d *Daemon) onHealth(t health.Transition) {
+	svc, srv, ok := splitKey(t.Key)
+	if !ok {
+		return
+	}
+	if c := d.controller(); c != nil {
+		c.SetHealth(svc, srv, t.Up, t.Result.Reason)
+	}
+}
+
+// closeOutServers closes the layer-7 connections of servers that went halt or down.
+func (d *Daemon) closeOutServers(prev, next *tables.Snapshot) {
+	if d.proxy == nil || prev == nil {
+		return
+	}
+	for _, svc := range next.Services() {
+		if svc.Layer != 7 {
+			continue
+		}
+		old := prev.Service(svc.Name)
+		for _, s := range svc.Servers {
+			if s.State != tables.StateHalt && s.State != tables.StateDown {
+				continue
+			}
+			if old != nil {
+				if o := findServer(old, s.Name); o != nil && o.State == s.State {
+					continue
+				}
+			}
+			if n := d.proxy.CloseServer(svc.Name, s.Name); n > 0 {
+				d.log.Info().Str("service", svc.Name).Str("server", s.Name).Int("connections", n).
+					Str("state", s.State.String()).Msg("closed established connections")
+			}
+		}
+	}
+}
+
+func (d *Daemon) announce(addrs []netip.Addr) {
+	cfg := d.controller().Config()
+	for _, a := range addrs {
+		if err := netif.Announce(cfg.Node.Interface, a); err != nil {
+			d.log.Warn().Err(err).Str("vip", a.String()).Msg("VIP not announced; neighbours learn it on their next ARP/ND")
+		}
+	}
+}
+
+// Holder returns the snapshot holder (for the API and tests).
+func (d *Daemon) Holder() *tables.Holder { return &d.holder }
+
+// Controller returns the control plane.
+func (d *Daemon) Controller() *control.Controller { return d.controller() }
+
+// Proxy returns the layer-7 proxy.
+func (d *Daemon) Proxy() *l7.Proxy { return d.proxy }
+
+// Counters sums the layer-4 dataplane counters of all workers.
+func (d *Daemon) Counters() pipeline.Counters { return pipeline.Sum(d.workers...) }
+
+// Dataplane returns the AF_XDP dataplane, or nil without layer-4 services.
+func (d *Daemon) Dataplane() *afxdp.Dataplane { return d.dp }
+
+// Now returns the coarse clock used with the persistence tables.
+func (d *Daemon) Now() uint32 { return d.now() }
+
+// Reload re-reads the configuration file. An invalid file is refused with every
+// problem in the error and the running configuration stays.
+func (d *Daemon) Reload() error {
+	err := d.reload()
+	d.reloads.record(err)
+	return err
+}
+
+func (d *Daemon) reload() error {
+	cfg, err := config.Load(d.path)
+	if err != nil {
+		return fmt.Errorf("reload %s refused, running configuration kept: %w", d.path, err)
+	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	old := d.controller().Config()
+	if old.Node.Interface != cfg.Node.Interface {
+		return fmt.Errorf("reload %s refused: node.interface changed from %s to %s (restart medialb for that)",
+			d.path, old.Node.Interface, cfg.Node.Interface)
+	}
+	if d.dp == nil && hasLayer(cfg, config.Layer4) {
+		return fmt.Errorf("reload %s refused: the first layer-4 service needs a restart to attach the dataplane", d.path)
+	}
+	up, err := d.vips.Set(vipAddrs(cfg))
+	if err != nil {
+		return fmt.Errorf("reload %s: %w", d.path, err)
+	}
+	if d.neigh != nil {
+		d.neigh.Want(l4Addrs(cfg))
+	}
+	if err := d.controller().Reload(cfg); err != nil {
+		return fmt.Errorf("reload %s: %w", d.path, err)
+	}
+	var errs []error
+	if d.dp != nil {
+		if err := d.dp.SetVIPs(steerVIPs(cfg)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
+		errs = append(errs, err)
+	}
+	d.mon.Set(healthTargets(cfg))
+	for _, a := range up {
+		if err := netif.Announce(cfg.Node.Interface, a); err != nil {
+			d.log.Warn().Err(err).Str("vip", a.String()).Msg("VIP not announced")
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("reload %s applied with errors: %w", d.path, err)
+	}
+	d.log.Info().Str("config", d.path).Str("summary", cfg.Summary()).Msg("configuration reloaded")
+	return nil
+}
+
+// Close stops everything in the reverse order of Start and takes the VIPs down.
+func (d *Daemon) Close() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	var errs []error
+	if d.api != nil {
+		errs = append(errs, d.api.Close())
+	}
+	if d.proxy != nil {
+		errs = append(errs, d.proxy.Close())
+	}
+	if d.mon != nil {
+		d.mon.Close()
+	}
+	d.cancel()
+	d.wg.Wait()
+	if len(d.workers) > 0 {
+		c := d.Counters()
+		ev := d.log.Info().Uint64("received", c.Received()).Uint64("forwarded", c.Forwarded())
+		for r, n := range c.ByReason {
+			if r != int(pipeline.Forwarded) && n > 0 {
+				ev = ev.Uint64(pipeline.Reason(r).String(), n)
+			}
+		}
+		ev.Msg("dataplane counters")
+	}
+	if d.dp != nil {
+		errs = append(errs, d.dp.Close())
+	}
+	if d.vips != nil {
+		errs = append(errs, d.vips.Close())
+	}
+	return errors.Join(errs...)
+}
