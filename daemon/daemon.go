@@ -84,6 +84,9 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 		d.neigh.Want(l4Addrs(cfg))
+		// Give the kernel a moment to resolve the real servers, so the first snapshot
+		// has them; the ones still missing join as soon as they answer.
+		d.neigh.WaitResolved(ctx, 2*time.Second)
 	}
 	var macs control.MACSource
 	if d.neigh != nil {

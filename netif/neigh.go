@@ -26,7 +26,8 @@ type Neighbors struct {
 	mu       sync.Mutex
 	want     map[netip.Addr]bool
 	macs     map[netip.Addr][6]byte
-	reported map[netip.Addr]bool // "unresolved" already logged
+	reported map[netip.Addr]bool      // "unresolved" already logged
+	missing  map[netip.Addr]time.Time // since when a wanted address has had no MAC
 	kick     chan struct{}
 }
 
@@ -44,7 +45,7 @@ func WatchNeighbors(ctx context.Context, ifname string, log zerolog.Logger, onCh
 	n := &Neighbors{
 		link: link, log: log, onChange: onChange,
 		want: map[netip.Addr]bool{}, macs: map[netip.Addr][6]byte{},
-		reported: map[netip.Addr]bool{}, kick: make(chan struct{}, 1),
+		reported: map[netip.Addr]bool{}, missing: map[netip.Addr]time.Time{}, kick: make(chan struct{}, 1),
 	}
 	updates, err := n.subscribe(ctx)
 	if err != nil {
@@ -65,6 +66,26 @@ func (n *Neighbors) Want(addrs []netip.Addr) {
 	select {
 	case n.kick <- struct{}{}:
 	default:
+	}
+}
+
+// WaitResolved waits up to timeout for every wanted address to have a MAC and returns
+// the ones still missing.
+func (n *Neighbors) WaitResolved(ctx context.Context, timeout time.Duration) []netip.Addr {
+	deadline := time.Now().Add(timeout)
+	for {
+		n.mu.Lock()
+		var missing []netip.Addr
+		for a := range n.want {
+			if _, ok := n.macs[a]; !ok {
+				missing = append(missing, a)
+			}
+		}
+		n.mu.Unlock()
+		if len(missing) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return missing
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -89,6 +110,9 @@ func (n *Neighbors) subscribe(ctx context.Context) (<-chan netlink.NeighUpdate, 
 	}()
 	err := netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
 		ErrorCallback: func(err error) {
+			if ctx.Err() != nil {
+				return // closed on purpose
+			}
 			n.log.Warn().Err(err).Str("interface", n.link.Attrs().Name).Msg("neighbour subscription ended; resubscribing, MACs re-read every second meanwhile")
 		},
 	})
@@ -200,14 +224,21 @@ func (n *Neighbors) reread() bool {
 func (n *Neighbors) resolveMissing() {
 	n.mu.Lock()
 	var missing []netip.Addr
+	now := time.Now()
 	for a := range n.want {
-		if _, ok := n.macs[a]; !ok {
-			missing = append(missing, a)
-			if !n.reported[a] {
-				n.reported[a] = true
-				n.log.Warn().Str("address", a.String()).Str("interface", n.link.Attrs().Name).
-					Msg("real server MAC unresolved; resolving, not picked until known")
-			}
+		if _, ok := n.macs[a]; ok {
+			delete(n.missing, a)
+			continue
+		}
+		missing = append(missing, a)
+		if _, ok := n.missing[a]; !ok {
+			n.missing[a] = now
+		}
+		// A MAC is normally learned within milliseconds; say so only when it is not.
+		if !n.reported[a] && now.Sub(n.missing[a]) >= ResolveInterval {
+			n.reported[a] = true
+			n.log.Warn().Str("address", a.String()).Str("interface", n.link.Attrs().Name).
+				Msg("real server MAC unresolved; resolving, not picked until known")
 		}
 	}
 	n.mu.Unlock()

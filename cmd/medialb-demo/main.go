@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/medialb/medialb/lab"
+	"github.com/medialb/medialb/lab/lbproc"
 )
 
 func main() { os.Exit(run()) }
@@ -57,7 +58,7 @@ type demo struct {
 
 	lab     *lab.Lab
 	tmp     string
-	medialb *process
+	medialb *lbproc.Process
 }
 
 func (d *demo) run() error {
@@ -92,10 +93,12 @@ func (d *demo) run() error {
 	}
 
 	step("3. medialb run in " + lb.NS)
-	if d.medialb, err = startMedialb(d.ctx, l, filepath.Join(d.bin, "medialb"), cfg, filepath.Join(d.tmp, "medialb.log")); err != nil {
+	logPath := filepath.Join(d.tmp, "medialb.log")
+	fmt.Printf("   $ ip netns exec %s %s run --config %s   (log: %s)\n", lb.NS, filepath.Join(d.bin, "medialb"), cfg, logPath)
+	if d.medialb, err = lbproc.Start(l, lb, filepath.Join(d.bin, "medialb"), cfg, logPath, echo); err != nil {
 		return err
 	}
-	if err := d.medialb.waitStarted(d.ctx, 20*time.Second); err != nil {
+	if err := d.medialb.WaitStarted(d.ctx, 20*time.Second); err != nil {
 		return err
 	}
 	if err := d.waitChecked(20 * time.Second); err != nil {
@@ -115,8 +118,8 @@ func (d *demo) run() error {
 		return err
 	}
 	step("8. shutdown (SIGTERM)")
-	if err := d.medialb.stop(true); err != nil {
-		return err
+	if err := d.medialb.Stop(15 * time.Second); err != nil {
+		return fmt.Errorf("medialb exit: %w; log: %s", err, d.medialb.LogPath)
 	}
 	fmt.Printf("   addresses left on %s: %s\n", lb.Link, d.vipsLeft())
 	return nil
@@ -124,7 +127,7 @@ func (d *demo) run() error {
 
 func (d *demo) teardown() {
 	if d.medialb != nil {
-		d.medialb.stop(false)
+		d.medialb.Stop(15 * time.Second)
 	}
 	if d.lab != nil {
 		d.lab.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/lab"
+	"github.com/medialb/medialb/lab/lbproc"
 	"github.com/medialb/medialb/lab/probe"
 )
 
@@ -145,12 +146,12 @@ func (d *demo) failover() error {
 	hc := l4.HealthCheck
 	step(fmt.Sprintf("5. failure: %s's /admin/status answers Unhealthy (check every %s, fall %d, rise %d)", victim, hc.Interval, hc.Fall, hc.Rise))
 	before := serverOf(probe.Sweep(d.ctx, d.lab, first, ts[:1], 32))
-	mark := d.medialb.mark()
+	mark := d.medialb.Mark()
 	t0 := time.Now()
 	if err := d.lab.SetStatus(victim, lab.Unhealthy); err != nil {
 		return err
 	}
-	if _, err := d.medialb.waitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Fall), victim+" down", func(ev map[string]any) bool {
+	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Fall), victim+" down", func(ev lbproc.Event) bool {
 		return ev["message"] == "real server state" && ev["server"] == victim && ev["state"] == "down"
 	}); err != nil {
 		return err
@@ -173,12 +174,12 @@ func (d *demo) failover() error {
 	}
 	fmt.Printf("   %d clients of %s moved (their persistence entries were dropped); %d others kept their server\n", moved, victim, stayed)
 
-	mark = d.medialb.mark()
+	mark = d.medialb.Mark()
 	t0 = time.Now()
 	if err := d.lab.SetStatus(victim, lab.Healthy); err != nil {
 		return err
 	}
-	if _, err := d.medialb.waitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Rise), victim+" online", func(ev map[string]any) bool {
+	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Rise), victim+" online", func(ev lbproc.Event) bool {
 		return ev["message"] == "real server state" && ev["server"] == victim && ev["state"] == "online"
 	}); err != nil {
 		return err
@@ -212,9 +213,9 @@ func (d *demo) reload(cfg string) error {
 	if err := os.WriteFile(cfg, []byte(bad), 0o600); err != nil {
 		return err
 	}
-	mark := d.medialb.mark()
-	d.medialb.cmd.Process.Signal(syscall.SIGHUP)
-	if _, err := d.medialb.waitFor(d.ctx, mark, 5*time.Second, "refused reload", func(ev map[string]any) bool {
+	mark := d.medialb.Mark()
+	d.medialb.Signal(syscall.SIGHUP)
+	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*time.Second, "refused reload", func(ev lbproc.Event) bool {
 		return strings.HasPrefix(fmt.Sprint(ev["message"]), "reload refused")
 	}); err != nil {
 		return err
@@ -232,9 +233,9 @@ func (d *demo) reload(cfg string) error {
 	if err := os.WriteFile(cfg, good, 0o600); err != nil {
 		return err
 	}
-	mark = d.medialb.mark()
-	d.medialb.cmd.Process.Signal(syscall.SIGHUP)
-	if _, err := d.medialb.waitFor(d.ctx, mark, 5*time.Second, "reload", func(ev map[string]any) bool {
+	mark = d.medialb.Mark()
+	d.medialb.Signal(syscall.SIGHUP)
+	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*time.Second, "reload", func(ev lbproc.Event) bool {
 		return ev["message"] == "configuration reloaded"
 	}); err != nil {
 		return err
