@@ -68,7 +68,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		}
 	}()
 
-	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface); err != nil {
+	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface, cfg.Node.StateDir); err != nil {
 		return d, err
 	}
 	if _, err = d.vips.Set(vipAddrs(cfg)); err != nil {

@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -19,21 +22,56 @@ import (
 
 // VIPs brings virtual addresses up on one interface and takes down, on Close, exactly
 // those it added. An address that was already on the interface when medialb started is
-// left there on Close (someone else owns it). VIPs is safe for concurrent use.
+// left there on Close (someone else owns it), unless the record file says an earlier
+// medialb added it (a run that was killed before it could clean up). VIPs is safe for
+// concurrent use.
 type VIPs struct {
-	link netlink.Link
+	link   netlink.Link
+	record string // file listing the addresses we added; "" for none
 
 	mu    sync.Mutex
 	added map[netip.Addr]bool // address -> added by us (true) or found present (false)
 }
 
-// OpenVIPs looks up the interface by name.
-func OpenVIPs(ifname string) (*VIPs, error) {
+// OpenVIPs looks up the interface by name. stateDir, if not empty, keeps a record of
+// the addresses added, so that a restart after a crash takes its own leftovers back.
+func OpenVIPs(ifname, stateDir string) (*VIPs, error) {
 	link, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("find interface %s: %w (check node.interface)", ifname, err)
 	}
-	return &VIPs{link: link, added: make(map[netip.Addr]bool)}, nil
+	v := &VIPs{link: link, added: make(map[netip.Addr]bool)}
+	if stateDir != "" {
+		v.record = filepath.Join(stateDir, "vips-"+ifname)
+		if data, err := os.ReadFile(v.record); err == nil {
+			for _, f := range strings.Fields(string(data)) {
+				if a, err := netip.ParseAddr(f); err == nil {
+					v.added[a] = true // ours from an earlier run; present() decides if still there
+				}
+			}
+		}
+	}
+	return v, nil
+}
+
+// save writes the record of the addresses we added.
+func (v *VIPs) save() error {
+	if v.record == "" {
+		return nil
+	}
+	var b strings.Builder
+	for a, ours := range v.added {
+		if ours {
+			b.WriteString(a.String() + "\n")
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(v.record), 0o750); err != nil {
+		return fmt.Errorf("record VIPs: %w", err)
+	}
+	if err := os.WriteFile(v.record, []byte(b.String()), 0o640); err != nil {
+		return fmt.Errorf("record VIPs: %w", err)
+	}
+	return nil
 }
 
 // Link returns the interface.
@@ -89,6 +127,9 @@ func (v *VIPs) Set(want []netip.Addr) ([]netip.Addr, error) {
 			}
 		}
 		delete(v.added, a)
+	}
+	if err := v.save(); err != nil {
+		errs = append(errs, err)
 	}
 	return up, errors.Join(errs...)
 }

@@ -105,7 +105,7 @@ func TestInNamespace(t *testing.T) {
 		t.Skip("runs inside the namespace TestNamespace creates")
 	}
 	vip := netip.MustParseAddr("10.9.0.100")
-	v, err := OpenVIPs("va")
+	v, err := OpenVIPs("va", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

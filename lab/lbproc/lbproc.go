@@ -37,10 +37,11 @@ type Process struct {
 	// Echo, if set, is called for every event as it is read.
 	Echo func(Event)
 
-	lab  *lab.Lab
-	lb   lab.Node
-	done chan struct{}
-	err  error
+	lab    *lab.Lab
+	lb     lab.Node
+	done   chan struct{}
+	err    error
+	killed bool
 
 	mu     sync.Mutex
 	events []Event
@@ -188,9 +189,13 @@ func (p *Process) WaitStarted(ctx context.Context, timeout time.Duration) error 
 // Signal sends sig to medialb.
 func (p *Process) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
 
-// Stop sends SIGTERM and waits up to timeout (then SIGKILL). It returns the exit error.
+// Stop sends SIGTERM and waits up to timeout (then SIGKILL). It returns the exit error
+// (none after Kill).
 func (p *Process) Stop(timeout time.Duration) error {
 	if done, err := p.Exited(); done {
+		if p.killed {
+			return nil
+		}
 		return err
 	}
 	p.Cmd.Process.Signal(syscall.SIGTERM)
@@ -205,11 +210,12 @@ func (p *Process) Stop(timeout time.Duration) error {
 	return p.err
 }
 
-// Kill sends SIGKILL and waits.
+// Kill sends SIGKILL and waits; Stop then reports no error for it.
 func (p *Process) Kill() {
 	if done, _ := p.Exited(); done {
 		return
 	}
+	p.killed = true
 	p.Cmd.Process.Kill()
 	<-p.done
 }
