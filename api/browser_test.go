@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,30 +13,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-func readFileIfComplete(path string) ([]byte, error) { return os.ReadFile(path) }
+	"github.com/medialb/medialb/internal/cdp"
+)
 
 // chromium starts a headless Chromium with remote debugging and returns a DevTools
 // client attached to its page. Everything is stopped at the end of the test.
-func chromium(t *testing.T, ctx context.Context) *cdpClient {
+func chromium(t *testing.T, ctx context.Context) *cdp.Client {
 	t.Helper()
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
+	bin, ok := cdp.Find()
+	if !ok {
 		t.Skip("browser test skipped: chromium is not installed (apt-get install -y chromium)")
 	}
 	profile := t.TempDir()
-	cmd := exec.Command(bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--ignore-certificate-errors", "--window-size=1280,900",
-		"--user-data-dir="+profile, "--remote-debugging-port=0", "about:blank")
+	cmd := exec.Command(bin, cdp.Flags(profile)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helper processes go with it
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -59,34 +47,14 @@ func chromium(t *testing.T, ctx context.Context) *cdpClient {
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	port, err := devToolsEndpoint(startCtx, filepath.Join(profile, "DevToolsActivePort"))
+	port, err := cdp.ActivePort(startCtx, profile)
 	if err != nil {
 		t.Fatalf("chromium did not start: %v\n%s", err, stderr.String())
 	}
-	var targets []struct {
-		Type, WebSocketDebuggerURL string
-	}
-	req, _ := http.NewRequestWithContext(startCtx, "GET", "http://127.0.0.1:"+port+"/json/list", nil)
-	hc := &http.Client{Transport: &http.Transport{}}
-	defer hc.CloseIdleConnections()
-	res, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("list DevTools targets: %v", err)
-	}
-	err = json.NewDecoder(res.Body).Decode(&targets)
-	res.Body.Close()
-	if err != nil {
-		t.Fatalf("list DevTools targets: %v", err)
-	}
-	i := slices.IndexFunc(targets, func(tg struct{ Type, WebSocketDebuggerURL string }) bool { return tg.Type == "page" })
-	if i < 0 {
-		t.Fatalf("no page target in %+v", targets)
-	}
-	ws, err := dialWebsocket(startCtx, targets[i].WebSocketDebuggerURL)
+	c, err := cdp.AttachPage(startCtx, port, nil)
 	if err != nil {
 		t.Fatalf("connect to the page: %v", err)
 	}
-	c := newCDP(ws)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -100,13 +68,13 @@ type browserEvents struct {
 	problems   []string
 }
 
-func (b *browserEvents) run(ctx context.Context, c *cdpClient) {
-	for m := range c.events {
+func (b *browserEvents) run(ctx context.Context, c *cdp.Client) {
+	for m := range c.Events() {
 		switch m.Method {
 		case "Fetch.requestPaused":
 			var p struct{ RequestID string }
 			json.Unmarshal(m.Params, &p)
-			go c.call(ctx, "Fetch.continueRequest", map[string]any{"requestId": p.RequestID}, nil)
+			go c.Call(ctx, "Fetch.continueRequest", map[string]any{"requestId": p.RequestID}, nil)
 		case "Fetch.authRequired":
 			var p struct {
 				RequestID     string
@@ -120,7 +88,7 @@ func (b *browserEvents) run(ctx context.Context, c *cdpClient) {
 				resp = map[string]any{"response": "ProvideCredentials", "username": testUser, "password": testPass}
 			}
 			b.mu.Unlock()
-			go c.call(ctx, "Fetch.continueWithAuth", map[string]any{"requestId": p.RequestID, "authChallengeResponse": resp}, nil)
+			go c.Call(ctx, "Fetch.continueWithAuth", map[string]any{"requestId": p.RequestID, "authChallengeResponse": resp}, nil)
 		case "Runtime.exceptionThrown":
 			b.add("exception: " + string(m.Params))
 		case "Log.entryAdded":
@@ -160,13 +128,9 @@ func testOutDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-func screenshot(t *testing.T, ctx context.Context, c *cdpClient, path string) {
+func screenshot(t *testing.T, ctx context.Context, c *cdp.Client, path string) {
 	t.Helper()
-	var shot struct{ Data string }
-	if err := c.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true}, &shot); err != nil {
-		t.Fatal(err)
-	}
-	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	png, err := c.Screenshot(ctx)
 	if err != nil || len(png) < 1000 {
 		t.Fatalf("screenshot: %d bytes, %v", len(png), err)
 	}
@@ -178,27 +142,10 @@ func screenshot(t *testing.T, ctx context.Context, c *cdpClient, path string) {
 
 // click presses the left mouse button on the centre of the element sel, as a user
 // would (the element must be visible and on top).
-func click(t *testing.T, ctx context.Context, c *cdpClient, sel string) {
+func click(t *testing.T, ctx context.Context, c *cdp.Client, sel string) {
 	t.Helper()
-	var pt struct {
-		X, Y float64
-		Hit  bool
-	}
-	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.scrollIntoView({block: 'center'});
-		const r = e.getBoundingClientRect(); const x = r.x + r.width/2, y = r.y + r.height/2;
-		const top = document.elementFromPoint(x, y);
-		return {x, y, hit: top === e || e.contains(top)}; })()`, sel)
-	if err := c.eval(ctx, js, &pt); err != nil {
+	if err := c.Click(ctx, sel); err != nil {
 		t.Fatal(err)
-	}
-	if !pt.Hit {
-		t.Fatalf("%s is covered by another element at (%.0f, %.0f)", sel, pt.X, pt.Y)
-	}
-	for _, typ := range []string{"mouseMoved", "mousePressed", "mouseReleased"} {
-		err := c.call(ctx, "Input.dispatchMouseEvent", map[string]any{"type": typ, "x": pt.X, "y": pt.Y, "button": "left", "clickCount": 1}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -232,19 +179,19 @@ func TestBrowser(t *testing.T) {
 	ev := &browserEvents{}
 	go ev.run(ctx, c)
 	for _, m := range []string{"Page.enable", "Runtime.enable", "Log.enable"} {
-		if err := c.call(ctx, m, nil, nil); err != nil {
+		if err := c.Call(ctx, m, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.call(ctx, "Fetch.enable", map[string]any{"handleAuthRequests": true, "patterns": []map[string]any{{"urlPattern": "*"}}}, nil); err != nil {
+	if err := c.Call(ctx, "Fetch.enable", map[string]any{"handleAuthRequests": true, "patterns": []map[string]any{{"urlPattern": "*"}}}, nil); err != nil {
 		t.Fatal(err)
 	}
 
 	// Without a login the browser gets the 401 answer and nothing else.
-	if err := c.call(ctx, "Page.navigate", map[string]any{"url": url}, nil); err != nil {
+	if err := c.Call(ctx, "Page.navigate", map[string]any{"url": url}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.waitFor(ctx, "the 401 page", `document.body && document.body.innerText.includes('authentication required')`, 20*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "the 401 page", `document.body && document.body.innerText.includes('authentication required')`, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ev.mu.Lock()
@@ -255,10 +202,10 @@ func TestBrowser(t *testing.T) {
 
 	// Log in at the prompt.
 	ev.setLogin(true)
-	if err := c.call(ctx, "Page.navigate", map[string]any{"url": url}, nil); err != nil {
+	if err := c.Call(ctx, "Page.navigate", map[string]any{"url": url}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.waitFor(ctx, "the overview", `document.querySelectorAll('tr.rs').length === 4 && document.getElementById('stamp').textContent.endsWith('UTC')`, 20*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "the overview", `document.querySelectorAll('tr.rs').length === 4 && document.getElementById('stamp').textContent.endsWith('UTC')`, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var shown struct {
@@ -269,7 +216,7 @@ func TestBrowser(t *testing.T) {
 		Live     string
 		HA       string
 	}
-	err := c.eval(ctx, `({
+	err := c.Eval(ctx, `({
 		services: [...document.querySelectorAll('tr.vs td.name')].map(e => e.textContent),
 		servers: [...document.querySelectorAll('tr.rs')].map(r => [r.dataset.service, r.querySelector('td.name').textContent, r.querySelector('td.ip').textContent]),
 		stamp: document.getElementById('stamp').textContent,
@@ -293,7 +240,7 @@ func TestBrowser(t *testing.T) {
 
 	// Drain HM1 with a click.
 	click(t, ctx, c, button("Harmonic_Management", "HM1", "drain"))
-	if err := c.waitFor(ctx, "HM1 drained on the page", rowState("Harmonic_Management", "HM1")+` === 'drain' && document.querySelector('`+button("Harmonic_Management", "HM1", "drain")+`').classList.contains('current')`, 10*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "HM1 drained on the page", rowState("Harmonic_Management", "HM1")+` === 'drain' && document.querySelector('`+button("Harmonic_Management", "HM1", "drain")+`').classList.contains('current')`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.Calls(); !slices.Equal(got, []call{{"Harmonic_Management", "HM1", "drain"}}) {
@@ -302,14 +249,14 @@ func TestBrowser(t *testing.T) {
 
 	// Halt asks for a second click.
 	click(t, ctx, c, button("Harmonic_Traffic", "HT2", "halt"))
-	if err := c.waitFor(ctx, "the halt confirmation", `document.querySelector('`+button("Harmonic_Traffic", "HT2", "halt")+`').textContent === 'Confirm'`, 5*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "the halt confirmation", `document.querySelector('`+button("Harmonic_Traffic", "HT2", "halt")+`').textContent === 'Confirm'`, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.Calls()); n != 1 {
 		t.Fatalf("one click on Halt already called the source: %v", f.Calls())
 	}
 	click(t, ctx, c, button("Harmonic_Traffic", "HT2", "halt"))
-	if err := c.waitFor(ctx, "HT2 halted on the page", rowState("Harmonic_Traffic", "HT2")+` === 'halt'`, 10*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "HT2 halted on the page", rowState("Harmonic_Traffic", "HT2")+` === 'halt'`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.Calls(); len(got) != 2 || got[1] != (call{"Harmonic_Traffic", "HT2", "halt"}) {
@@ -318,11 +265,11 @@ func TestBrowser(t *testing.T) {
 
 	// Live updates: a failed health check shows without a reload of the page.
 	f.setHealth("Harmonic_Traffic", "HT1", false, "https-get :8443/admin/status: connection refused")
-	if err := c.waitFor(ctx, "HT1 down on the page", rowState("Harmonic_Traffic", "HT1")+` === 'down'`, 7*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "HT1 down on the page", rowState("Harmonic_Traffic", "HT1")+` === 'down'`, 7*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var reason string
-	c.eval(ctx, `document.querySelector('tr.rs[data-server="HT1"] .reason').textContent`, &reason)
+	c.Eval(ctx, `document.querySelector('tr.rs[data-server="HT1"] .reason').textContent`, &reason)
 	if !strings.Contains(reason, "connection refused") {
 		t.Errorf("HT1 shows reason %q", reason)
 	}
@@ -330,7 +277,7 @@ func TestBrowser(t *testing.T) {
 	out := testOutDir(t)
 	// Laptop widths show the table, and it fits.
 	for _, width := range []int{1280, 1024} {
-		err = c.call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": false}, nil)
+		err = c.Call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": false}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,7 +285,7 @@ func TestBrowser(t *testing.T) {
 			Display       string
 			Scroll, Inner int
 		}
-		c.eval(ctx, `({display: getComputedStyle(document.getElementById('overview')).display, scroll: document.documentElement.scrollWidth, inner: window.innerWidth})`, &layout)
+		c.Eval(ctx, `({display: getComputedStyle(document.getElementById('overview')).display, scroll: document.documentElement.scrollWidth, inner: window.innerWidth})`, &layout)
 		if layout.Display != "table" || layout.Scroll > layout.Inner {
 			t.Errorf("%d px: overview displayed as %q, page %d px wide in a %d px window", width, layout.Display, layout.Scroll, layout.Inner)
 		}
@@ -346,25 +293,25 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// On a phone the table becomes cards and nothing scrolls sideways.
-	err = c.call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}, nil)
+	err = c.Call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.waitFor(ctx, "the card layout", `getComputedStyle(document.querySelector('tr.rs')).display === 'grid' && document.querySelector('thead').offsetParent === null`, 5*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "the card layout", `getComputedStyle(document.querySelector('tr.rs')).display === 'grid' && document.querySelector('thead').offsetParent === null`, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var widths struct{ Scroll, Inner int }
-	c.eval(ctx, `({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})`, &widths)
+	c.Eval(ctx, `({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})`, &widths)
 	if widths.Scroll > widths.Inner {
 		t.Errorf("phone: page is %d px wide in a %d px window", widths.Scroll, widths.Inner)
 	}
 	click(t, ctx, c, button("Harmonic_Traffic", "HT2", "online"))
-	if err := c.waitFor(ctx, "HT2 online again", rowState("Harmonic_Traffic", "HT2")+` === 'online'`, 10*time.Second); err != nil {
+	if err := c.WaitFor(ctx, "HT2 online again", rowState("Harmonic_Traffic", "HT2")+` === 'online'`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.eval(ctx, `window.scrollTo(0, 0), true`, nil)
+	c.Eval(ctx, `window.scrollTo(0, 0), true`, nil)
 	screenshot(t, ctx, c, filepath.Join(out, "overview-phone.png"))
-	err = c.call(ctx, "Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": "dark"}}}, nil)
+	err = c.Call(ctx, "Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": "dark"}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,6 +93,11 @@ func (s source) Overview() api.Overview {
 				rs.ActiveClients = int64(ts.ActiveClients(srv, now))
 				as.ActiveClients += rs.ActiveClients
 			}
+			if cs.Layer == config.Layer4 {
+				// Direct routing never sees the replies, so connections are not
+				// tracked: the persistence entries stand for them, as for the service.
+				rs.Connections = rs.ActiveClients
+			}
 			as.RealServers = append(as.RealServers, rs)
 		}
 		if cs.Layer == config.Layer4 {
