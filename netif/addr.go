@@ -9,6 +9,7 @@ package netif
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -154,16 +155,20 @@ func (v *VIPs) present() (map[netip.Addr]bool, error) {
 	return m, nil
 }
 
+// vipAddr is the netlink form of VIP a. An IPv6 VIP is added deprecated (preferred
+// lifetime 0, valid forever): it still receives and accepts connections, but source
+// address selection (RFC 6724 rule 3) avoids it. Without that the kernel picks the /128
+// VIP as the source toward real servers in the same prefix (rule 8, longest match), and
+// health checks and layer-7 connections leave from an address that direct-routing real
+// servers hold on lo, so they never answer. IPv4 needs nothing: a /32 is never the
+// preferred source of the subnet route.
 func vipAddr(a netip.Addr) *netlink.Addr {
-	bits := 32
-	flags := 0
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}
 	if a.Is6() {
-		bits = 128
-		flags = syscall.IFA_F_NODAD
+		addr.IPNet.Mask = net.CIDRMask(128, 128)
+		addr.Flags = syscall.IFA_F_NODAD
+		addr.ValidLft = math.MaxUint32 // INFINITY_LIFE_TIME
+		addr.PreferedLft = 0
 	}
-	return &netlink.Addr{
-		IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)},
-		Flags: flags,
-		Label: "",
-	}
+	return addr
 }
