@@ -9,18 +9,24 @@ FUZZTIME  ?= 30s
 
 # Debian packages per purpose.
 PKGS_LAB   := iproute2 ethtool iputils-ping iputils-arping
+PKGS_MEDIA := ffmpeg nginx libnginx-mod-rtmp
+PKGS_DEMO  := $(PKGS_LAB) $(PKGS_MEDIA)
+PKGS_TEST  := $(PKGS_DEMO) util-linux systemd chromium vagrant
 PKGS_GEN   := clang llvm libbpf-dev
 PKGS_BENCH := $(PKGS_LAB) haproxy netsniff-ng iperf3 wrk linux-perf
 
-.PHONY: all build test demo bench fuzz generate vet clean deps-lab deps-bench deps-gen soak
+.PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
 
 all: build
 
 build:
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 
-deps-lab:
-	@scripts/deps.sh $(PKGS_LAB)
+deps-demo:
+	@scripts/deps.sh $(PKGS_DEMO)
+
+deps-test:
+	@scripts/deps.sh $(PKGS_TEST)
 
 deps-bench:
 	@scripts/deps.sh $(PKGS_BENCH)
@@ -34,10 +40,10 @@ vet:
 # Unit tests, fuzz seed corpora (run as ordinary tests), and the root-only namespace lab
 # tests (they skip with a reason when not root). MEDIALB_BIN tells lab tests where the
 # freshly built binaries are.
-test: deps-lab build vet
+test: deps-test build vet
 	MEDIALB_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
 
-demo: deps-lab build
+demo: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml
 
 bench: deps-bench build

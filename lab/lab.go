@@ -150,11 +150,12 @@ type Lab struct {
 	Subnet4, ClientSubnet4, Subnet6, ClientSubnet6 netip.Prefix // zero for a family left out
 	MediaPorts                                     []uint16     // extra vossim media ports
 
-	log    zerolog.Logger
-	mu     sync.Mutex
-	nss    []string            // namespaces created, in order
-	vos    map[string]*vosProc // running vossim per server name
-	closed bool
+	log        zerolog.Logger
+	mu         sync.Mutex
+	nss        []string            // namespaces created, in order
+	vos        map[string]*vosProc // running vossim per server name
+	extraAddrs map[netip.Addr]bool // addresses of clients added by AddClient
+	closed     bool
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,9}-$`)
@@ -568,13 +569,8 @@ func (b *builder) node(n *Node, addrs []netlink.Addr, route4, route6 netip.Prefi
 		"net/ipv6/conf/all/accept_dad", "0", "net/ipv6/conf/default/accept_dad", "0",
 	}
 	if realServer {
-		// The guide's "ARP problem": the VIP is on lo, but only the load balancer may
-		// answer ARP for it. arp_ignore=1: answer only for addresses on the receiving
-		// interface; arp_announce=2: never use a VIP as the sender of an ARP request.
-		// The kernel uses the larger of "all" and the interface's value; set both.
-		kv = append(kv,
-			"net/ipv4/conf/all/arp_ignore", "1", "net/ipv4/conf/all/arp_announce", "2",
-			"net/ipv4/conf/default/arp_ignore", "1", "net/ipv4/conf/default/arp_announce", "2")
+		// The guide's "ARP problem" (see DRSysctls; the VMs get the same).
+		kv = append(kv, DRSysctls("")...)
 	}
 	if err := sysctls(n.NS, kv...); err != nil {
 		return err
@@ -623,7 +619,7 @@ func (b *builder) node(n *Node, addrs []netlink.Addr, route4, route6 netip.Prefi
 	}
 	kv = []string{"net/ipv6/conf/" + n.Link + "/accept_dad", "0"}
 	if realServer {
-		kv = append(kv, "net/ipv4/conf/"+n.Link+"/arp_ignore", "1", "net/ipv4/conf/"+n.Link+"/arp_announce", "2")
+		kv = append(kv, drIfaceSysctls(n.Link)...)
 	}
 	if err := sysctls(n.NS, kv...); err != nil {
 		return err
@@ -666,11 +662,8 @@ func (b *builder) node(n *Node, addrs []netlink.Addr, route4, route6 netip.Prefi
 		}
 	}
 	if realServer {
-		for _, v := range l.VIPs {
-			a := nlAddr(v, v.BitLen())
-			if err := h.AddrAdd(lo, &a); err != nil {
-				return fmt.Errorf("add VIP %s to lo in %s: %w", v, n.NS, err)
-			}
+		if err := AddVIPsToLo(h, l.VIPs); err != nil {
+			return fmt.Errorf("in %s: %w", n.NS, err)
 		}
 	}
 	// A static FDB entry: the bridge never forgets the node's MAC, even when the node is

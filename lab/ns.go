@@ -189,10 +189,8 @@ func listNS() ([]string, error) {
 // belongs to the network namespace of the writing thread, hence Do.
 func sysctls(ns string, kv ...string) error {
 	return Do(ns, func() error {
-		for i := 0; i+1 < len(kv); i += 2 {
-			if err := os.WriteFile(filepath.Join("/proc/sys", kv[i]), []byte(kv[i+1]), 0o644); err != nil {
-				return fmt.Errorf("set sysctl %s=%s in %s: %w", kv[i], kv[i+1], ns, err)
-			}
+		if err := WriteSysctls(kv...); err != nil {
+			return fmt.Errorf("in %s: %w", ns, err)
 		}
 		return nil
 	})

@@ -37,10 +37,12 @@ const (
 const VOSControl = "127.0.0.1:9901"
 
 type vosProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit error, set before done is closed
-	tail *tailBuffer
+	cmd   *exec.Cmd
+	bin   string        // the vossim binary
+	media bool          // serving the media ports
+	done  chan struct{} // closed when the process has exited
+	err   error         // its exit error, set before done is closed
+	tail  *tailBuffer
 }
 
 // StartVOS starts binPath (the vossim command) in every real-server namespace, named after
@@ -49,10 +51,6 @@ type vosProc struct {
 // its listeners are open by then), or an error with the failing one's last output. Close
 // stops them (SIGTERM, then SIGKILL); they are also killed if this process dies.
 func (l *Lab) StartVOS(binPath string) error {
-	ports := make([]string, len(l.MediaPorts))
-	for i, p := range l.MediaPorts {
-		ports[i] = strconv.Itoa(int(p))
-	}
 	for _, s := range l.Servers {
 		l.mu.Lock()
 		_, running := l.vos[s.Name]
@@ -64,26 +62,43 @@ func (l *Lab) StartVOS(binPath string) error {
 		if running {
 			continue
 		}
-		cmd := Exec(s.NS, binPath, "--name", s.Name, "--control", VOSControl,
-			"--media-ports", strings.Join(ports, ","), "--log-format", "json")
-		// ip execs vossim in place, so the death signal reaches vossim itself.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		p := &vosProc{cmd: cmd, done: make(chan struct{}), tail: &tailBuffer{max: 4096}}
-		logw := &lineLogger{l: l, server: s.Name, tail: p.tail}
-		cmd.Stdout, cmd.Stderr = logw, logw
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start vossim %s in %s: %w", binPath, s.NS, err)
+		if err := l.startVOS(s, binPath, true); err != nil {
+			return err
 		}
-		go func() { p.err = cmd.Wait(); close(p.done) }()
-		l.mu.Lock()
-		l.vos[s.Name] = p
-		l.mu.Unlock()
 	}
 	for _, s := range l.Servers {
 		if err := l.waitVOS(s); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// startVOS starts vossim in real server s's namespace, with its media listeners or
+// (media false) with none, and does not wait for it.
+func (l *Lab) startVOS(s Node, binPath string, media bool) error {
+	ports := make([]string, len(l.MediaPorts))
+	for i, p := range l.MediaPorts {
+		ports[i] = strconv.Itoa(int(p))
+	}
+	args := []string{"--name", s.Name, "--control", VOSControl,
+		"--media-ports", strings.Join(ports, ","), "--log-format", "json"}
+	if !media {
+		args = append(args, "--no-media")
+	}
+	cmd := Exec(s.NS, binPath, args...)
+	// ip execs vossim in place, so the death signal reaches vossim itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &vosProc{cmd: cmd, bin: binPath, media: media, done: make(chan struct{}), tail: &tailBuffer{max: 4096}}
+	logw := &lineLogger{l: l, server: s.Name, tail: p.tail}
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start vossim %s in %s: %w", binPath, s.NS, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	l.mu.Lock()
+	l.vos[s.Name] = p
+	l.mu.Unlock()
 	return nil
 }
 
@@ -181,18 +196,26 @@ func (l *Lab) stopVOS() error {
 	}
 	timeout := time.After(3 * time.Second)
 	for name, p := range procs {
-		select {
-		case <-p.done:
-			if p.err != nil {
-				errs = append(errs, fmt.Errorf("stop vossim %s: %w: %s", name, p.err, p.tail.String()))
-			}
-		case <-timeout:
-			p.cmd.Process.Kill() //nolint:errcheck // may have exited
-			<-p.done
-			errs = append(errs, fmt.Errorf("stop vossim %s: killed after 3s without exiting on SIGTERM", name))
+		if err := p.wait(name, timeout); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// wait waits for a vossim sent SIGTERM until timeout fires, then kills it.
+func (p *vosProc) wait(name string, timeout <-chan time.Time) error {
+	select {
+	case <-p.done:
+		if p.err != nil {
+			return fmt.Errorf("stop vossim %s: %w: %s", name, p.err, p.tail.String())
+		}
+		return nil
+	case <-timeout:
+		p.cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-p.done
+		return fmt.Errorf("stop vossim %s: killed after 3s without exiting on SIGTERM", name)
+	}
 }
 
 // lineLogger forwards a vossim's output lines to the lab's logger and keeps their tail.

@@ -107,6 +107,9 @@ func (d *demo) run() error {
 	if err := d.traffic(); err != nil {
 		return err
 	}
+	if err := d.media(); err != nil {
+		return err
+	}
 	if err := d.failover(); err != nil {
 		return err
 	}

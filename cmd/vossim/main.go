@@ -4,8 +4,9 @@
 // start) with GET /admin/status answering according to a mode switchable at run time
 // (healthy, unhealthy, hang, slow, garbage) and every other path answering
 // "server=NAME client=IP:PORT\n"; TCP and UDP media listeners on 1935, 554 and the ports
-// of --media-ports, answering each line or datagram with the same line (UDP replies leave
-// from the address the datagram was sent to); and a control listener (default :9901):
+// of --media-ports (none at all with --no-media, leaving them to real media servers),
+// answering each line or datagram with the same line (UDP replies leave from the address
+// the datagram was sent to); and a control listener (default :9901):
 //
 //	POST /status?mode=healthy|unhealthy|hang|slow|garbage
 //	GET  /status
@@ -46,6 +47,7 @@ func run(args []string) error {
 	httpsAddr := fs.String("https", ":8443", "HTTPS listen address (empty: off)")
 	control := fs.String("control", ":9901", "control listen address")
 	media := fs.String("media-ports", "", "comma-separated extra TCP+UDP media ports, besides 1935 and 554")
+	noMedia := fs.Bool("no-media", false, "serve no media port at all (neither 1935, 554 nor --media-ports): real media servers take them")
 	mode := fs.String("mode", string(vos.Healthy), "initial /admin/status mode")
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	if err := fs.Parse(args); err != nil {
@@ -57,6 +59,9 @@ func run(args []string) error {
 	ports, err := parsePorts(*media)
 	if err != nil {
 		return err
+	}
+	if *noMedia {
+		ports = nil
 	}
 	m, err := vos.ParseMode(*mode)
 	if err != nil {
