@@ -46,8 +46,11 @@ test: deps-test build vet
 demo: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml
 
+# In-process benchmarks, then the lab harness (root): medialb vs in-kernel XDP_TX, same
+# run, same lab; it rewrites its section of BENCHMARKS.md.
 bench: deps-bench build
 	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
+	$(BIN)/medialb-perf --out BENCHMARKS.md
 
 # Short coverage-guided runs of every fuzz target.
 fuzz:

@@ -1,0 +1,174 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/medialb/medialb/afxdp"
+	"github.com/rs/zerolog"
+)
+
+// GenConfig configures a Generator.
+type GenConfig struct {
+	NS, Interface  string           // where to send: an interface in a namespace
+	DstMAC, SrcMAC net.HardwareAddr // Ethernet addresses of the frames
+	Mix            Mix
+	Proto          string // ProtoUDP, ProtoTCP or ProtoMix
+	Sources        int    // distinct source addresses, from 10.201.16.1
+	CPU            int    // CPU the sending thread is pinned to; -1: not pinned
+	Logger         zerolog.Logger
+}
+
+// Generator sends prebuilt frames as fast as it can through an AF_XDP socket's TX ring
+// (copy mode on veth: the kernel turns each frame into an sk_buff and transmits it
+// inside sendto). It is not safe for concurrent use.
+type Generator struct {
+	cfg    GenConfig
+	dp     *afxdp.Dataplane
+	sock   *afxdp.Socket
+	frames *frameSet
+	sets   map[string]*frameSet // by Mix.Name
+}
+
+// GenResult is what one Generator.Send did.
+type GenResult struct {
+	Sent     uint64        // frames the kernel completed (put on the wire)
+	Elapsed  time.Duration // from the first to the last transmit
+	CPU      time.Duration // CPU time of the sending thread
+	TxErrors uint64        // sendto errors
+}
+
+// NewGenerator opens an AF_XDP socket on queue 0 of cfg.Interface (the steering program
+// it attaches steers nothing: the socket only transmits) and prebuilds the frames.
+func NewGenerator(cfg GenConfig) (*Generator, error) {
+	if cfg.Sources <= 0 {
+		cfg.Sources = 1024
+	}
+	switch cfg.Proto {
+	case "":
+		cfg.Proto = ProtoMix
+	case ProtoUDP, ProtoTCP, ProtoMix:
+	default:
+		return nil, fmt.Errorf("open generator: protocol %q: want %s, %s or %s", cfg.Proto, ProtoUDP, ProtoTCP, ProtoMix)
+	}
+	n := 4096
+	if n < cfg.Sources {
+		n = cfg.Sources
+	}
+	fs, err := buildFrames(n, cfg.Sources, cfg.Mix, cfg.Proto, cfg.DstMAC, cfg.SrcMAC)
+	if err != nil {
+		return nil, err
+	}
+	g := &Generator{cfg: cfg, frames: fs}
+	g.sets = map[string]*frameSet{cfg.Mix.Name: fs}
+	err = inNS(cfg.NS, func() error {
+		g.dp, err = afxdp.Open(afxdp.Config{
+			Interface: cfg.Interface, Queues: 1, NumFrames: 8192, RingSize: 2048,
+			XDPMode: afxdp.ModeNative, Logger: cfg.Logger,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open generator socket: %w", err)
+	}
+	g.sock = g.dp.Sockets()[0]
+	return g, nil
+}
+
+// Send transmits up to packets frames (0: no limit) until d has passed or ctx is done,
+// on a thread pinned to the configured CPU, and waits briefly for the last completions.
+func (g *Generator) Send(ctx context.Context, packets uint64, d time.Duration) (GenResult, error) {
+	type out struct {
+		r   GenResult
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid := syscall.Gettid()
+		if g.cfg.CPU >= 0 {
+			if err := pinThread(tid, g.cfg.CPU); err != nil {
+				done <- out{err: err}
+				return
+			}
+		}
+		cpu0, _ := threadRuntime(tid)
+		before := g.sock.Stats()
+		descs := make([]afxdp.Desc, 64)
+		fs := g.frames
+		next := 0
+		var queued uint64
+		start := time.Now()
+		deadline := start.Add(d)
+		for i := 0; ; i++ {
+			if i&63 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
+				break
+			}
+			want := len(descs)
+			if packets > 0 {
+				if queued >= packets {
+					break
+				}
+				if left := packets - queued; left < uint64(want) {
+					want = int(left)
+				}
+			}
+			n := g.sock.Alloc(descs[:want])
+			for j := range n {
+				f := fs.frame(next)
+				copy(g.sock.Frame(descs[j]), f)
+				descs[j].Len = uint32(len(f))
+				if next++; next == len(fs.sizes) {
+					next = 0
+				}
+			}
+			m := g.sock.Transmit(descs[:n])
+			if m < n {
+				g.sock.Release(descs[m:n])
+			}
+			queued += uint64(m)
+		}
+		elapsed := time.Since(start)
+		// Let the kernel complete what is on the TX ring.
+		for range 100 {
+			if s := g.sock.Stats(); s.TxCompleted-before.TxCompleted >= queued {
+				break
+			}
+			g.sock.Transmit(nil)
+			time.Sleep(time.Millisecond)
+		}
+		after := g.sock.Stats()
+		cpu1, _ := threadRuntime(tid)
+		done <- out{r: GenResult{
+			Sent:     after.TxCompleted - before.TxCompleted,
+			Elapsed:  elapsed,
+			CPU:      cpu1 - cpu0,
+			TxErrors: after.TxErrors - before.TxErrors,
+		}}
+	}()
+	o := <-done
+	return o.r, o.err
+}
+
+// SetMix makes the generator send mix from now on.
+func (g *Generator) SetMix(mix Mix) error {
+	if fs, ok := g.sets[mix.Name]; ok {
+		g.frames = fs
+		return nil
+	}
+	fs, err := buildFrames(len(g.frames.sizes), g.cfg.Sources, mix, g.cfg.Proto, g.cfg.DstMAC, g.cfg.SrcMAC)
+	if err != nil {
+		return err
+	}
+	g.sets[mix.Name] = fs
+	g.frames = fs
+	return nil
+}
+
+// Close closes the socket and detaches the program.
+func (g *Generator) Close() error { return g.dp.Close() }
