@@ -51,6 +51,7 @@ demo: deps-demo build
 bench: deps-bench build
 	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
 	$(BIN)/medialb-perf --out BENCHMARKS.md
+	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
 
 # Short coverage-guided runs of every fuzz target.
 fuzz:
