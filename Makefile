@@ -11,7 +11,7 @@ FUZZTIME  ?= 30s
 PKGS_LAB   := iproute2 ethtool iputils-ping iputils-arping
 PKGS_MEDIA := ffmpeg nginx libnginx-mod-rtmp
 PKGS_DEMO  := $(PKGS_LAB) $(PKGS_MEDIA)
-PKGS_TEST  := $(PKGS_DEMO) util-linux systemd chromium vagrant
+PKGS_TEST  := $(PKGS_DEMO) util-linux systemd chromium vagrant keepalived
 PKGS_GEN   := clang llvm libbpf-dev
 PKGS_BENCH := $(PKGS_LAB) haproxy netsniff-ng iperf3 wrk linux-perf
 
@@ -52,6 +52,11 @@ bench: deps-bench build
 	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
 	$(BIN)/medialb-perf --out BENCHMARKS.md
 	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
+
+# Ten minutes of mixed traffic through both VIPs with reloads and health flaps (not in CI);
+# rewrites the soak section of BENCHMARKS.md.
+soak: deps-demo build
+	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml --soak 10m --soak-out BENCHMARKS.md
 
 # Short coverage-guided runs of every fuzz target.
 fuzz:

@@ -40,7 +40,10 @@ type Config struct {
 	XDPMode   string // auto (native, else generic), native or generic
 	ZeroCopy  string // auto (zero-copy if the driver offers it), on or off
 	BusyPoll  bool   // set SO_PREFER_BUSY_POLL/SO_BUSY_POLL on the sockets
-	Logger    zerolog.Logger
+	// FastPathEntries is the size of the fast-path map (see FastPath); 0 means
+	// DefaultFastPathEntries.
+	FastPathEntries int
+	Logger          zerolog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -62,7 +65,12 @@ func (c *Config) setDefaults() error {
 	if c.ZeroCopy == "" {
 		c.ZeroCopy = ZeroCopyAuto
 	}
+	if c.FastPathEntries == 0 {
+		c.FastPathEntries = DefaultFastPathEntries
+	}
 	switch {
+	case c.FastPathEntries < 0:
+		return fmt.Errorf("fast-path entries %d: want 0 (default) or more", c.FastPathEntries)
 	case c.FrameSize != 2048 && c.FrameSize != 4096:
 		return fmt.Errorf("frame size %d: want 2048 or 4096", c.FrameSize)
 	case c.RingSize <= 0 || c.RingSize&(c.RingSize-1) != 0:
@@ -96,10 +104,12 @@ type Dataplane struct {
 	link     link.Link
 	xdpMode  string
 	zeroCopy bool
+	linkType string
 	sockets  []*Socket
+	fp       *FastPath
 
 	mu   sync.Mutex // serialises SetVIPs and Close
-	keys map[steerVipKey]struct{}
+	keys map[steerVipKey]uint8
 }
 
 // Open loads the steering program, attaches it to cfg.Interface through a
@@ -137,18 +147,26 @@ func Open(cfg Config) (*Dataplane, error) {
 	if uint32(nq) > spec.Maps["xsks"].MaxEntries {
 		spec.Maps["xsks"].MaxEntries = uint32(nq)
 	}
-	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, keys: map[steerVipKey]struct{}{}}
+	spec.Maps["fastpath"].MaxEntries = uint32(cfg.FastPathEntries)
+	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, linkType: l.Type(), keys: map[steerVipKey]uint8{}}
 	// Only the steering program and its maps: the forwarder's map stays unloaded.
 	var objs struct {
-		Prog  *ebpf.Program `ebpf:"xdp_steer"`
-		Vips  *ebpf.Map     `ebpf:"vips"`
-		Xsks  *ebpf.Map     `ebpf:"xsks"`
-		Stats *ebpf.Map     `ebpf:"stats"`
+		Prog     *ebpf.Program `ebpf:"xdp_steer"`
+		Vips     *ebpf.Map     `ebpf:"vips"`
+		Xsks     *ebpf.Map     `ebpf:"xsks"`
+		Stats    *ebpf.Map     `ebpf:"stats"`
+		Fastpath *ebpf.Map     `ebpf:"fastpath"`
+		FpGen    *ebpf.Map     `ebpf:"fp_gen"`
 	}
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		return nil, fmt.Errorf("load XDP steering program: %w", err)
 	}
 	d.objs.XdpSteer, d.objs.Vips, d.objs.Xsks, d.objs.Stats = objs.Prog, objs.Vips, objs.Xsks, objs.Stats
+	d.objs.Fastpath, d.objs.FpGen = objs.Fastpath, objs.FpGen
+	if d.fp, err = newFastPath(objs.Fastpath, objs.FpGen); err != nil {
+		d.Close()
+		return nil, err
+	}
 
 	d.link, d.xdpMode, err = attachXDP(d.objs.XdpSteer, l, cfg.XDPMode, log)
 	if err != nil {
@@ -228,12 +246,46 @@ func (d *Dataplane) Mode() (xdp string, zeroCopy bool) { return d.xdpMode, d.zer
 // Interface returns the interface name.
 func (d *Dataplane) Interface() string { return d.ifname }
 
+// FastPath returns the steering program's fast path. It forwards nothing
+// until SetVIPs is given VIPs with FastPath set.
+func (d *Dataplane) FastPath() *FastPath { return d.fp }
+
+// CanXDPTX reports whether frames the steering program sends back with XDP_TX
+// leave the interface without help from elsewhere. A veth in native mode
+// delivers them only if its peer has an XDP program (XDP_PASS is enough),
+// which this node cannot see: then ok is false and why says so.
+func (d *Dataplane) CanXDPTX() (ok bool, why string) {
+	if d.linkType == "veth" && d.xdpMode == ModeNative {
+		return false, "native XDP on a veth: XDP_TX reaches the peer only if the peer has an XDP program"
+	}
+	return true, ""
+}
+
 // SetVIPs makes vips the complete set of steered destinations: keys no longer
 // wanted are deleted and new ones added, in place, while the program stays
 // attached (a reload drops nothing). On error the map may hold part of the new
 // set; calling SetVIPs again converges.
+//
+// A VIP with FastPath set gets its service's fast-path id (see FastPath); the
+// generation is bumped, so decisions recorded before no longer apply.
 func (d *Dataplane) SetVIPs(vips []VIP) error {
-	want, err := vipKeys(vips)
+	live := map[string]uint8{}
+	var idErr error
+	want, err := vipKeyValues(vips, func(v VIP) uint8 {
+		if !v.FastPath || d.fp == nil {
+			return 0
+		}
+		id, err := d.fp.idFor(v.Service)
+		if err != nil {
+			idErr = err
+			return 0
+		}
+		live[v.Service] = id
+		return id
+	})
+	if err == nil {
+		err = idErr
+	}
 	if err != nil {
 		return fmt.Errorf("set VIPs: %w", err)
 	}
@@ -246,7 +298,15 @@ func (d *Dataplane) SetVIPs(vips []VIP) error {
 		return fmt.Errorf("set VIPs: %d steering keys exceed the map's %d entries (fewer VIPs or ports)", len(want), max)
 	}
 	add, del := diffKeys(d.keys, want)
-	err = applyDiff(d.objs.Vips, add, del)
+	if d.fp != nil {
+		// Before the map changes: ids of services no longer fast-path resolve
+		// to 0, and the pipeline re-reads them with the new generation.
+		d.fp.setLive(live)
+		if err := d.fp.Bump(); err != nil {
+			return fmt.Errorf("set VIPs: %w", err)
+		}
+	}
+	err = applyDiff(d.objs.Vips, want, add, del)
 	if err != nil {
 		// Re-read what the map holds so the next call diffs against the truth.
 		d.keys = readKeys(d.objs.Vips)
@@ -257,13 +317,13 @@ func (d *Dataplane) SetVIPs(vips []VIP) error {
 	return nil
 }
 
-func readKeys(m *ebpf.Map) map[steerVipKey]struct{} {
-	keys := map[steerVipKey]struct{}{}
+func readKeys(m *ebpf.Map) map[steerVipKey]uint8 {
+	keys := map[steerVipKey]uint8{}
 	var k steerVipKey
 	var v uint8
 	it := m.Iterate()
 	for it.Next(&k, &v) {
-		keys[k] = struct{}{}
+		keys[k] = v
 	}
 	return keys
 }
@@ -273,10 +333,12 @@ func readKeys(m *ebpf.Map) map[steerVipKey]struct{} {
 var statNames = [...]string{
 	"redirect", "redirect_frag", "pass_no_socket", "pass_not_ip", "pass_no_vip",
 	"pass_no_ports", "pass_malformed", "pass_vlan_stacked", "pass_ext_hdrs", "tx_fwd",
+	"fastpath_tx",
 }
 
 // ProgramStats returns the steering program's counters summed over CPUs:
-// redirect (to a socket), redirect_frag (of which non-first fragments), pass
+// fastpath_tx (sent back with XDP_TX by the fast path), redirect (to a
+// socket), redirect_frag (of which non-first fragments), pass
 // (to the kernel) and pass_* by reason (no_socket, not_ip, no_vip, no_ports,
 // malformed, vlan_stacked, ext_hdrs).
 func (d *Dataplane) ProgramStats() map[string]uint64 {

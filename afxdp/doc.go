@@ -12,6 +12,12 @@
 // SetVIPs; everything else, and everything on a queue without a socket, goes
 // to the kernel.
 //
+// FastPath (VIP.FastPath): for a client whose real server the pipeline has
+// recorded in the program's LRU map under the current generation, the
+// program rewrites the MACs itself and returns XDP_TX; the frame never
+// reaches a socket. The control plane bumps the generation on every
+// snapshot swap, which makes every recorded decision stale at once.
+//
 // Socket owns its rings and UMEM directly (x/sys/unix); it does not use
 // github.com/asavie/xdp's socket, whose copy-mode transmit stops after the
 // kernel's 32-frame sendto budget, whose Poll spins on POLLOUT, whose frame

@@ -13,6 +13,20 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type steerFpKey struct {
+	_      structs.HostLayout
+	Svc    uint32
+	Client [16]uint8
+}
+
+type steerFpValue struct {
+	_      structs.HostLayout
+	DstMac [6]uint8
+	SrcMac [6]uint8
+	Gen    uint32
+	SeenNs uint64
+}
+
 type steerFwdValue struct {
 	_      structs.HostLayout
 	DstMac [6]uint8
@@ -31,6 +45,8 @@ type steerVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	steerMapFastpath  = "fastpath"
+	steerMapFpGen     = "fp_gen"
 	steerMapFwdVips   = "fwd_vips"
 	steerMapStats     = "stats"
 	steerMapVips      = "vips"
@@ -91,10 +107,12 @@ type steerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerMapSpecs struct {
-	FwdVips *ebpf.MapSpec `ebpf:"fwd_vips"`
-	Stats   *ebpf.MapSpec `ebpf:"stats"`
-	Vips    *ebpf.MapSpec `ebpf:"vips"`
-	Xsks    *ebpf.MapSpec `ebpf:"xsks"`
+	Fastpath *ebpf.MapSpec `ebpf:"fastpath"`
+	FpGen    *ebpf.MapSpec `ebpf:"fp_gen"`
+	FwdVips  *ebpf.MapSpec `ebpf:"fwd_vips"`
+	Stats    *ebpf.MapSpec `ebpf:"stats"`
+	Vips     *ebpf.MapSpec `ebpf:"vips"`
+	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // steerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -123,14 +141,18 @@ func (o *steerObjects) Close() error {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerMaps struct {
-	FwdVips *ebpf.Map `ebpf:"fwd_vips"`
-	Stats   *ebpf.Map `ebpf:"stats"`
-	Vips    *ebpf.Map `ebpf:"vips"`
-	Xsks    *ebpf.Map `ebpf:"xsks"`
+	Fastpath *ebpf.Map `ebpf:"fastpath"`
+	FpGen    *ebpf.Map `ebpf:"fp_gen"`
+	FwdVips  *ebpf.Map `ebpf:"fwd_vips"`
+	Stats    *ebpf.Map `ebpf:"stats"`
+	Vips     *ebpf.Map `ebpf:"vips"`
+	Xsks     *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *steerMaps) Close() error {
 	return _SteerClose(
+		m.Fastpath,
+		m.FpGen,
 		m.FwdVips,
 		m.Stats,
 		m.Vips,

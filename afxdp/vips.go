@@ -19,10 +19,18 @@ type PortRange struct{ Lo, Hi uint16 }
 // VIP is one steered destination: frames to Addr with protocol Proto and a
 // destination port in Ports go to the AF_XDP sockets, and so do non-first IP
 // fragments to Addr with protocol Proto (they carry no port).
+//
+// Service names the service the VIP belongs to; with FastPath set, the
+// steering program forwards the clients of that service whose server the
+// pipeline has recorded in the fast-path map itself, with XDP_TX (see
+// [FastPath]). VIP entries with the same Service share one fast-path id, so a
+// client keeps its decision across the service's ports and protocols.
 type VIP struct {
-	Addr  netip.Addr
-	Proto uint8 // ProtoTCP or ProtoUDP
-	Ports []PortRange
+	Addr     netip.Addr
+	Proto    uint8 // ProtoTCP or ProtoUDP
+	Ports    []PortRange
+	Service  string
+	FastPath bool
 }
 
 // keyOf builds the map key: IPv4 as the IPv4-mapped IPv6 address, as the
@@ -33,8 +41,26 @@ func keyOf(addr netip.Addr, proto uint8, port uint16) steerVipKey {
 
 // vipKeys expands vips into the set of map keys, checking them.
 func vipKeys(vips []VIP) (map[steerVipKey]struct{}, error) {
-	keys := make(map[steerVipKey]struct{})
+	kv, err := vipKeyValues(vips, nil)
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[steerVipKey]struct{}, len(kv))
+	for k := range kv {
+		keys[k] = struct{}{}
+	}
+	return keys, nil
+}
+
+// vipKeyValues expands vips into map keys and their values: the fast-path
+// service id that id gives a VIP (0: no fast path; id nil: 0 for all).
+func vipKeyValues(vips []VIP, id func(VIP) uint8) (map[steerVipKey]uint8, error) {
+	keys := make(map[steerVipKey]uint8)
 	for _, v := range vips {
+		var val uint8
+		if id != nil {
+			val = id(v)
+		}
 		if !v.Addr.IsValid() {
 			return nil, fmt.Errorf("VIP %v: invalid address", v.Addr)
 		}
@@ -44,23 +70,24 @@ func vipKeys(vips []VIP) (map[steerVipKey]struct{}, error) {
 		if len(v.Ports) == 0 {
 			return nil, fmt.Errorf("VIP %v proto %d: no ports", v.Addr, v.Proto)
 		}
-		keys[keyOf(v.Addr, v.Proto, 0)] = struct{}{}
+		keys[keyOf(v.Addr, v.Proto, 0)] = val
 		for _, r := range v.Ports {
 			if r.Lo == 0 || r.Hi < r.Lo {
 				return nil, fmt.Errorf("VIP %v proto %d: bad port range %d-%d (want 1 <= lo <= hi)", v.Addr, v.Proto, r.Lo, r.Hi)
 			}
 			for p := uint32(r.Lo); p <= uint32(r.Hi); p++ {
-				keys[keyOf(v.Addr, v.Proto, uint16(p))] = struct{}{}
+				keys[keyOf(v.Addr, v.Proto, uint16(p))] = val
 			}
 		}
 	}
 	return keys, nil
 }
 
-// diffKeys returns the keys to add (in want, not in have) and to delete.
-func diffKeys(have, want map[steerVipKey]struct{}) (add, del []steerVipKey) {
-	for k := range want {
-		if _, ok := have[k]; !ok {
+// diffKeys returns the keys to write (in want, not in have or with another
+// value) and to delete.
+func diffKeys[V comparable](have, want map[steerVipKey]V) (add, del []steerVipKey) {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
 			add = append(add, k)
 		}
 	}
@@ -74,15 +101,15 @@ func diffKeys(have, want map[steerVipKey]struct{}) (add, del []steerVipKey) {
 
 // applyDiff writes add and then deletes del, so a reload that changes a VIP
 // never has a moment with fewer keys than both old and new sets share.
-func applyDiff(m *ebpf.Map, add, del []steerVipKey) error {
+func applyDiff(m *ebpf.Map, want map[steerVipKey]uint8, add, del []steerVipKey) error {
 	if len(add) > 0 {
 		vals := make([]uint8, len(add))
-		for i := range vals {
-			vals[i] = 1
+		for i, k := range add {
+			vals[i] = want[k]
 		}
 		if _, err := m.BatchUpdate(add, vals, nil); err != nil {
-			for _, k := range add {
-				if err := m.Put(k, uint8(1)); err != nil {
+			for i, k := range add {
+				if err := m.Put(k, vals[i]); err != nil {
 					return fmt.Errorf("add VIP key %v: %w", k, err)
 				}
 			}

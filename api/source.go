@@ -39,6 +39,18 @@ type HA struct {
 	Role      string `json:"role"`       // "master" or "backup"
 	Peer      string `json:"peer"`       // the other node's address
 	PeerState string `json:"peer_state"` // what this node knows of the peer, e.g. "backup", "unreachable"
+	// Priority is the VRRP priority keepalived last reported for this node.
+	Priority int `json:"priority,omitempty"`
+	// Failovers counts this node's role changes to or from master since it started.
+	Failovers uint64 `json:"failovers"`
+	// LastFailover is when this node last became or stopped being master, nil if never.
+	LastFailover *time.Time `json:"last_failover,omitempty"`
+	// LastFailoverCause says why, e.g. "peer unreachable".
+	LastFailoverCause string `json:"last_failover_cause,omitempty"`
+	// SyncImported and SyncExported count the persistence entries taken from and
+	// sent to the peer over the sync channel.
+	SyncImported uint64 `json:"sync_imported"`
+	SyncExported uint64 `json:"sync_exported"`
 }
 
 // Service states, as computed by [ServiceState].

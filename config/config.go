@@ -96,7 +96,25 @@ type Node struct {
 	XDPMode XDPMode
 	// ZeroCopy selects AF_XDP zero-copy. Default ZeroCopyAuto.
 	ZeroCopy ZeroCopy
+	// XDPFastPath selects the steering program's fast path for layer-4 clients
+	// whose real server is decided. Default FastPathAuto.
+	XDPFastPath FastPath
 }
+
+// FastPath selects the XDP fast path: once the pipeline has picked a client's
+// real server, the steering program forwards that client's next frames itself
+// (MAC rewrite and XDP_TX) until the configuration, a server's state or MAC
+// changes. "auto": for layer-4 services with source-IP persistence, where the
+// interface can send with XDP_TX unaided; "on": every layer-4 service; "off":
+// every frame goes through the AF_XDP pipeline.
+type FastPath string
+
+// Fast-path settings.
+const (
+	FastPathAuto FastPath = "auto"
+	FastPathOn   FastPath = "on"
+	FastPathOff  FastPath = "off"
+)
 
 // XDPMode is how the XDP program attaches: "auto" (native if the driver can,
 // else generic), "native" or "generic".

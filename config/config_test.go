@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:8: virtual_services[0]: unknown key "backends" (did you mean "real_servers"?)`,
 		}},
 		{"unknown key no hint", "node:\n  interface: eth0\n  colour: blue\nvirtual_services:\n" + l7, []string{
-			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy)`,
+			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath)`,
 		}},
 		{"duplicate key", "node:\n  interface: eth0\n  interface: eth1\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: node: key "interface" given twice (first on line 2)`,
@@ -86,6 +86,12 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:6: node.queues: -1 is out of range 0..1024`,
 			`t.yaml:7: node.xdp_mode: "skb" is not one of auto, native, generic`,
 			`t.yaml:8: node.zero_copy: write auto, on or off (not true)`,
+		}},
+		{"xdp_fastpath", "node:\n  interface: eth0\n  xdp_fastpath: fast\nvirtual_services:\n" + l7, []string{
+			`t.yaml:3: node.xdp_fastpath: "fast" is not one of auto, on, off`,
+		}},
+		{"xdp_fastpath bool", "node:\n  interface: eth0\n  xdp_fastpath: true\nvirtual_services:\n" + l7, []string{
+			`t.yaml:3: node.xdp_fastpath: write auto, on or off (not true)`,
 		}},
 		{"hash seed too big", "node:\n  interface: eth0\n  hash_seed: 18446744073709551616\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: node.hash_seed: want a whole number, got the number 18446744073709551616`,
@@ -449,7 +455,7 @@ func TestDefaults(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	if cfg.Node.Name != host || cfg.Node.HashSeed != DefaultHashSeed || cfg.Node.StateDir != DefaultStateDir ||
-		cfg.Node.XDPMode != XDPAuto || cfg.Node.ZeroCopy != ZeroCopyAuto || cfg.Node.Queues != 0 {
+		cfg.Node.XDPMode != XDPAuto || cfg.Node.ZeroCopy != ZeroCopyAuto || cfg.Node.Queues != 0 || cfg.Node.XDPFastPath != FastPathAuto {
 		t.Errorf("node defaults: %+v", cfg.Node)
 	}
 	if cfg.API.Listen != "" || cfg.HA != nil {
@@ -556,7 +562,7 @@ func TestIPv6Testdata(t *testing.T) {
 		media.RealServers[1].Weight != 65535 || !media.Ports.Contains(65535) || media.Ports.Contains(1936) {
 		t.Errorf("media6: %+v", media)
 	}
-	if cfg.Node.HashSeed != 0x1234 || cfg.Node.ZeroCopy != ZeroCopyOff || cfg.Node.XDPMode != XDPNative || cfg.Node.Queues != 4 {
+	if cfg.Node.HashSeed != 0x1234 || cfg.Node.ZeroCopy != ZeroCopyOff || cfg.Node.XDPMode != XDPNative || cfg.Node.Queues != 4 || cfg.Node.XDPFastPath != FastPathOff {
 		t.Errorf("node: %+v", cfg.Node)
 	}
 	if h := cfg.HA; h == nil || !h.Preempt || h.Priority != 200 || h.RouterID != 7 || h.AdvertInterval != time.Second || h.SyncPort != 7778 {

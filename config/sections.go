@@ -18,7 +18,7 @@ import (
 // The keys each section knows.
 var (
 	topKeys         = []string{"node", "api", "ha", "virtual_services"}
-	nodeKeys        = []string{"name", "interface", "hash_seed", "state_dir", "queues", "xdp_mode", "zero_copy"}
+	nodeKeys        = []string{"name", "interface", "hash_seed", "state_dir", "queues", "xdp_mode", "zero_copy", "xdp_fastpath"}
 	apiKeys         = []string{"listen", "tls_cert", "tls_key", "users"}
 	userKeys        = []string{"name", "password_hash"}
 	haKeys          = []string{"peer", "priority", "router_id", "advert_interval", "secret", "preempt", "sync_port"}
@@ -130,6 +130,14 @@ func (p *parser) node(n *yaml.Node, nd *Node) {
 			p.errorf(v, "node.zero_copy: write auto, on or off (not %s)", v.Value)
 		} else if s, ok := p.oneOf(v, "node.zero_copy", []string{"auto", "on", "off"}); ok {
 			nd.ZeroCopy = ZeroCopy(s)
+		}
+	}
+	nd.XDPFastPath = FastPathAuto
+	if v := f.get("xdp_fastpath"); v != nil {
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!bool" {
+			p.errorf(v, "node.xdp_fastpath: write auto, on or off (not %s)", v.Value)
+		} else if s, ok := p.oneOf(v, "node.xdp_fastpath", []string{"auto", "on", "off"}); ok {
+			nd.XDPFastPath = FastPath(s)
 		}
 	}
 	if nd.Name == "" {

@@ -53,8 +53,9 @@ func l4Addrs(cfg *config.Config) []netip.Addr {
 }
 
 // steerVIPs is what the XDP steering program sends to the AF_XDP sockets: every
-// layer-4 service's address, protocols and ports.
-func steerVIPs(cfg *config.Config) []afxdp.VIP {
+// layer-4 service's address, protocols and ports, and whether its decided clients
+// take the fast path (see fastPath; canTX: the interface can send with XDP_TX unaided).
+func steerVIPs(cfg *config.Config, canTX bool) []afxdp.VIP {
 	var out []afxdp.VIP
 	for _, s := range cfg.Services {
 		if s.Layer != config.Layer4 {
@@ -64,14 +65,28 @@ func steerVIPs(cfg *config.Config) []afxdp.VIP {
 		for _, r := range s.Ports {
 			ports = append(ports, afxdp.PortRange{Lo: r.Lo, Hi: r.Hi})
 		}
+		fast := fastPath(cfg.Node.XDPFastPath, s, canTX)
 		if s.Protocol.Has(config.TCP) {
-			out = append(out, afxdp.VIP{Addr: s.Address, Proto: tables.ProtoTCP, Ports: ports})
+			out = append(out, afxdp.VIP{Addr: s.Address, Proto: tables.ProtoTCP, Ports: ports, Service: s.Name, FastPath: fast})
 		}
 		if s.Protocol.Has(config.UDP) {
-			out = append(out, afxdp.VIP{Addr: s.Address, Proto: tables.ProtoUDP, Ports: ports})
+			out = append(out, afxdp.VIP{Addr: s.Address, Proto: tables.ProtoUDP, Ports: ports, Service: s.Name, FastPath: fast})
 		}
 	}
 	return out
+}
+
+// fastPath decides node.xdp_fastpath for one layer-4 service: on for all, off for
+// none, auto for those with source-IP persistence when the interface can send with
+// XDP_TX unaided (canTX).
+func fastPath(mode config.FastPath, s config.Service, canTX bool) bool {
+	switch mode {
+	case config.FastPathOn:
+		return true
+	case config.FastPathOff:
+		return false
+	}
+	return canTX && s.Persistence.Mode == config.PersistSourceIP
 }
 
 // l7Options carries the proxy settings the snapshot does not.

@@ -22,6 +22,7 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/ha"
 	"github.com/medialb/medialb/health"
 	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/netif"
@@ -44,12 +45,15 @@ type Daemon struct {
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
+	canTX    bool // the dataplane's interface sends XDP_TX frames unaided
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
+	ha       *ha.Node     // nil without an ha section
+	alive    atomic.Int32 // dataplane workers running
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
@@ -71,8 +75,10 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface, cfg.Node.StateDir); err != nil {
 		return d, err
 	}
-	if _, err = d.vips.Set(vipAddrs(cfg)); err != nil {
-		return d, err
+	if cfg.HA == nil { // with HA, keepalived brings the VIPs up on the master
+		if _, err = d.vips.Set(vipAddrs(cfg)); err != nil {
+			return d, err
+		}
 	}
 	if hasLayer(cfg, config.Layer4) {
 		d.neigh, err = netif.WatchNeighbors(ctx, cfg.Node.Interface, log, func() {
@@ -113,7 +119,11 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	if err = d.startAPI(cfg); err != nil {
 		return d, err
 	}
-	d.announce(vipAddrs(cfg))
+	if cfg.HA == nil {
+		d.announce(vipAddrs(cfg))
+	} else if err = d.startHA(cfg); err != nil {
+		return d, err
+	}
 	log.Info().Str("config", path).Str("summary", cfg.Summary()).Msg("medialb running")
 	return d, nil
 }
@@ -137,9 +147,16 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 		return err
 	}
 	d.dp = dp
-	if err := dp.SetVIPs(steerVIPs(cfg)); err != nil {
+	canTX, why := dp.CanXDPTX()
+	d.canTX = canTX
+	if !canTX && cfg.Node.XDPFastPath == config.FastPathAuto {
+		d.log.Info().Str("interface", cfg.Node.Interface).Str("reason", why).
+			Msg("XDP fast path off (node.xdp_fastpath: auto); set it to on if the peer has an XDP program")
+	}
+	if err := dp.SetVIPs(steerVIPs(cfg, canTX)); err != nil {
 		return err
 	}
+	d.startFastPath(d.ctx, dp.FastPath())
 	ifi, err := net.InterfaceByName(cfg.Node.Interface)
 	if err != nil {
 		return fmt.Errorf("read MAC of %s: %w", cfg.Node.Interface, err)
@@ -147,11 +164,13 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	var mac [6]byte
 	copy(mac[:], ifi.HardwareAddr)
 	for _, s := range dp.Sockets() {
-		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{Clock: d.now})
+		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{Clock: d.now, FastPath: dp.FastPath()})
 		d.workers = append(d.workers, w)
 		d.wg.Add(1)
+		d.alive.Add(1)
 		go func() {
 			defer d.wg.Done()
+			defer d.alive.Add(-1)
 			if err := w.Run(d.ctx); err != nil && !errors.Is(err, context.Canceled) {
 				d.log.Error().Err(err).Int("queue", s.QueueID()).Msg("dataplane worker stopped")
 			}
@@ -251,8 +270,15 @@ func (d *Daemon) reload() error {
 	if d.dp == nil && hasLayer(cfg, config.Layer4) {
 		return fmt.Errorf("reload %s refused: the first layer-4 service needs a restart to attach the dataplane", d.path)
 	}
-	up, err := d.vips.Set(vipAddrs(cfg))
-	if err != nil {
+	if (old.HA == nil) != (cfg.HA == nil) {
+		return fmt.Errorf("reload %s refused: the ha section was added or removed (restart medialb for that)", d.path)
+	}
+	var up []netip.Addr
+	if cfg.HA == nil {
+		if up, err = d.vips.Set(vipAddrs(cfg)); err != nil {
+			return fmt.Errorf("reload %s: %w", d.path, err)
+		}
+	} else if err := d.ha.Reload(*cfg.HA, vipAddrs(cfg)); err != nil {
 		return fmt.Errorf("reload %s: %w", d.path, err)
 	}
 	if d.neigh != nil {
@@ -263,7 +289,7 @@ func (d *Daemon) reload() error {
 	}
 	var errs []error
 	if d.dp != nil {
-		if err := d.dp.SetVIPs(steerVIPs(cfg)); err != nil {
+		if err := d.dp.SetVIPs(steerVIPs(cfg, d.canTX)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -288,6 +314,9 @@ func (d *Daemon) Close() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	var errs []error
+	if d.ha != nil {
+		errs = append(errs, d.ha.Close()) // first: the peer takes the VIPs over at once
+	}
 	if d.api != nil {
 		errs = append(errs, d.api.Close())
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/pipeline"
 )
 
@@ -47,17 +48,16 @@ func (s source) Overview() api.Overview {
 	cfg := ctrl.Config()
 	snap := d.holder.Load()
 	now := d.now()
-	conns := map[string]map[string]int64{}
-	svcConns := map[string]int64{}
+	// Layer-7 connection and byte counts, by service and by service/server.
+	l7svc := map[string]l7.ServiceStats{}
+	l7srv := map[string]l7.ServerStats{}
 	for _, st := range d.proxy.Stats() {
-		svcConns[st.Name] = st.Active
-		m := map[string]int64{}
+		l7svc[st.Name] = st
 		for _, ss := range st.Servers {
-			m[ss.Name] = ss.Active
+			l7srv[st.Name+"/"+ss.Name] = ss
 		}
-		conns[st.Name] = m
 	}
-	ov := api.Overview{Node: cfg.Node.Name, Time: time.Now().UTC()}
+	ov := api.Overview{Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview()}
 	for i := range cfg.Services {
 		cs := &cfg.Services[i]
 		ts := snap.Service(cs.Name)
@@ -67,7 +67,8 @@ func (s source) Overview() api.Overview {
 		as := api.Service{
 			Name: cs.Name, Address: cs.Address.String(), Ports: cs.Ports.String(), Layer: int(cs.Layer),
 			Protocol: cs.Protocol.String(), Forwarding: string(cs.Forwarding), Persistence: string(cs.Persistence.Mode),
-			Connections: svcConns[cs.Name],
+			Connections: l7svc[cs.Name].Active,
+			Bytes:       l7svc[cs.Name].BytesIn + l7svc[cs.Name].BytesOut,
 		}
 		if cs.Layer == config.Layer7 {
 			as.Forwarding = "proxy"
@@ -81,7 +82,8 @@ func (s source) Overview() api.Overview {
 				Name: srv.Name, Address: srv.Addr.String(), Port: srv.Port, Weight: int(srv.Weight),
 				State: srv.State.String(), Admin: ctrl.Admin(cs.Name, srv.Name).String(),
 				Health: "unknown", HealthReason: h.Reason,
-				Connections: conns[cs.Name][srv.Name],
+				Connections: l7srv[cs.Name+"/"+srv.Name].Active,
+				Bytes:       l7srv[cs.Name+"/"+srv.Name].BytesIn + l7srv[cs.Name+"/"+srv.Name].BytesOut,
 			}
 			if h.Checked {
 				rs.Health = map[bool]string{true: "up", false: "down"}[h.Up]
@@ -118,7 +120,13 @@ func (s source) SetState(service, server, state string) error {
 	if !ok {
 		return fmt.Errorf("state %q: want online, drain or halt", state)
 	}
-	return s.d.controller().SetAdmin(service, server, st)
+	if err := s.d.controller().SetAdmin(service, server, st); err != nil {
+		return err
+	}
+	if s.d.ha != nil {
+		s.d.ha.AdminChanged()
+	}
+	return nil
 }
 
 // Reload re-reads the configuration file.

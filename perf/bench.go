@@ -25,7 +25,7 @@ type Config struct {
 	Mixes        []Mix         // default Mix64, Mix512, Mix1400, MixIMIX
 	Proto        string        // default ProtoMix
 	Sources      int           // distinct client source addresses; default 1024
-	Forwarders   []string      // default FwdXDPTX, FwdMedialb
+	Forwarders   []string      // default FwdXDPTX, FwdMedialb, FwdMedialbFastpath
 	Queues       []int         // RX queue counts of the load balancer's interface; default 1, 2
 	ScalingMix   *Mix          // the mix of the multi-queue points; default Mix64
 	GenCPU       int           // CPU of the generator (and the downstream bridge work); default 0
@@ -55,7 +55,7 @@ func (c *Config) defaults() {
 		c.Sources = 1024
 	}
 	if len(c.Forwarders) == 0 {
-		c.Forwarders = []string{FwdXDPTX, FwdMedialb}
+		c.Forwarders = []string{FwdXDPTX, FwdMedialb, FwdMedialbFastpath}
 	}
 	if len(c.Queues) == 0 {
 		c.Queues = []int{1, 2}
@@ -78,27 +78,28 @@ func (c *Config) defaults() {
 // Point is one measurement: a forwarder, a packet mix and a queue count, sending for
 // Elapsed.
 type Point struct {
-	Forwarder string
-	Mix       string
-	MeanSize  float64
-	Queues    int
-	CountAt   string        // where arrivals were counted: CountAtSwitch or CountAtServer
-	Rep       int           // repetition of the point, from 0
-	Sent      uint64        // frames the generator completed
-	Arrived   uint64        // frames counted at the real servers
-	Forwarded uint64        // frames the forwarder says it sent on
-	Elapsed   time.Duration // sending time
-	Window    time.Duration // measuring time: sending, then the frames in flight
-	FwdCPU    time.Duration // CPU time of the forwarding threads (NAPI threads + workers)
-	GenCPU    time.Duration // CPU time of the generator's thread
-	CoreBusy  float64       // busy fraction of the forwarding CPU (all tasks) over the point
-	NapiCPU   time.Duration // of FwdCPU: the NAPI kernel threads (XDP program, copy into the UMEM)
-	UserCPU   time.Duration // of FwdCPU: workers in user space (parse, tables, rings), tick resolution
-	SysCPU    time.Duration // of FwdCPU: workers in the kernel (sendto, poll), tick resolution
-	Batches   uint64        // medialb: non-empty receive batches
-	TxKicks   uint64        // medialb: sendto calls
-	Mallocs   uint64        // heap allocations of the whole process during the point
-	Detail    string        // forwarder-specific counters
+	Forwarder  string
+	Mix        string
+	MeanSize   float64
+	Queues     int
+	CountAt    string        // where arrivals were counted: CountAtSwitch or CountAtServer
+	Rep        int           // repetition of the point, from 0
+	Sent       uint64        // frames the generator completed
+	Arrived    uint64        // frames counted at the real servers
+	Forwarded  uint64        // frames the forwarder says it sent on
+	Elapsed    time.Duration // sending time
+	Window     time.Duration // measuring time: sending, then the frames in flight
+	FwdCPU     time.Duration // CPU time of the forwarding threads (NAPI threads + workers)
+	GenCPU     time.Duration // CPU time of the generator's thread
+	CoreBusy   float64       // busy fraction of the forwarding CPU (all tasks) over the point
+	NapiCPU    time.Duration // of FwdCPU: the NAPI kernel threads (XDP program, copy into the UMEM)
+	UserCPU    time.Duration // of FwdCPU: workers in user space (parse, tables, rings), tick resolution
+	SysCPU     time.Duration // of FwdCPU: workers in the kernel (sendto, poll), tick resolution
+	Batches    uint64        // medialb: non-empty receive batches
+	TxKicks    uint64        // medialb: sendto calls
+	FastPathTX uint64        // medialb+fastpath: frames the steering program sent with XDP_TX
+	Mallocs    uint64        // heap allocations of the whole process during the point
+	Detail     string        // forwarder-specific counters
 }
 
 // Mpps returns the arrival rate in millions of packets per second.
@@ -416,8 +417,10 @@ func measure(ctx context.Context, t *topo, gen *Generator, f forwarder, arrived 
 	drops0 := t.linkDrops()
 	var c0 pipeline.Counters
 	var st0 []afxdp.Stats
+	var fast0 uint64
 	if m, ok := f.(*medialb); ok {
 		c0 = m.counters()
+		fast0 = m.fastForwarded()
 		for _, s := range m.dp.Sockets() {
 			st0 = append(st0, s.Stats())
 		}
@@ -478,6 +481,12 @@ func measure(ctx context.Context, t *topo, gen *Generator, f forwarder, arrived 
 			}
 		}
 		p.Detail += fmt.Sprintf("; batches %d: %s; %s", p.Batches, strings.Join(why, ", "), strings.Join(parts, "; "))
+		if m.fast {
+			p.FastPathTX = m.fastForwarded() - fast0
+			p.Detail += fmt.Sprintf("; fast path: fastpath_tx %d, pipeline forwarded %d, map updates %d (syscalls) with %d entries, errors %d",
+				p.FastPathTX, c.Forwarded()-c0.Forwarded(), c.FastPathFlushes-c0.FastPathFlushes,
+				c.FastPathEntries-c0.FastPathEntries, c.FastPathErrors-c0.FastPathErrors)
+		}
 	}
 	return p, nil
 }

@@ -7,7 +7,10 @@
 //   - xdp_tx: the in-kernel reference, an XDP program rewriting the MACs and sending
 //     with XDP_TX (afxdp.AttachXDPTXForwarder): the limit of this path on the machine;
 //   - medialb: the real dataplane, afxdp.Open on the load balancer's interface and one
-//     pipeline.Worker per RX queue, in this process.
+//     pipeline.Worker per RX queue, in this process;
+//   - medialb+fastpath: the same with the steering program's fast path
+//     (afxdp.FastPath): clients whose server the workers recorded are forwarded by
+//     the program itself with XDP_TX.
 //
 // Arrivals are counted by an XDP program on the real servers' interfaces (count, then
 // drop), so "forwarded" means "arrived", not "sent". The forwarding core's CPU time is

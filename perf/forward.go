@@ -21,6 +21,10 @@ const (
 	FwdMedialb = "medialb" // AF_XDP sockets + pipeline workers
 	// FwdMedialbBusyPoll is medialb with afxdp.Config.BusyPoll (SO_PREFER_BUSY_POLL).
 	FwdMedialbBusyPoll = "medialb_busypoll"
+	// FwdMedialbFastpath is medialb with the steering program's fast path
+	// (afxdp.FastPath, node.xdp_fastpath): the pipeline picks a client's server, the
+	// program forwards the client's next frames itself with XDP_TX.
+	FwdMedialbFastpath = "medialb+fastpath"
 )
 
 // The VIP's steered ports: the Harmonic_Traffic service of examples/harmonic-vos.yaml.
@@ -28,9 +32,18 @@ var vipPorts = []afxdp.PortRange{{Lo: 1935, Hi: 1935}, {Lo: 554, Hi: 554}, {Lo: 
 
 func vips() []afxdp.VIP {
 	return []afxdp.VIP{
-		{Addr: vipAddr, Proto: afxdp.ProtoTCP, Ports: vipPorts},
-		{Addr: vipAddr, Proto: afxdp.ProtoUDP, Ports: vipPorts},
+		{Addr: vipAddr, Proto: afxdp.ProtoTCP, Ports: vipPorts, Service: "Harmonic_Traffic"},
+		{Addr: vipAddr, Proto: afxdp.ProtoUDP, Ports: vipPorts, Service: "Harmonic_Traffic"},
 	}
+}
+
+// fastVIPs is vips with the fast path on.
+func fastVIPs() []afxdp.VIP {
+	v := vips()
+	for i := range v {
+		v[i].FastPath = true
+	}
+	return v
 }
 
 // forwarder is one of the compared load-balancer data paths, attached to the lab's load
@@ -54,11 +67,13 @@ func startForwarder(t *topo, name string, cpus []int, cfg Config) (forwarder, er
 	case FwdXDPTX:
 		return startXDPTX(t, cpus)
 	case FwdMedialb:
-		return startMedialb(t, cpus, false, cfg.BatchSize, log)
+		return startMedialb(t, cpus, false, false, cfg.BatchSize, log)
 	case FwdMedialbBusyPoll:
-		return startMedialb(t, cpus, true, cfg.BatchSize, log)
+		return startMedialb(t, cpus, true, false, cfg.BatchSize, log)
+	case FwdMedialbFastpath:
+		return startMedialb(t, cpus, false, true, cfg.BatchSize, log)
 	}
-	return nil, fmt.Errorf("start forwarder: unknown %q (want %s, %s or %s)", name, FwdXDPTX, FwdMedialb, FwdMedialbBusyPoll)
+	return nil, fmt.Errorf("start forwarder: unknown %q (want %s, %s, %s or %s)", name, FwdXDPTX, FwdMedialb, FwdMedialbFastpath, FwdMedialbBusyPoll)
 }
 
 type xdpTX struct {
@@ -89,6 +104,7 @@ func (f *xdpTX) close() error       { return f.a.Close() }
 
 type medialb struct {
 	dp      *afxdp.Dataplane
+	fast    bool // the fast path is on
 	workers []*pipeline.Worker
 	napi    []int
 	wtids   []int
@@ -116,14 +132,14 @@ func harmonicTraffic(t *topo) tables.Spec {
 	return tables.Spec{HashSeed: 1, Services: []tables.ServiceSpec{svc}}
 }
 
-func startMedialb(t *topo, cpus []int, busyPoll bool, batch int, log zerolog.Logger) (f *medialb, err error) {
+func startMedialb(t *topo, cpus []int, busyPoll, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
 	snap, err := tables.Build(harmonicTraffic(t), nil)
 	if err != nil {
 		return nil, fmt.Errorf("build tables: %w", err)
 	}
 	var holder tables.Holder
 	holder.Store(snap)
-	f = &medialb{}
+	f = &medialb{fast: fast}
 	err = inNS(t.lb.ns, func() (err error) {
 		f.dp, err = afxdp.Open(afxdp.Config{Interface: t.lb.link, XDPMode: afxdp.ModeNative, BusyPoll: busyPoll, Logger: log})
 		return err
@@ -136,7 +152,11 @@ func startMedialb(t *topo, cpus []int, busyPoll bool, batch int, log zerolog.Log
 			f.close()
 		}
 	}()
-	if err := f.dp.SetVIPs(vips()); err != nil {
+	v := vips()
+	if fast {
+		v = fastVIPs()
+	}
+	if err := f.dp.SetVIPs(v); err != nil {
 		return nil, fmt.Errorf("set VIPs: %w", err)
 	}
 	if f.napi, err = threadNAPI(t.lb.ns, t.lb.link, cpus); err != nil {
@@ -148,7 +168,11 @@ func startMedialb(t *topo, cpus []int, busyPoll bool, batch int, log zerolog.Log
 	f.cancel = cancel
 	tids := make(chan int)
 	for i, s := range f.dp.Sockets() {
-		w := pipeline.NewWorker(s, &holder, mac, pipeline.WorkerOptions{BatchSize: batch})
+		opts := pipeline.WorkerOptions{BatchSize: batch}
+		if fast {
+			opts.FastPath = f.dp.FastPath()
+		}
+		w := pipeline.NewWorker(s, &holder, mac, opts)
 		f.workers = append(f.workers, w)
 		cpu := cpus[i%len(cpus)]
 		f.wg.Add(1)
@@ -189,7 +213,17 @@ func (f *medialb) err() error {
 
 func (f *medialb) napiThreads() []int { return f.napi }
 func (f *medialb) threads() []int     { return append(append([]int(nil), f.napi...), f.wtids...) }
-func (f *medialb) forwarded() uint64  { return pipeline.Sum(f.workers...).Forwarded() }
+func (f *medialb) forwarded() uint64 {
+	return pipeline.Sum(f.workers...).Forwarded() + f.fastForwarded()
+}
+
+// fastForwarded returns the frames the steering program's fast path sent with XDP_TX.
+func (f *medialb) fastForwarded() uint64 {
+	if !f.fast {
+		return 0
+	}
+	return f.dp.ProgramStats()["fastpath_tx"]
+}
 
 // counters returns the workers' summed counters.
 func (f *medialb) counters() pipeline.Counters { return pipeline.Sum(f.workers...) }

@@ -118,7 +118,8 @@ func TestSummaries(t *testing.T) {
 }
 
 // TestSmoke runs the whole harness at a tiny size: frames must arrive at the real
-// servers through both forwarders, and the counts must be consistent.
+// servers through all three forwarders, and the counts must be consistent; with the
+// fast path, most frames must have been sent by the steering program.
 func TestSmoke(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: builds network namespaces, attaches XDP programs, opens AF_XDP sockets")
@@ -140,8 +141,8 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Points) != 2 {
-		t.Fatalf("%d points, want 2 (xdp_tx, medialb)", len(res.Points))
+	if len(res.Points) != 3 {
+		t.Fatalf("%d points, want 3 (xdp_tx, medialb, medialb+fastpath)", len(res.Points))
 	}
 	for _, p := range res.Points {
 		t.Logf("%s: sent %d forwarded %d arrived %d in %s, %.0f ns/pkt; %s", p.Forwarder, p.Sent, p.Forwarded, p.Arrived, p.Elapsed, p.NsPerPacket(), p.Detail)
@@ -154,13 +155,16 @@ func TestSmoke(t *testing.T) {
 		if a := p.AllocsPerPacket(); a > 0.5 {
 			t.Errorf("%s: %.2f allocations per packet", p.Forwarder, a)
 		}
+		if fast := p.Forwarder == FwdMedialbFastpath; (fast && p.FastPathTX <= p.Forwarded/2) || (!fast && p.FastPathTX != 0) {
+			t.Errorf("%s: %d of %d frames by the fast path", p.Forwarder, p.FastPathTX, p.Forwarded)
+		}
 	}
 	ss := res.Summaries()
 	if ratio(ss[1].Mpps, ss[0].Mpps) <= 0 {
 		t.Errorf("medialb / xdp_tx ratio is not > 0: %+v", ss)
 	}
-	if len(res.Latency) != 3 {
-		t.Fatalf("latency paths %+v, want direct, xdp_tx, medialb", res.Latency)
+	if len(res.Latency) != 4 {
+		t.Fatalf("latency paths %+v, want direct, xdp_tx, medialb, medialb+fastpath", res.Latency)
 	}
 	for _, l := range res.Latency {
 		if l.Sent != 20 || l.P50 <= 0 || l.P99 < l.P50 || l.Lost > 2 {

@@ -85,6 +85,9 @@ type Summary struct {
 	// workers in the kernel.
 	NapiNs, UserNs, SysNs float64
 	Batches, TxKicks      uint64 // totals (medialb)
+	// FastPathTX and Forwarded are totals: frames sent by the steering program's fast
+	// path (medialb+fastpath) and by the forwarder in all.
+	FastPathTX, Forwarded uint64
 }
 
 // CoreMpps returns 1000 / NsPerPacket: the rate of one fully busy forwarding core.
@@ -121,6 +124,8 @@ func (r *Results) Summaries() []Summary {
 			sys = append(sys, per(p.SysCPU, p.Arrived))
 			s.Batches += p.Batches
 			s.TxKicks += p.TxKicks
+			s.FastPathTX += p.FastPathTX
+			s.Forwarded += p.Forwarded
 			s.Sent += p.Sent
 			s.Arrived += p.Arrived
 			s.Mallocs += p.Mallocs
@@ -185,7 +190,11 @@ func (r *Results) Markdown(command string) string {
 	if r.Config.BatchSize > 0 {
 		batch = fmt.Sprint(r.Config.BatchSize)
 	}
-	w("Maglev + source-IP persistence; worker batch size %s), in process. **IPVS DR**: %s.\n\n", batch, r.IPVS)
+	w("Maglev + source-IP persistence; worker batch size %s), in process;\n", batch)
+	w("**medialb+fastpath** = medialb with the steering program's fast path (afxdp.FastPath): the worker records\n")
+	w("each client's server in an LRU map after its pick, the program then forwards that client itself (MAC\n")
+	w("rewrite, XDP_TX) while the snapshot generation is unchanged; new clients go through the pipeline.\n")
+	w("**IPVS DR**: %s.\n\n", r.IPVS)
 
 	w("### Rate and cost per packet\n\n")
 	w("`Mpps` is the arrival rate at the real servers; when the forwarding CPU is not saturated (busy < 100%%),\n")
@@ -213,6 +222,21 @@ func (r *Results) Markdown(command string) string {
 			continue
 		}
 		w("| %s | %s | %d | %s | %.2f | %.2f |\n", s.Forwarder, s.Mix, s.Queues, s.CountAt, ratio(s.Mpps, ref.Mpps), ratio(ref.NsPerPacket, s.NsPerPacket))
+	}
+	fastHeader := false
+	for _, s := range ss {
+		if s.Forwarder != FwdMedialbFastpath {
+			continue
+		}
+		if !fastHeader {
+			w("\nmedialb+fastpath: frames sent by the steering program's fast path (XDP_TX) vs. all it forwarded. The\n")
+			w("warm-up sends from every generator source, so the workers record the clients' servers before the\n")
+			w("measured window: these points are the steady state of known clients (a new client's first frames go\n")
+			w("through the pipeline, plus one map update per batch with new clients: see the afxdp benchmark).\n\n")
+			w("| mix | RX queues | counted at | forwarded | of which fast path | share |\n|---|---|---|---:|---:|---:|\n")
+			fastHeader = true
+		}
+		w("| %s | %d | %s | %d | %d | %.4f |\n", s.Mix, s.Queues, s.CountAt, s.Forwarded, s.FastPathTX, ratio(float64(s.FastPathTX), float64(s.Forwarded)))
 	}
 	w("\n### Where the forwarding core's time goes\n\n")
 	w("Per arrived frame (medians): the NAPI kernel thread (veth receive, the XDP program, for medialb the\n")

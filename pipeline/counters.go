@@ -58,6 +58,9 @@ func (r Reason) Malformed() bool {
 type Counters struct {
 	Batches  uint64             // non-empty receive batches
 	ByReason [NumReasons]uint64 // what became of the received frames, by reason
+	// Fast path (WorkerOptions.FastPath): decisions sent to the steering program's
+	// map, the Update calls (syscalls) that carried them, and failed calls.
+	FastPathEntries, FastPathFlushes, FastPathErrors uint64
 }
 
 // Received returns the number of frames taken from the RX ring.
@@ -87,6 +90,9 @@ func (c Counters) Malformed() uint64 {
 // Add returns the sum of c and o.
 func (c Counters) Add(o Counters) Counters {
 	c.Batches += o.Batches
+	c.FastPathEntries += o.FastPathEntries
+	c.FastPathFlushes += o.FastPathFlushes
+	c.FastPathErrors += o.FastPathErrors
 	for i := range c.ByReason {
 		c.ByReason[i] += o.ByReason[i]
 	}
@@ -110,7 +116,9 @@ type counters struct {
 	_       cpu.CacheLinePad
 	batches atomic.Uint64
 	reasons [NumReasons]atomic.Uint64
-	_       cpu.CacheLinePad
+
+	fpEntries, fpFlushes, fpErrors atomic.Uint64
+	_                              cpu.CacheLinePad
 }
 
 // batchCounts counts one batch, on the worker's stack.
@@ -130,6 +138,9 @@ func (c *counters) add(bc *batchCounts) {
 func (c *counters) load() Counters {
 	var s Counters
 	s.Batches = c.batches.Load()
+	s.FastPathEntries = c.fpEntries.Load()
+	s.FastPathFlushes = c.fpFlushes.Load()
+	s.FastPathErrors = c.fpErrors.Load()
 	for i := range s.ByReason {
 		s.ByReason[i] = c.reasons[i].Load()
 	}

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"net/netip"
+
 	"github.com/medialb/medialb/tables"
 )
 
@@ -21,6 +23,21 @@ import (
 // once per batch. Process allocates nothing, takes no lock and is safe for concurrent
 // use on different frames.
 func Process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte) Reason {
+	var d decision
+	return process(snap, localMAC, now, frame, &d)
+}
+
+// decision is what process decided for a forwarded frame, for the fast path.
+type decision struct {
+	svc     *tables.Service
+	srv     *tables.Server
+	verdict tables.Verdict
+	src     netip.Addr
+	frag    bool // a non-first fragment
+}
+
+// process is Process; for a Forwarded frame it also fills d.
+func process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte, d *decision) Reason {
 	if len(frame) < ethHeaderLen {
 		return MalformedEthernet
 	}
@@ -43,7 +60,7 @@ func Process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte) 
 	if svc == nil || svc.Layer != 4 {
 		return NoService
 	}
-	srv, _ := svc.Pick(p.Src, now)
+	srv, verdict := svc.Pick(p.Src, now)
 	if srv == nil {
 		return NoServer
 	}
@@ -52,5 +69,6 @@ func Process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte) 
 	}
 	copy(frame[0:6], srv.MAC[:])
 	copy(frame[6:12], localMAC[:])
+	d.svc, d.srv, d.verdict, d.src, d.frag = svc, srv, verdict, p.Src, p.Frag == FragLater
 	return Forwarded
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"time"
@@ -48,6 +49,52 @@ type WorkerOptions struct {
 	// tables (other workers, the L7 proxy, the control plane) must share it.
 	// nil means [Now].
 	Clock func() uint32
+	// FastPath, when set, receives the worker's decisions for clients of services
+	// with a fast-path id ([FastPath.ServiceID]) so that the steering program can
+	// forward their next frames itself (see [afxdp.FastPath]). nil: no fast path.
+	FastPath FastPath
+}
+
+// FastPath is where a [Worker] records the decisions that the steering program may
+// then apply itself with XDP_TX. *[afxdp.FastPath] implements it.
+type FastPath interface {
+	// Generation returns the current generation; the worker reads it before it
+	// loads the snapshot it decides with.
+	Generation() uint32
+	// ServiceID returns the fast-path id of a service, 0 for none. The worker asks
+	// again only when the snapshot or the generation changes.
+	ServiceID(service string) uint32
+	// Update records keys[i] -> vals[i] (one syscall for the batch).
+	Update(keys []afxdp.FastPathKey, vals []afxdp.FastPathValue) error
+}
+
+// fpCacheSize is the number of slots of a worker's cache of recorded decisions
+// (direct-mapped): a client's decision is sent to the map once per generation,
+// again at most once a second while its frames still reach the worker.
+const fpCacheSize = 4096
+
+type fpCacheSlot struct {
+	key afxdp.FastPathKey
+	mac [6]byte
+	gen uint32
+	t   uint32
+}
+
+type fpService struct {
+	svc *tables.Service
+	id  uint32
+}
+
+// fastPathState is a worker's fast-path bookkeeping.
+type fastPathState struct {
+	fp    FastPath
+	gen   uint32           // generation read before the batch's snapshot
+	snap  *tables.Snapshot // snapshot ids were resolved for
+	rgen  uint32           // generation ids were resolved at
+	ids   []fpService
+	cache []fpCacheSlot
+	keys  []afxdp.FastPathKey
+	vals  []afxdp.FastPathValue
 }
 
 var epoch = time.Now()
@@ -65,6 +112,7 @@ type Worker struct {
 	idleWait time.Duration
 	clock    func() uint32
 	descs    []Desc
+	fp       *fastPathState
 
 	c counters
 }
@@ -82,7 +130,7 @@ func NewWorker(port Port, holder *tables.Holder, localMAC [6]byte, opts WorkerOp
 	if opts.Clock == nil {
 		opts.Clock = Now
 	}
-	return &Worker{
+	w := &Worker{
 		port:     port,
 		holder:   holder,
 		localMAC: localMAC,
@@ -90,6 +138,15 @@ func NewWorker(port Port, holder *tables.Holder, localMAC [6]byte, opts WorkerOp
 		clock:    opts.Clock,
 		descs:    make([]Desc, opts.BatchSize),
 	}
+	if opts.FastPath != nil {
+		w.fp = &fastPathState{
+			fp:    opts.FastPath,
+			cache: make([]fpCacheSlot, fpCacheSize),
+			keys:  make([]afxdp.FastPathKey, 0, opts.BatchSize),
+			vals:  make([]afxdp.FastPathValue, 0, opts.BatchSize),
+		}
+	}
+	return w
 }
 
 // Run polls the port until ctx is done, on an OS thread of its own (locked for the
@@ -124,7 +181,16 @@ func (w *Worker) poll() bool {
 	}
 	descs := w.descs[:n]
 	var bc batchCounts
-	ntx := w.processBatch(w.holder.Load(), w.clock(), descs, &bc)
+	fp := w.fp
+	if fp != nil {
+		fp.gen = fp.fp.Generation() // before the snapshot: see FastPath
+	}
+	snap := w.holder.Load()
+	if fp != nil && (snap != fp.snap || fp.gen != fp.rgen) {
+		fp.resolve(snap)
+	}
+	now := w.clock()
+	ntx := w.processBatch(snap, now, descs, &bc)
 	sent := 0
 	if ntx > 0 {
 		sent = w.port.Transmit(descs[:ntx])
@@ -137,19 +203,90 @@ func (w *Worker) poll() bool {
 		w.port.Release(descs[sent:])
 	}
 	w.c.add(&bc)
+	if fp != nil && len(fp.keys) > 0 {
+		w.c.fpEntries.Add(uint64(len(fp.keys)))
+		w.c.fpFlushes.Add(1)
+		if err := fp.fp.Update(fp.keys, fp.vals); err != nil {
+			w.c.fpErrors.Add(1)
+			// Forget what was not recorded, so it is tried again.
+			for i := range fp.keys {
+				fp.cache[fpSlot(fp.keys[i])].gen = fp.gen - 1
+			}
+		}
+		fp.keys, fp.vals = fp.keys[:0], fp.vals[:0]
+	}
 	return true
+}
+
+// resolve looks up the fast-path ids of snap's layer-4 services (on a snapshot or
+// generation change only).
+func (fp *fastPathState) resolve(snap *tables.Snapshot) {
+	fp.snap, fp.rgen = snap, fp.gen
+	fp.ids = fp.ids[:0]
+	if snap == nil {
+		return
+	}
+	for _, svc := range snap.Services() {
+		if svc.Layer != 4 {
+			continue
+		}
+		if id := fp.fp.ServiceID(svc.Name); id != 0 {
+			fp.ids = append(fp.ids, fpService{svc, id})
+		}
+	}
+}
+
+// record queues d for the fast-path map unless it was queued already in this
+// generation less than a second ago.
+func (fp *fastPathState) record(d *decision, localMAC [6]byte, now uint32) {
+	if d.frag || (d.verdict != tables.VerdictNew && d.verdict != tables.VerdictPersist) {
+		return
+	}
+	var id uint32
+	for i := range fp.ids {
+		if fp.ids[i].svc == d.svc {
+			id = fp.ids[i].id
+			break
+		}
+	}
+	if id == 0 || len(fp.keys) == cap(fp.keys) {
+		return
+	}
+	k := afxdp.FastPathKey{Service: id, Client: d.src.As16()}
+	c := &fp.cache[fpSlot(k)]
+	if c.key == k && c.gen == fp.gen && c.mac == d.srv.MAC && now-c.t < 1 {
+		return
+	}
+	*c = fpCacheSlot{key: k, mac: d.srv.MAC, gen: fp.gen, t: now}
+	fp.keys = append(fp.keys, k)
+	fp.vals = append(fp.vals, afxdp.FastPathValue{DstMAC: d.srv.MAC, SrcMAC: localMAC, Gen: fp.gen})
+}
+
+// fpSlot is the cache slot of a key.
+func fpSlot(k afxdp.FastPathKey) uint32 {
+	h := uint64(k.Service) * 0x9e3779b97f4a7c15
+	h = (h ^ binary.LittleEndian.Uint64(k.Client[0:8])) * 0xff51afd7ed558ccd
+	h ^= h >> 32
+	h = (h ^ binary.LittleEndian.Uint64(k.Client[8:16])) * 0xff51afd7ed558ccd
+	h ^= h >> 32
+	h *= 0xc4ceb9fe1a85ec53
+	return uint32(h>>40) & (fpCacheSize - 1)
 }
 
 // processBatch runs Process on every frame of descs and reorders descs so that the
 // frames to transmit come first; it returns their number and counts the batch in bc.
 func (w *Worker) processBatch(snap *tables.Snapshot, now uint32, descs []Desc, bc *batchCounts) int {
 	ntx := 0
+	var dec decision
 	for i, d := range descs {
-		r := Process(snap, w.localMAC, now, w.port.Frame(d))
+		r := process(snap, w.localMAC, now, w.port.Frame(d), &dec)
 		bc[r]++
 		if r == Forwarded {
 			descs[i], descs[ntx] = descs[ntx], d
 			ntx++
+			if w.fp != nil {
+				w.fp.record(&dec, w.localMAC, now)
+			}
 		}
 	}
 	return ntx

@@ -26,3 +26,10 @@ if [ ! -e "$policy" ]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Even with policy-rc.d, packages enable their units for the next boot: medialb runs
+# keepalived and nginx itself, so keep the packaged services off.
+if command -v systemctl >/dev/null 2>&1; then
+	for svc in keepalived nginx; do
+		case " ${missing[*]} " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
+	done
+fi

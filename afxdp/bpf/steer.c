@@ -7,6 +7,13 @@
  *             (ARP, ND, ICMP, the API, health-check replies, SSH, ...) goes to
  *             the kernel with XDP_PASS. A queue without a socket also means
  *             "to the kernel", never a drop.
+ *             Fast path: when the VIP entry carries a fast-path service id
+ *             (its value, 0 = none) and the fastpath map holds a decision for
+ *             (service id, client source address) recorded under the current
+ *             generation (fp_gen, bumped by user space on every snapshot swap),
+ *             the frame (if addressed to our MAC) gets the server's MAC and
+ *             leaves with XDP_TX; its last-seen time is refreshed. Non-first
+ *             fragments always go to the socket.
  * xdp_tx_fwd: the same steering keys, but the destination MAC is rewritten in
  *             the kernel and the frame leaves with XDP_TX: the in-kernel
  *             reference the perf harness compares the AF_XDP pipeline with.
@@ -53,6 +60,24 @@ struct vip_key {
 	__u16 port;
 };
 
+/* fp_key: a client of a fast-path service (client is the IPv6 or the
+ * IPv4-mapped source address). */
+struct fp_key {
+	__u32 svc;
+	__u8 client[16];
+};
+
+/* fp_value: the pipeline's decision for a client: the server's MAC, our MAC
+ * (the frame's destination on arrival and source on departure), the
+ * generation it was made under and when the client was last seen
+ * (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
+struct fp_value {
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u32 gen;
+	__u64 seen_ns;
+};
+
 /* fwd_value is what xdp_tx_fwd writes into the Ethernet header. */
 struct fwd_value {
 	__u8 dst_mac[6];
@@ -71,6 +96,7 @@ enum stat {
 	STAT_PASS_VLAN_STACKED, /* more than one VLAN tag */
 	STAT_PASS_EXT_HDRS,     /* IPv6 extension header chain too long */
 	STAT_TX_FWD,            /* xdp_tx_fwd: rewritten and sent with XDP_TX */
+	STAT_FASTPATH_TX,       /* xdp_steer: fast path, rewritten and sent with XDP_TX */
 	STAT_MAX,
 };
 
@@ -87,6 +113,25 @@ struct {
 	__type(value, struct fwd_value);
 	__uint(max_entries, VIP_MAX_ENTRIES);
 } fwd_vips SEC(".maps");
+
+/* Default size of the fast-path map; user space may change it before loading. */
+#define FASTPATH_MAX_ENTRIES 65536
+/* The last-seen time is written at most this often per client. */
+#define SEEN_RESOLUTION_NS 250000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct fp_key);
+	__type(value, struct fp_value);
+	__uint(max_entries, FASTPATH_MAX_ENTRIES);
+} fastpath SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} fp_gen SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -112,7 +157,7 @@ static __always_inline void count(__u32 idx)
 /* parse fills key from the frame. It returns 0 when the key is complete and
  * should be looked up, or the stat index of the reason to pass the frame.
  * *frag is set for a non-first fragment (key->port == 0). */
-static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, int *frag)
+static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, __u8 *src, int *frag)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -151,6 +196,10 @@ static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, int *f
 		key->addr[10] = 0xff;
 		key->addr[11] = 0xff;
 		__builtin_memcpy(&key->addr[12], ip + 16, 4);
+		__builtin_memset(src, 0, 10);
+		src[10] = 0xff;
+		src[11] = 0xff;
+		__builtin_memcpy(&src[12], ip + 12, 4);
 		l4 = ip[9];
 		key->proto = l4;
 		frag_off = bpf_ntohs(*(__u16 *)(ip + 6)) & 0x1fff;
@@ -167,6 +216,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, int *f
 		if ((void *)(ip6 + 40) > data_end)
 			return STAT_PASS_MALFORMED;
 		__builtin_memcpy(key->addr, ip6 + 24, 16);
+		__builtin_memcpy(src, ip6 + 8, 16);
 		l4 = ip6[6];
 		off += 40;
 #pragma unroll
@@ -220,22 +270,65 @@ static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, int *f
 	return 0;
 }
 
+/* fast_path forwards the frame of a client whose server is decided; it
+ * returns XDP_TX, or 0 when the frame must go to the socket. */
+static __always_inline int fast_path(struct xdp_md *ctx, __u32 svc, const __u8 *src)
+{
+	struct fp_key fk = { .svc = svc };
+	struct fp_value *fv;
+	__u32 zero = 0;
+	__u32 *gen;
+	void *data, *data_end;
+	__u64 now;
+
+	__builtin_memcpy(fk.client, src, 16);
+	fv = bpf_map_lookup_elem(&fastpath, &fk);
+	if (!fv)
+		return 0;
+	gen = bpf_map_lookup_elem(&fp_gen, &zero);
+	if (!gen || fv->gen != *gen)
+		return 0;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + ETH_HLEN > data_end)
+		return 0;
+	/* A frame flooded to us for another host is not ours to forward. */
+	{
+		__u8 *d = data;
+		if ((d[0] ^ fv->src_mac[0]) | (d[1] ^ fv->src_mac[1]) | (d[2] ^ fv->src_mac[2]) |
+		    (d[3] ^ fv->src_mac[3]) | (d[4] ^ fv->src_mac[4]) | (d[5] ^ fv->src_mac[5]))
+			return 0;
+	}
+	__builtin_memcpy(data, fv->dst_mac, 6);
+	__builtin_memcpy(data + 6, fv->src_mac, 6);
+	now = bpf_ktime_get_ns();
+	if (now - fv->seen_ns > SEEN_RESOLUTION_NS)
+		fv->seen_ns = now;
+	count(STAT_FASTPATH_TX);
+	return XDP_TX;
+}
+
 SEC("xdp")
 int xdp_steer(struct xdp_md *ctx)
 {
 	struct vip_key key = {};
+	__u8 src[16] = {};
 	int frag = 0;
-	int reason = parse(ctx, &key, &frag);
+	int reason = parse(ctx, &key, src, &frag);
+	__u8 *svc;
 	long act;
 
 	if (reason) {
 		count(reason);
 		return XDP_PASS;
 	}
-	if (!bpf_map_lookup_elem(&vips, &key)) {
+	svc = bpf_map_lookup_elem(&vips, &key);
+	if (!svc) {
 		count(STAT_PASS_NO_VIP);
 		return XDP_PASS;
 	}
+	if (*svc && !frag && fast_path(ctx, *svc, src) == XDP_TX)
+		return XDP_TX;
 	act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 	if (act == XDP_REDIRECT) {
 		count(STAT_REDIRECT);
@@ -252,8 +345,9 @@ int xdp_tx_fwd(struct xdp_md *ctx)
 {
 	struct vip_key key = {};
 	struct fwd_value *fv;
+	__u8 src[16] = {};
 	int frag = 0;
-	int reason = parse(ctx, &key, &frag);
+	int reason = parse(ctx, &key, src, &frag);
 	void *data, *data_end;
 
 	if (reason) {

@@ -26,6 +26,8 @@ func run() int {
 	bin := flag.String("bin", "bin", "`directory` with medialb and vossim")
 	cfgPath := flag.String("config", "examples/harmonic-vos.yaml", "configuration `file` to rewrite onto the lab")
 	clients := flag.Int("clients", 100, "client source addresses")
+	soak := flag.Duration("soak", 0, "instead of the demo's steps, run the soak test this long (make soak: 10m)")
+	soakOut := flag.String("soak-out", "", "with --soak, rewrite the soak section of this `file` (BENCHMARKS.md)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "medialb-demo: needs root (network namespaces, XDP); run `sudo make demo`")
@@ -34,7 +36,7 @@ func run() int {
 	binDir, _ := filepath.Abs(*bin)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d := &demo{ctx: ctx, bin: binDir, clients: *clients, example: *cfgPath}
+	d := &demo{ctx: ctx, bin: binDir, clients: *clients, example: *cfgPath, soak: *soak, soakOut: *soakOut}
 	err := d.run()
 	d.teardown()
 	switch {
@@ -55,6 +57,8 @@ type demo struct {
 	bin     string
 	clients int
 	example string
+	soak    time.Duration
+	soakOut string
 
 	lab     *lab.Lab
 	tmp     string
@@ -103,6 +107,12 @@ func (d *demo) run() error {
 	}
 	if err := d.waitChecked(20 * time.Second); err != nil {
 		return err
+	}
+	if d.soak > 0 {
+		if err := d.runSoak(cfg); err != nil {
+			return err
+		}
+		return d.medialb.Stop(15 * time.Second)
 	}
 	if err := d.traffic(); err != nil {
 		return err

@@ -2,7 +2,7 @@
 // reference in a namespace lab of its own, and writes the figures as Markdown.
 //
 //	medialb-perf [--out BENCHMARKS.md] [--duration 2s] [--repeats 3] [--mixes 64,512,1400,imix]
-//	             [--queues 1,2] [--forwarders xdp_tx,medialb] [--count-at switch|server]
+//	             [--queues 1,2] [--forwarders xdp_tx,medialb,medialb+fastpath] [--count-at switch|server]
 //	             [--server-check] [--pings 1000] [--gen-cpu 0] [--fwd-cpu 1] [--batch N]
 //	             [--cpuprofile FILE]
 //
@@ -46,7 +46,7 @@ func run(args []string) error {
 	packets := fs.Uint64("packets", 0, "most frames per point (0: bounded by --duration only)")
 	mixes := fs.String("mixes", "64,512,1400,imix", "packet-size mixes: 64, 512, 1400, imix")
 	queues := fs.String("queues", "1,2", "RX queue counts of the load balancer's interface (first must be 1)")
-	fwds := fs.String("forwarders", "xdp_tx,medialb", "forwarders to compare")
+	fwds := fs.String("forwarders", "xdp_tx,medialb,medialb+fastpath", "forwarders to compare: xdp_tx, medialb, medialb+fastpath, medialb_busypoll")
 	proto := fs.String("proto", perf.ProtoMix, "frames: udp, tcp or mix")
 	sources := fs.Int("sources", 1024, "distinct client source addresses")
 	pings := fs.Int("pings", 1000, "UDP ping-pongs per latency path (negative: skip latency)")
