@@ -26,11 +26,11 @@ type collector struct {
 	version   string
 	revision  string
 
-	svcState, svcConns, svcClients, svcPackets, svcBytes            *prometheus.Desc
-	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes       *prometheus.Desc
-	rsHealthUp, rsHealthSeconds                                     *prometheus.Desc
-	forwarded, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
-	haRole                                                          *prometheus.Desc
+	svcState, svcConns, svcClients, svcPackets, svcBytes                      *prometheus.Desc
+	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
+	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
+	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
+	haRole                                                                    *prometheus.Desc
 }
 
 func newCollector(src Source, version string) *collector {
@@ -73,6 +73,7 @@ func newCollector(src Source, version string) *collector {
 		rsHealthSeconds: d("real_server_health_check_duration_seconds", "How long the last health check of a real server took.", rs...),
 
 		forwarded:              d("dataplane_forwarded_packets_total", "Frames the layer-4 dataplane transmitted."),
+		fastpath:               d("dataplane_fastpath_packets_total", "Frames of clients with a decided server that the XDP steering program forwarded itself (XDP_TX), without the AF_XDP pipeline."),
 		drops:                  d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
 		reloads:                d("config_reloads_total", "Configuration reloads (SIGHUP and API), by result.", "result"),
 		lastReloadOK:           d("config_last_reload_successful", "Whether the last configuration reload succeeded (1) or was refused (0)."),
@@ -87,7 +88,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo,
 		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
-		c.forwarded, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
+		c.forwarded, c.fastpath, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 	} {
 		ch <- d
 	}
@@ -140,6 +141,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	m := c.src.Metrics()
 	counter(c.forwarded, m.Forwarded)
+	counter(c.fastpath, m.FastPathTX)
 	reasons := make([]string, 0, len(m.Drops))
 	for r := range m.Drops {
 		reasons = append(reasons, r)

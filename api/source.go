@@ -106,6 +106,8 @@ type RealServer struct {
 type Metrics struct {
 	// Forwarded is the number of frames the layer-4 dataplane transmitted.
 	Forwarded uint64
+	// FastPathTX counts frames the XDP steering program forwarded itself (XDP_TX).
+	FastPathTX uint64
 	// Drops is the number of frames the layer-4 dataplane dropped, by reason
 	// (pipeline.Reason's names, such as "no_service").
 	Drops map[string]uint64

@@ -336,6 +336,10 @@ func (d *Daemon) Close() error {
 				ev = ev.Uint64(pipeline.Reason(r).String(), n)
 			}
 		}
+		if d.dp != nil {
+			// Frames the steering program forwarded itself (XDP fast path).
+			ev = ev.Uint64("fastpath_tx", d.dp.ProgramStats()["fastpath_tx"])
+		}
 		ev.Msg("dataplane counters")
 	}
 	if d.dp != nil {

@@ -136,6 +136,9 @@ func (s source) Reload() error { return s.d.Reload() }
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
 	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}}
+	if s.d.dp != nil {
+		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
+	}
 	for r, n := range c.ByReason {
 		if r != 0 && n > 0 {
 			m.Drops[pipeline.Reason(r).String()] = n

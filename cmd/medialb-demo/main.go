@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/lbproc"
 )
@@ -63,6 +64,7 @@ type demo struct {
 	lab     *lab.Lab
 	tmp     string
 	medialb *lbproc.Process
+	pass    *afxdp.Attachment
 }
 
 func (d *demo) run() error {
@@ -83,6 +85,11 @@ func (d *demo) run() error {
 		return err
 	}
 	fmt.Println("   simulated VOS servers up: HTTPS /admin/status, HTTP 8080, HTTPS 8443, TCP+UDP 1935, 554,", l.MediaPorts)
+	// XDP_TX on a veth reaches the peer only if the peer runs an XDP program.
+	if err := lab.Do(l.Switch, func() (err error) { d.pass, err = afxdp.AttachPass(lb.SwitchPort); return err }); err != nil {
+		return fmt.Errorf("XDP_PASS on the switch port %s: %w", lb.SwitchPort, err)
+	}
+	fmt.Printf("   XDP_PASS on the switch port %s, so the load balancer's XDP_TX fast path reaches the bridge\n", lb.SwitchPort)
 
 	step("2. configuration: " + d.example + " rewritten onto the lab")
 	if d.tmp, err = os.MkdirTemp("", "medialb-demo-"); err != nil {
@@ -141,6 +148,9 @@ func (d *demo) run() error {
 func (d *demo) teardown() {
 	if d.medialb != nil {
 		d.medialb.Stop(15 * time.Second)
+	}
+	if d.pass != nil {
+		d.pass.Close()
 	}
 	if d.lab != nil {
 		d.lab.Close()

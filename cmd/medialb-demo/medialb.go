@@ -22,7 +22,11 @@ func (d *demo) writeConfig() (string, error) {
 	set := map[string]string{
 		"node.interface": lb.Link,
 		"node.state_dir": filepath.Join(d.tmp, "state"),
-		"api.listen":     lb.Addr4.String() + ":9443",
+		// The lab's load balancer port is a veth whose bridge-side peer gets an
+		// XDP_PASS program (see run), so the steering program's XDP_TX fast path works;
+		// medialb cannot see the peer, so "auto" would leave it off on veth.
+		"node.xdp_fastpath": "on",
+		"api.listen":        lb.Addr4.String() + ":9443",
 	}
 	for i := 0; i < 2; i++ {
 		p := fmt.Sprintf("virtual_services.%d.health_check.", i)
@@ -62,7 +66,7 @@ func render(ev lbproc.Event) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-5v %v", ev["level"], ev["message"])
 	for _, k := range []string{"service", "server", "state", "reason", "cause", "address", "mac", "vip", "xdp_mode", "zero_copy", "workers",
-		"forwarded", "malformed", "no_service", "no_server", "mac_unresolved", "tx_full", "error", "problem", "summary"} {
+		"received", "forwarded", "fastpath_tx", "malformed", "no_service", "no_server", "mac_unresolved", "tx_full", "error", "problem", "summary"} {
 		if v, ok := ev[k]; ok {
 			fmt.Fprintf(&b, " %s=%v", k, v)
 		}
