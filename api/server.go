@@ -46,7 +46,14 @@ type Config struct {
 	// Version is reported by medialb_build_info; empty means the main module's
 	// version from the build information.
 	Version string
+	// Peer, when set, serves every path under PeerPrefix (an HA pair's
+	// configuration sync) without user authentication: it authenticates
+	// requests itself, with the pair's shared secret.
+	Peer http.Handler
 }
+
+// PeerPrefix is the path prefix [Config.Peer] serves.
+const PeerPrefix = "/api/v1/ha/"
 
 // User is an API account.
 type User struct {
@@ -219,7 +226,17 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: use the WebUI of this node or a non-browser client")
 	}))
-	return cop.Handler(s.authenticate(jsonErrors(mux)))
+	h := cop.Handler(s.authenticate(jsonErrors(mux)))
+	if s.cfg.Peer == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, PeerPrefix) {
+			s.cfg.Peer.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // authenticate lets a request through with valid basic-auth credentials. Without

@@ -76,6 +76,13 @@ type Config struct {
 	HA *HA
 	// Services are the virtual services (YAML: virtual_services), in file order.
 	Services []Service
+	// ServicesFile is the file Services were read from: File, or on the
+	// secondary of an HA pair the services its primary pushed (see [LoadNode]).
+	ServicesFile string
+	// ServicesDoc is the virtual_services section as a document of its own,
+	// what an HA primary pushes to its secondary (see [ServicesDocument]); set
+	// by [LoadNode] for a configuration with an ha section.
+	ServicesDoc []byte
 }
 
 // Node describes the machine medialb runs on.
@@ -427,6 +434,9 @@ func (c *Config) Summary() string {
 	ha := ""
 	if c.HA != nil {
 		ha = fmt.Sprintf(", HA with %s", c.HA.Peer)
+	}
+	if by := c.PushedBy(); by != "" {
+		ha += fmt.Sprintf(", virtual_services pushed by %s", by)
 	}
 	return fmt.Sprintf("%s: ok: %s (%d layer-4, %d layer-7), %s, %s%s", c.File,
 		plural(len(c.Services), "virtual service"), l4, l7,

@@ -29,9 +29,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
-// Errors is every problem found in one configuration file, sorted by line and
-// column. [Load] and [Parse] return it (never an empty one) when a file is not
-// a valid configuration.
+// Errors is every problem found in one configuration file (or two, with
+// [ParseWithServices]), sorted by file, line and column. [Load] and [Parse]
+// return it (never an empty one) when a file is not a valid configuration.
 type Errors []*Error
 
 // Error returns one "FILE:LINE: message" line per problem, joined by newlines.
@@ -57,6 +57,9 @@ func (es Errors) Lines() []string {
 
 func (es Errors) sort() {
 	sort.SliceStable(es, func(i, j int) bool {
+		if es[i].File != es[j].File {
+			return es[i].File < es[j].File
+		}
 		if es[i].Line != es[j].Line {
 			return es[i].Line < es[j].Line
 		}

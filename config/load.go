@@ -47,7 +47,7 @@ func unwrapPath(err error) error {
 func Parse(name string, data []byte) (*Config, error) {
 	p := &parser{file: name}
 	root := p.document(data)
-	cfg := &Config{File: name}
+	cfg := &Config{File: name, ServicesFile: name}
 	if root != nil {
 		p.config(root, cfg)
 	}
@@ -66,6 +66,7 @@ type parser struct {
 	full  bool // maxErrors or maxNodes reached
 
 	apiListen, haPeer *yaml.Node // for problems found in crossChecks
+	localFile         string     // the file of node, api and ha (see ParseWithServices)
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -141,6 +142,16 @@ func (p *parser) add(e *Error) {
 // errorf reports a problem at n.
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
 	e := &Error{File: p.file, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	p.add(e)
+}
+
+// localErrorf reports a problem at n, a node of the file that holds the
+// node, api and ha sections.
+func (p *parser) localErrorf(n *yaml.Node, format string, args ...any) {
+	e := &Error{File: p.localFile, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}

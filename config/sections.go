@@ -60,7 +60,13 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	if n := f.get("ha"); n != nil {
 		c.HA = p.ha(n)
 	}
+	p.localFile = p.file
+	p.services(f, c)
+	p.crossChecks(c)
+}
 
+// services reads the virtual_services of mapping f.
+func (p *parser) services(f fields, c *Config) {
 	items, isList := p.sequence(f.get("virtual_services"), "virtual_services")
 	if isList && len(items) == 0 {
 		p.errorf(f.at("virtual_services"), "virtual_services: none given (nothing to balance)")
@@ -68,7 +74,6 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	for i, it := range items {
 		c.Services = append(c.Services, p.service(it, fmt.Sprintf("virtual_services[%d]", i)))
 	}
-	p.crossChecks(c)
 }
 
 func (p *parser) node(n *yaml.Node, nd *Node) {
@@ -947,14 +952,14 @@ func (p *parser) crossChecks(c *Config) {
 				continue
 			}
 			if la == s.Address || (wildcard && s.Layer == Layer7) {
-				p.errorf(p.apiListen, "api.listen: port %d is also a port of virtual service %q (line %d)", pn, s.Name, s.Line)
+				p.localErrorf(p.apiListen, "api.listen: port %d is also a port of virtual service %q (line %d)", pn, s.Name, s.Line)
 			}
 		}
 	}
 	if c.HA != nil && c.HA.Peer.IsValid() {
 		for _, s := range c.Services {
 			if s.Address == c.HA.Peer {
-				p.errorf(p.haPeer, "ha.peer: %s is the address of virtual service %q (line %d); give the other node's own address", c.HA.Peer, s.Name, s.Line)
+				p.localErrorf(p.haPeer, "ha.peer: %s is the address of virtual service %q (line %d); give the other node's own address", c.HA.Peer, s.Name, s.Line)
 			}
 		}
 	}

@@ -40,7 +40,8 @@ type Daemon struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	reloadMu sync.Mutex // serialises Reload and Close
+	started  atomic.Bool // Start finished: reloads may run
+	reloadMu sync.Mutex  // serialises Reload and Close
 	ctrl     atomic.Pointer[control.Controller]
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
@@ -53,13 +54,14 @@ type Daemon struct {
 	api      *api.Server
 	reloads  reloads
 	ha       *ha.Node     // nil without an ha section
+	hs       haSync       // the pair's configuration sync (ha.go)
 	alive    atomic.Int32 // dataplane workers running
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
 // was brought up is taken down again.
 func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +126,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	} else if err = d.startHA(cfg); err != nil {
 		return d, err
 	}
+	d.started.Store(true)
 	log.Info().Str("config", path).Str("summary", cfg.Summary()).Msg("medialb running")
 	return d, nil
 }
@@ -252,11 +255,19 @@ func (d *Daemon) Now() uint32 { return d.now() }
 func (d *Daemon) Reload() error {
 	err := d.reload()
 	d.reloads.record(err)
+	if err == nil {
+		d.hs.kick() // the primary pushes its virtual_services to the peer
+	}
 	return err
 }
 
 func (d *Daemon) reload() error {
-	cfg, err := config.Load(d.path)
+	if !d.started.Load() {
+		// The API is up before HA and the last parts of Start; a reload now would
+		// race them.
+		return fmt.Errorf("reload %s refused: medialb is still starting (try again in a moment)", d.path)
+	}
+	cfg, err := loadConfig(d.path)
 	if err != nil {
 		return fmt.Errorf("reload %s refused, running configuration kept: %w", d.path, err)
 	}

@@ -1,7 +1,13 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
@@ -33,6 +39,8 @@ func (d *Daemon) startHA(cfg *config.Config) error {
 		return err
 	}
 	d.ha = n
+	d.startConfigSync(cfg)
+	d.hs.ready.Store(true)
 	return nil
 }
 
@@ -118,4 +126,113 @@ func (a haAdmin) ApplyAdminStates(states map[string]string) {
 				Msg("HA: administrative state taken from the master")
 		}
 	}
+}
+
+// haSync is the daemon's side of the pair's configuration sync (see
+// ha.ConfigHandler and ha.Pusher).
+type haSync struct {
+	mu     sync.Mutex                // one pushed configuration applied at a time
+	pusher atomic.Pointer[ha.Pusher] // nil without HA or without an API
+	ready  atomic.Bool               // startHA done: pushes may be applied
+}
+
+// kick makes the pusher compare the pair's services now (after a reload).
+func (h *haSync) kick() {
+	if p := h.pusher.Load(); p != nil {
+		p.Kick()
+	}
+}
+
+// loadConfig reads the configuration as this node runs it: on the secondary
+// of a pair, with the virtual_services its primary pushed (config.LoadNode).
+func loadConfig(path string) (*config.Config, error) { return config.LoadNode(path) }
+
+// startConfigSync pushes this node's virtual_services to the peer's API
+// (https://ha.peer at this node's api.listen port) while it is the primary.
+func (d *Daemon) startConfigSync(cfg *config.Config) {
+	url, err := ha.PeerURL(cfg)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("HA: virtual_services are not synced between the pair")
+		return
+	}
+	d.hs.pusher.Store(ha.StartPusher(d.ctx, url, func() *config.Config {
+		if c := d.controller(); c != nil {
+			return c.Config()
+		}
+		return nil
+	}, d.log))
+}
+
+// haConfigHandler is what the API serves at ha.PathPrefix: nil without HA.
+func (d *Daemon) haConfigHandler(cfg *config.Config) http.Handler {
+	if cfg.HA == nil {
+		return nil
+	}
+	return ha.ConfigHandler(haTarget{d}, d.log)
+}
+
+// haTarget applies the virtual_services the primary pushes.
+type haTarget struct{ d *Daemon }
+
+// Config returns the running configuration.
+func (t haTarget) Config() *config.Config { return t.d.controller().Config() }
+
+// ApplyServices validates doc with this node's own file, keeps it in
+// node.state_dir and reloads; on any failure the previous pushed file (or
+// none) is put back and the running configuration stays.
+func (t haTarget) ApplyServices(doc []byte) error {
+	d := t.d
+	if !d.hs.ready.Load() {
+		return fmt.Errorf("apply pushed virtual_services: %w", ha.ErrStarting)
+	}
+	d.hs.mu.Lock()
+	defer d.hs.mu.Unlock()
+	cfg := d.controller().Config()
+	ov := filepath.Join(cfg.Node.StateDir, config.OverlayFile)
+	data, err := os.ReadFile(d.path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", d.path, err)
+	}
+	if _, err := config.ParseWithServices(d.path, data, ov, doc); err != nil {
+		return err
+	}
+	old, oldErr := os.ReadFile(ov)
+	if err := writeAtomic(ov, doc); err != nil {
+		return err
+	}
+	if err := d.Reload(); err != nil {
+		if oldErr == nil {
+			err = errors.Join(err, writeAtomic(ov, old))
+		} else {
+			os.Remove(ov)
+		}
+		return err
+	}
+	return nil
+}
+
+// writeAtomic replaces the file at path with data.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("keep pushed virtual_services: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".push-*")
+	if err != nil {
+		return fmt.Errorf("keep pushed virtual_services: %w (is node.state_dir writable?)", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("keep pushed virtual_services in %s: %w", path, err)
+	}
+	return nil
 }

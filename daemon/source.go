@@ -163,6 +163,7 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	srv, err := api.New(api.Config{
 		Listen: cfg.API.Listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
 		StateDir: cfg.Node.StateDir, Users: users, Version: Version,
+		Peer: d.haConfigHandler(cfg),
 	}, source{d}, d.log)
 	if err != nil {
 		return err

@@ -643,3 +643,226 @@ func checkL7(t *testing.T, e *env, what string) {
 		t.Errorf("%s: %d of %d layer-7 requests failed: %v", what, sum.Failed, len(rs), sum.Errors)
 	}
 }
+
+// syncView is the part of an overview TestHAConfigSync reads.
+type syncView struct {
+	Node     string  `json:"node"`
+	HA       *haView `json:"ha"`
+	Services []struct {
+		Name        string `json:"name"`
+		RealServers []struct {
+			Name   string `json:"name"`
+			Weight int    `json:"weight"`
+			Admin  string `json:"admin"`
+		} `json:"real_servers"`
+	} `json:"services"`
+}
+
+// server returns the weight and administrative state of a real server, ok
+// false when the overview has no such server.
+func (v syncView) server(service, server string) (weight int, admin string, ok bool) {
+	for _, s := range v.Services {
+		if s.Name != service {
+			continue
+		}
+		for _, r := range s.RealServers {
+			if r.Name == server {
+				return r.Weight, r.Admin, true
+			}
+		}
+	}
+	return 0, "", false
+}
+
+// TestHAConfigSync changes the primary's virtual_services (a weight, a new real
+// server) and node-local settings (its priority) in its file and reloads it:
+// the secondary must run the new services within seconds, as pushed through
+// its API, keep its own node, api and ha settings, and keep the pushed
+// services across its own reload and restart; `medialb check --peer-config`
+// (two files) and `medialb check --peer` (a file and the running peer) must
+// say whether the pair agrees before and after. A drain on the primary
+// reaches the secondary too (the sync channel).
+func TestHAConfigSync(t *testing.T) {
+	if _, err := exec.LookPath("keepalived"); err != nil && os.Geteuid() == 0 {
+		t.Fatalf("keepalived is not installed (apt-get install keepalived): %v", err)
+	}
+	e := newEnv(t, "hs", lab.Options{LoadBalancers: 2, Clients: 4})
+	p := newPair(e)
+	p.start(0)
+	p.start(1)
+	ctx := context.Background()
+	view := func(i int) (syncView, error) {
+		var v syncView
+		code, body, err := p.procs[i].API(ctx, "GET", "9443", "/api/v1/overview", "loadbalancer", "loadbalancer")
+		if err == nil && code != 200 {
+			err = fmt.Errorf("overview: %d %s", code, body)
+		}
+		if err == nil {
+			err = json.Unmarshal(body, &v)
+		}
+		return v, err
+	}
+	waitView := func(i int, timeout time.Duration, what string, ok func(syncView) bool) time.Duration {
+		t.Helper()
+		t0 := time.Now()
+		var last syncView
+		var err error
+		for time.Since(t0) < timeout {
+			if last, err = view(i); err == nil && ok(last) {
+				return time.Since(t0)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("lb%d: no %s within %s (last %+v, %v)", i+1, what, timeout, last, err)
+		return 0
+	}
+	check := func() (int, string) {
+		out, err := exec.Command(filepath.Join(e.bin, "medialb"), "check", "--config", p.cfgs[1], "--peer-config", p.cfgs[0]).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("medialb check: %v", err)
+		}
+		return code, string(out)
+	}
+	// checkPeer runs `medialb check --config FILE --peer` on node i: its file
+	// against what the running peer runs.
+	checkPeer := func(i int) (int, string) {
+		out, err := lab.Exec(e.lab.LBs[i].NS, filepath.Join(e.bin, "medialb"), "check", "--config", p.cfgs[i], "--peer").CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("medialb check --peer: %v", err)
+		}
+		return code, string(out)
+	}
+
+	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool {
+		return o.HA.Role == "master" && o.HA.PeerState == "backup"
+	})
+	// Same services on both: the primary finds the digests equal.
+	if _, err := p.procs[0].WaitFor(ctx, 0, 15*time.Second, "services in sync", func(ev lbproc.Event) bool {
+		return ev.Msg() == "HA: the peer runs this node's virtual_services"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := check(); code != 0 || !strings.Contains(out, "the pair agrees") {
+		t.Fatalf("medialb check of the pair as started: exit %d\n%s", code, out)
+	}
+
+	// The primary's file: HT1 heavier, a third layer-7 server, and a node-local
+	// change (its priority), which must not reach the secondary.
+	orig, err := os.ReadFile(p.cfgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(orig), "{ name: HT1, address: 192.168.94.115 }", "{ name: HT1, address: 192.168.94.115, weight: 300 }", 1)
+	edited = strings.Replace(edited, "      - { name: HM2, address: 192.168.94.106 }\n", "      - { name: HM2, address: 192.168.94.106 }\n      - { name: HM3, address: 192.168.94.107 }\n", 1)
+	edited = strings.Replace(edited, "priority: 150", "priority: 160", 1)
+	if !strings.Contains(edited, "weight: 300") || !strings.Contains(edited, "HM3") || !strings.Contains(edited, "priority: 160") {
+		t.Fatal("test edit did not apply; haConfig changed")
+	}
+	if err := os.WriteFile(p.cfgs[0], []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := check(); code != 1 || !strings.Contains(out, `virtual service "Harmonic_Traffic": real server #1 differs`) ||
+		!strings.Contains(out, `virtual service "Harmonic_Management": real server "HM3" only in the second`) {
+		t.Errorf("medialb check before the push: exit %d, want 1 with the differences\n%s", code, out)
+	}
+	if code, out := checkPeer(0); code != 1 || !strings.Contains(out, "runs other virtual_services") {
+		t.Errorf("medialb check --peer on the primary before its reload: exit %d, want 1\n%s", code, out)
+	}
+	mark := p.procs[1].Mark()
+	if err := p.procs[0].Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	took := waitView(1, 10*time.Second, "pushed services", func(v syncView) bool {
+		w, _, ok := v.server("Harmonic_Traffic", "HT1")
+		_, _, hm3 := v.server("Harmonic_Management", "HM3")
+		return ok && w == 300 && hm3
+	})
+	t.Logf("the primary's new virtual_services on the secondary %s after its SIGHUP", took.Round(time.Millisecond))
+	if _, err := p.procs[1].WaitFor(ctx, mark, 5*time.Second, "applied like a reload", func(ev lbproc.Event) bool {
+		return ev.Msg() == "configuration reloaded"
+	}); err != nil {
+		t.Error(err)
+	}
+	// Node-local settings stay the secondary's own.
+	lb2 := e.lab.LBs[1]
+	v2, err := view(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.Node != lb2.Name || v2.HA == nil || v2.HA.Role != "backup" {
+		t.Errorf("secondary after the push: node %q, ha %+v; want %s, backup", v2.Node, v2.HA, lb2.Name)
+	}
+	kconf, err := os.ReadFile(filepath.Join(e.dir, lb2.Name, "ha", "keepalived.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(kconf), "priority 100\n") {
+		t.Errorf("the secondary's keepalived.conf lost its own priority 100:\n%s", kconf)
+	}
+	overlay, err := os.ReadFile(filepath.Join(e.dir, lb2.Name, "ha", "virtual_services.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, local := range []string{"\nnode:", "\napi:", "\nha:", "password_hash", "secret", "state_dir", "interface"} {
+		if strings.Contains(string(overlay), local) {
+			t.Errorf("the pushed file holds %q, a node-local setting:\n%s", local, overlay)
+		}
+	}
+	if code, out := check(); code != 0 || !strings.Contains(out, "the pair agrees") || !strings.Contains(out, "pushed by "+e.lab.LBs[0].Name) {
+		t.Errorf("medialb check after the push: exit %d\n%s", code, out)
+	}
+	for i := range 2 {
+		if code, out := checkPeer(i); code != 0 || !strings.Contains(out, "runs the same virtual_services") {
+			t.Errorf("medialb check --peer on lb%d after the push: exit %d\n%s", i+1, code, out)
+		}
+	}
+
+	// The secondary's own reload keeps the pushed services.
+	mark = p.procs[1].Mark()
+	if err := p.procs[1].Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.procs[1].WaitFor(ctx, mark, 10*time.Second, "secondary reloaded", func(ev lbproc.Event) bool {
+		return ev.Msg() == "configuration reloaded"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := view(1); err != nil {
+		t.Fatal(err)
+	} else if w, _, _ := v.server("Harmonic_Traffic", "HT1"); w != 300 {
+		t.Errorf("after the secondary's own reload HT1 has weight %d, want the pushed 300", w)
+	}
+
+	// A drain on the primary (the master) reaches the secondary.
+	code, body, err := p.procs[0].API(ctx, "POST", "9443", "/api/v1/services/Harmonic_Management/real-servers/HM3/drain", "loadbalancer", "loadbalancer")
+	if err != nil || code != 200 {
+		t.Fatalf("drain HM3 on the primary: %d %s %v", code, body, err)
+	}
+	took = waitView(1, 10*time.Second, "HM3 drained", func(v syncView) bool {
+		_, admin, _ := v.server("Harmonic_Management", "HM3")
+		return admin == "drain"
+	})
+	t.Logf("a drain on the primary on the secondary after %s", took.Round(time.Millisecond))
+
+	// Restarted, the secondary runs the pushed services from the start.
+	if err := p.procs[1].Stop(15 * time.Second); err != nil {
+		t.Fatalf("stop lb2: %v", err)
+	}
+	p.start(1)
+	if _, err := p.procs[1].WaitFor(ctx, 0, 5*time.Second, "start with the pushed services", func(ev lbproc.Event) bool {
+		return ev.Msg() == "medialb running" && strings.Contains(ev.Str("summary"), "virtual_services pushed by "+e.lab.LBs[0].Name)
+	}); err != nil {
+		t.Error(err)
+	}
+	if v, err := view(1); err != nil {
+		t.Fatal(err)
+	} else if w, _, _ := v.server("Harmonic_Traffic", "HT1"); w != 300 {
+		t.Errorf("restarted secondary: HT1 has weight %d, want the pushed 300", w)
+	}
+}

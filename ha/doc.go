@@ -21,4 +21,15 @@
 // persistence clocks differ), so that clients whose server differs from the
 // Maglev pick keep it after a takeover, and the master's administrative states
 // (drain, halt), which the backup applies.
+//
+// The configuration follows the primary, the node with the higher
+// ha.priority, whatever its VRRP role: after each of its reloads, and whenever
+// the peer's digest differs (asked every ConfigSyncInterval), [Pusher] sends
+// its virtual_services to the secondary's API (POST /api/v1/ha/config, TLS,
+// each request and answer authenticated with an HMAC keyed with ha.secret).
+// The secondary ([ConfigHandler]) validates them with its own node, api and ha
+// sections, keeps them in node.state_dir (config.OverlayFile, its own file may
+// be read-only) and reloads; an invalid push is refused with every problem as
+// FILE:LINE and the running configuration stays. Node-local settings are
+// never sent.
 package ha

@@ -1,12 +1,8 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-
-	"github.com/medialb/medialb/config"
-	"github.com/medialb/medialb/ha"
 )
 
 func init() {
@@ -33,33 +29,5 @@ func runHACheck(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	var cfgs [2]*config.Config
-	bad := false
-	for i, p := range []string{*path, *peer} {
-		cfg, err := config.Load(p)
-		if err != nil {
-			bad = true
-			var errs config.Errors
-			if errors.As(err, &errs) {
-				for _, e := range errs {
-					fmt.Fprintln(stderr, e.Error())
-				}
-			} else {
-				fmt.Fprintf(stderr, "%s: %v\n", p, err)
-			}
-		}
-		cfgs[i] = cfg
-	}
-	if bad {
-		return 1
-	}
-	if diffs := ha.ComparePair(cfgs[0], cfgs[1]); len(diffs) > 0 {
-		for _, d := range diffs {
-			fmt.Fprintf(stderr, "%s / %s: %s\n", *path, *peer, d)
-		}
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s / %s: ok: the pair agrees (%d virtual services, router_id %d, priorities %d and %d)\n",
-		*path, *peer, len(cfgs[0].Services), cfgs[0].HA.RouterID, cfgs[0].HA.Priority, cfgs[1].HA.Priority)
-	return 0
+	return checkPair(*path, *peer)
 }
