@@ -29,9 +29,12 @@ func (c *Controller) effectiveLocked(k Key) (tables.State, string) {
 func out(st tables.State) bool { return st == tables.StateHalt || st == tables.StateDown }
 
 // rebuildLocked compiles the configuration and states into a snapshot, swaps it in,
-// logs every state change once with its reason, and runs the hooks.
+// runs the hooks, then logs every state change once with its reason: a change is
+// logged only once it is in force (the dataplanes and the fast path see it), so
+// whoever reads the log and acts on it never races the swap.
 func (c *Controller) rebuildLocked(why string) error {
 	spec := tables.Spec{HashSeed: c.cfg.Node.HashSeed}
+	var logs []func()
 	seen := make(map[Key]bool)
 	for i := range c.cfg.Services {
 		svc := &c.cfg.Services[i]
@@ -60,12 +63,15 @@ func (c *Controller) rebuildLocked(why string) error {
 				c.gens[k]++ // drop its persistence entries: its clients move now
 			}
 			if !known || prev != st {
-				ev := c.log.Info()
-				if out(st) {
-					ev = c.log.Warn()
-				}
-				ev.Str("service", svc.Name).Str("server", rs.Name).Str("address", rs.Address.String()).
-					Str("state", st.String()).Str("reason", reason).Str("cause", why).Msg("real server state")
+				svcName, rs := svc.Name, rs
+				logs = append(logs, func() {
+					ev := c.log.Info()
+					if out(st) {
+						ev = c.log.Warn()
+					}
+					ev.Str("service", svcName).Str("server", rs.Name).Str("address", rs.Address.String()).
+						Str("state", st.String()).Str("reason", reason).Str("cause", why).Msg("real server state")
+				})
 			}
 			c.last[k] = st
 			sp := tables.ServerSpec{
@@ -87,7 +93,7 @@ func (c *Controller) rebuildLocked(why string) error {
 			}
 			ss.Fallback = sp
 		}
-		c.logServiceLocked(svc, eligible)
+		logs = append(logs, c.serviceLogLocked(svc, eligible))
 		spec.Services = append(spec.Services, ss)
 	}
 	for k := range c.last {
@@ -106,6 +112,9 @@ func (c *Controller) rebuildLocked(why string) error {
 	for _, h := range c.hooks {
 		h(prev, next)
 	}
+	for _, l := range logs {
+		l()
+	}
 	return nil
 }
 
@@ -116,25 +125,29 @@ func (c *Controller) fillMAC(sp *tables.ServerSpec) {
 	sp.MAC, sp.HasMAC = c.macs.MAC(sp.Addr)
 }
 
-// logServiceLocked says once when a service loses its last eligible server and once
-// when it gets one back.
-func (c *Controller) logServiceLocked(svc *config.Service, eligible int) {
+// serviceLogLocked records whether a service has a real server for new clients and
+// returns what to log: once when it loses the last one, once when it gets one back.
+func (c *Controller) serviceLogLocked(svc *config.Service, eligible int) func() {
 	down := eligible == 0
 	was, known := c.svcDown[svc.Name]
 	c.svcDown[svc.Name] = down
 	if known && was == down || !known && !down {
-		return
+		return func() {}
 	}
+	name, vip, fallback := svc.Name, svc.Address, svc.Fallback
 	if down {
-		ev := c.log.Error().Str("service", svc.Name).Str("vip", svc.Address.String())
-		if svc.Fallback != nil {
-			ev.Str("fallback", svc.Fallback.Address.String()).Msg("no real server available: new clients go to the fallback server")
-		} else {
-			ev.Msg("no real server available: new flows are dropped")
+		return func() {
+			ev := c.log.Error().Str("service", name).Str("vip", vip.String())
+			if fallback != nil {
+				ev.Str("fallback", fallback.Address.String()).Msg("no real server available: new clients go to the fallback server")
+			} else {
+				ev.Msg("no real server available: new flows are dropped")
+			}
 		}
-		return
 	}
-	c.log.Info().Str("service", svc.Name).Int("servers", eligible).Msg("virtual service has real servers again")
+	return func() {
+		c.log.Info().Str("service", name).Int("servers", eligible).Msg("virtual service has real servers again")
+	}
 }
 
 // ServiceDown reports whether a service has no real server for new clients.

@@ -210,11 +210,12 @@ func (b *bucket) scan(k0, k1 uint64, now, timeout uint32) probe {
 	return p
 }
 
-// insert records key -> val at now in the slot p chose.
-func (a *Affinity) insert(b *bucket, p probe, k0, k1, val uint64, now uint32) {
+// insert records key -> val at now in the slot p chose and reports whether it did
+// (false: the slot was being written by another worker, counted as a full drop).
+func (a *Affinity) insert(b *bucket, p probe, k0, k1, val uint64, now uint32) bool {
 	if p.kind == kindNone || !b[p.slot].store(p.view.seq, k0, k1, val, now) {
 		a.fullDrops.Add(1)
-		return
+		return false
 	}
 	a.inserts.Add(1)
 	switch p.kind {
@@ -225,6 +226,7 @@ func (a *Affinity) insert(b *bucket, p probe, k0, k1, val uint64, now uint32) {
 	case kindLive:
 		a.evictions.Add(1)
 	}
+	return true
 }
 
 // stats returns the counters.

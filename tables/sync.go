@@ -90,19 +90,8 @@ func (svc *Service) Import(entries []Entry, now uint32) int {
 			}
 			continue
 		}
-		if p.kind == kindNone || !b[p.slot].store(p.view.seq, k0, k1, val, t) {
-			a.fullDrops.Add(1)
-			continue
-		}
-		n++
-		a.inserts.Add(1)
-		switch p.kind {
-		case kindEmpty:
-			a.entries.Add(1)
-		case kindExpired:
-			a.expired.Add(1)
-		case kindLive:
-			a.evictions.Add(1)
+		if a.insert(b, p, k0, k1, val, t) {
+			n++
 		}
 	}
 	return n

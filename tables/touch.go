@@ -42,20 +42,7 @@ func (svc *Service) Touch(src netip.Addr, server string, seen, now uint32) bool 
 		}
 		return b[p.slot].store(v.seq, k0, k1, val, seen)
 	}
-	if p.kind == kindNone || !b[p.slot].store(p.view.seq, k0, k1, val, seen) {
-		a.fullDrops.Add(1)
-		return false
-	}
-	a.inserts.Add(1)
-	switch p.kind {
-	case kindEmpty:
-		a.entries.Add(1)
-	case kindExpired:
-		a.expired.Add(1)
-	case kindLive:
-		a.evictions.Add(1)
-	}
-	return true
+	return a.insert(b, p, k0, k1, val, seen)
 }
 
 // touchOK is touch that reports whether it wrote.

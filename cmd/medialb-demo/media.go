@@ -13,7 +13,6 @@ import (
 
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/lab"
-	"github.com/medialb/medialb/lab/lbproc"
 	"github.com/medialb/medialb/lab/media"
 )
 
@@ -180,9 +179,7 @@ func (d *demo) mediaFailover(l4 *config.Service, servers map[string]*media.Serve
 	if err := d.lab.SetStatus(victim, lab.Unhealthy); err != nil {
 		return err
 	}
-	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Fall), victim+" down", func(ev lbproc.Event) bool {
-		return ev["message"] == "real server state" && ev["server"] == victim && ev["state"] == "down"
-	}); err != nil {
+	if err := d.medialb.WaitServerState(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Fall), victim, "down"); err != nil {
 		return err
 	}
 	fmt.Printf("   %s marked down %.1fs later; the other server answers its clients' packets with RST, ffmpeg reconnects\n", victim, time.Since(t0).Seconds())
@@ -200,9 +197,7 @@ func (d *demo) mediaFailover(l4 *config.Service, servers map[string]*media.Serve
 	if err := d.lab.SetStatus(victim, lab.Healthy); err != nil {
 		return err
 	}
-	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Rise), victim+" online", func(ev lbproc.Event) bool {
-		return ev["message"] == "real server state" && ev["server"] == victim && ev["state"] == "online"
-	}); err != nil {
+	if err := d.medialb.WaitServerState(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Rise), victim, "online"); err != nil {
 		return err
 	}
 	fmt.Printf("   %s back online %.1fs after it recovered; moved streams stay where they are (persistence)\n", victim, time.Since(t0).Seconds())

@@ -151,9 +151,7 @@ func (d *demo) failover() error {
 	if err := d.lab.SetStatus(victim, lab.Unhealthy); err != nil {
 		return err
 	}
-	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Fall), victim+" down", func(ev lbproc.Event) bool {
-		return ev["message"] == "real server state" && ev["server"] == victim && ev["state"] == "down"
-	}); err != nil {
+	if err := d.medialb.WaitServerState(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Fall), victim, "down"); err != nil {
 		return err
 	}
 	fmt.Printf("   %s marked down %.1fs after it turned Unhealthy (bound: interval x fall + interval = %s)\n",
@@ -179,9 +177,7 @@ func (d *demo) failover() error {
 	if err := d.lab.SetStatus(victim, lab.Healthy); err != nil {
 		return err
 	}
-	if _, err := d.medialb.WaitFor(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Rise), victim+" online", func(ev lbproc.Event) bool {
-		return ev["message"] == "real server state" && ev["server"] == victim && ev["state"] == "online"
-	}); err != nil {
+	if err := d.medialb.WaitServerState(d.ctx, mark, 5*hc.Interval*time.Duration(hc.Rise), victim, "online"); err != nil {
 		return err
 	}
 	fmt.Printf("   %s back online %.1fs after it recovered\n", victim, time.Since(t0).Seconds())

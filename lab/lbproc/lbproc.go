@@ -180,6 +180,15 @@ func (p *Process) WaitFor(ctx context.Context, from int, timeout time.Duration, 
 	}
 }
 
+// WaitServerState waits for the log to say that real server went to state (a "real
+// server state" event at or after index from).
+func (p *Process) WaitServerState(ctx context.Context, from int, timeout time.Duration, server, state string) error {
+	_, err := p.WaitFor(ctx, from, timeout, server+" "+state, func(e Event) bool {
+		return e.Msg() == "real server state" && e.Str("server") == server && e.Str("state") == state
+	})
+	return err
+}
+
 // WaitStarted waits for "medialb running".
 func (p *Process) WaitStarted(ctx context.Context, timeout time.Duration) error {
 	_, err := p.WaitFor(ctx, 0, timeout, "start", func(e Event) bool { return e.Msg() == "medialb running" })
