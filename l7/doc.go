@@ -9,13 +9,22 @@
 // port the client connected to unless the server names another one, optionally
 // writes a PROXY protocol v2 header, and relays bytes both ways.
 //
-// The relay is io.Copy between two *net.TCPConn, which the Go runtime turns
-// into splice(2) through a pipe on Linux: the payload never enters user space.
-// The conns are never wrapped, so that path stays open (relay_test.go checks
-// it). Half-closes are passed on with CloseWrite. Idle timeouts are enforced
-// with read deadlines that wake each direction at most every [checkInterval]
-// to look at the connection's last activity; a peer that does not read for a
-// whole timeout is caught by a write deadline.
+// Each direction first copies through user space: one read(2) into a pooled
+// 16 KiB buffer, taken only when data has arrived, and one write. Once a
+// direction has moved more than 64 KiB (bulk), it switches for good to
+// io.Copy between the two *net.TCPConn, which the Go runtime turns into
+// splice(2) through a pipe on Linux: the rest of the payload never enters
+// user space. Short request/response connections never set up splice pipes,
+// which for a few hundred bytes cost more than a copy. The conns are never
+// wrapped, so the splice path stays open (splice_test.go checks it).
+// Half-closes are passed on with CloseWrite. Idle timeouts are enforced with
+// read deadlines that wake each direction at most every [checkInterval] to
+// look at the connection's last activity; a peer that does not read for a
+// whole timeout is caught by a write deadline. There is no TCP keep-alive on
+// either side: the idle timeouts bound a vanished peer.
+//
+// Each direction runs in a goroutine of its own; the goroutine that accepted
+// and connected ends, so an idle connection costs two small stacks.
 //
 // A real server that refuses or does not answer within the connect timeout is
 // counted (ServerStats.ConnectFailures) and the client is redispatched to

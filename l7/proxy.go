@@ -371,7 +371,7 @@ func (p *Proxy) acceptLoop(l *listener) {
 		}
 		backoff = 0
 		p.wg.Add(1)
-		go p.handle(c, l.addr)
+		go p.serve(c, l.addr)
 	}
 }
 
@@ -395,7 +395,7 @@ func (p *Proxy) options(service string) ServiceOptions {
 }
 
 func (p *Proxy) dialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*net.TCPConn, error) {
-	var d net.Dialer
+	d := net.Dialer{KeepAlive: noKeepAlive}
 	if laddr.Addr().IsValid() {
 		d.LocalAddr = net.TCPAddrFromAddrPort(laddr)
 	}

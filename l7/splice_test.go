@@ -48,11 +48,12 @@ func transfer(t *testing.T, c net.Conn, n int) {
 	}
 }
 
-// TestRelaySplices shows that the relay's payload never passes through
+// TestRelaySplices shows that a bulk transfer's payload does not pass through
 // read/write system calls in this process (it is spliced in the kernel): 64 MiB
 // sent by the test client (wchar) and read by the test server (rchar) are
-// counted once; a user-space relay, measured the same way as a control,
-// counts them twice.
+// counted once, plus the first bulkThreshold (64 KiB) bytes, which the relay
+// copies before it switches to splice; a user-space relay, measured the same
+// way as a control, counts them twice.
 func TestRelaySplices(t *testing.T) {
 	const size = 64 << 20
 	measure := func(t *testing.T, dial func() net.Conn, got <-chan int64) (rdelta, wdelta uint64) {
@@ -152,4 +153,49 @@ func TestRelaySplices(t *testing.T) {
 			t.Fatalf("control: rchar +%d, wchar +%d; the measurement cannot tell the relays apart", rd, wd)
 		}
 	})
+}
+
+// TestSmallExchangesDoNotSplice holds connections that have each relayed a
+// greeting and a 100-byte echo and counts the process's file descriptors:
+// 4 per connection (client, the proxy's two sockets, server) and no splice
+// pipes, which a relay splicing these few bytes would hold (2 per direction
+// while a copy runs, about a second after the data stops).
+func TestSmallExchangesDoNotSplice(t *testing.T) {
+	const n = 20
+	l := newLab(t, 1, []uint32{100}, ServiceOptions{})
+	// The lab's echo (io.Copy between TCPConns) would splice itself.
+	l.backends[0].setHandler(func(c net.Conn) {
+		defer c.Close()
+		io.WriteString(c, "RS1\n")
+		buf := make([]byte, 512)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(buf[:k]); err != nil {
+				return
+			}
+		}
+	})
+	base := countFDs()
+	msg := bytes.Repeat([]byte("x"), 100)
+	for range n {
+		c, r, _ := l.hello(loopAddr(), 0)
+		defer c.Close()
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(r, got); err != nil {
+			t.Fatalf("read echo: %v", err)
+		}
+	}
+	if got, want := countFDs()-base, 4*n; got > want {
+		t.Fatalf("%d file descriptors for %d connections, want %d: splice pipes for a 100-byte exchange?", got, n, want)
+	}
+	if st := l.stats("RS1"); st.BytesIn != n*100 {
+		t.Fatalf("BytesIn %d, want %d", st.BytesIn, n*100)
+	}
 }
