@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
@@ -45,13 +47,23 @@ func (d *Daemon) startHA(cfg *config.Config) error {
 }
 
 // haHealth is what keepalived's priority follows: with layer-4 services, the
-// dataplane attached and every worker running.
+// dataplane attached, its XDP program still on the interface (an operator or
+// another tool may detach it: the node would then hold the VIPs and forward
+// nothing) and every worker running.
 func (d *Daemon) haHealth() (bool, string) {
 	if d.dp == nil {
 		if hasLayer(d.controller().Config(), config.Layer4) {
 			return false, "layer-4 dataplane not attached"
 		}
 		return true, ""
+	}
+	ifname := d.dp.Interface()
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return false, fmt.Sprintf("read interface %s: %v", ifname, err)
+	}
+	if x := l.Attrs().Xdp; x == nil || !x.Attached {
+		return false, fmt.Sprintf("no XDP program on %s any more (detached from outside?); restart medialb", ifname)
 	}
 	if n, want := int(d.alive.Load()), len(d.workers); n < want {
 		return false, fmt.Sprintf("%d of %d dataplane workers stopped", want-n, want)

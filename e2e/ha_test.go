@@ -447,8 +447,8 @@ func TestHAFailover(t *testing.T) {
 	// (SIGSTOP) the master's medialb and keepalived, as a hung or crashed host
 	// would: nothing hands over, the backup waits out the master-down interval
 	// (3 advertisements and its skew), and the frozen node keeps the VIPs until it
-	// is killed and restarted. (Taking the link down is no test here: the lab's
-	// veths do not pass traffic again after a down/up, even without medialb.)
+	// is killed and restarted. A link going down, an unhealthy node and split brain
+	// are in ha_more_test.go.
 	master := 0
 	takeovers := map[string][]time.Duration{}
 	lost := map[string][]int64{}
