@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -452,6 +454,7 @@ func TestHAFailover(t *testing.T) {
 	master := 0
 	takeovers := map[string][]time.Duration{}
 	lost := map[string][]int64{}
+	reconnects := map[string][]time.Duration{} // layer 7: failure to the first new request answered
 	broken := 0
 	var kinds []string
 	for range *haTrials {
@@ -499,6 +502,7 @@ func TestHAFailover(t *testing.T) {
 				syscall.Kill(pid, syscall.SIGSTOP)
 			}
 		}
+		l7back := measureL7Reconnect(e, t0) // from now on: the old master serves nothing
 		if _, err := p.procs[backup].WaitFor(ctx, mark, 10*time.Second, "master role", func(ev lbproc.Event) bool {
 			return ev.Msg() == "HA role changed" && ev.Str("role") == "master"
 		}); err != nil {
@@ -541,6 +545,12 @@ func TestHAFailover(t *testing.T) {
 			} else if r.Reply.Server != serverOf[r.Src] {
 				t.Errorf("trial %d: after the failover %s reached %s, had %s", trial, r.Src, r.Reply.Server, serverOf[r.Src])
 			}
+		}
+		if d := <-l7back; d < 0 {
+			t.Errorf("trial %d: no new layer-7 request answered within 10s of the failure", trial)
+		} else {
+			reconnects[kind] = append(reconnects[kind], d)
+			t.Logf("trial %d: first new layer-7 request answered %s after the failure", trial, d.Round(time.Millisecond))
 		}
 		checkL7(t, e, fmt.Sprintf("trial %d: after the failover", trial))
 		ov := p.waitHA(backup, 5*time.Second, "master with the peer gone", func(o haOverview) bool {
@@ -628,8 +638,44 @@ func TestHAFailover(t *testing.T) {
 		t.Logf("HA failover by %s, %d trials at 100ms advert_interval: takeover min %s median %s max %s; UDP datagrams lost at 2ms spacing min %d median %d max %d",
 			kind, len(tk), tk[0].Round(time.Millisecond), tk[len(tk)/2].Round(time.Millisecond), tk[len(tk)-1].Round(time.Millisecond),
 			ls[0], ls[len(ls)/2], ls[len(ls)-1])
+		if rc := reconnects[kind]; len(rc) > 0 {
+			slices.Sort(rc)
+			t.Logf("HA failover by %s: layer-7 clients reconnect (first new request answered) min %s median %s max %s",
+				kind, rc[0].Round(time.Millisecond), rc[len(rc)/2].Round(time.Millisecond), rc[len(rc)-1].Round(time.Millisecond))
+		}
 	}
 	t.Logf("held TCP connections broken in all %d trials: %d", len(kinds), broken)
+}
+
+// measureL7Reconnect sends a new HTTP request through the layer-7 VIP every 10 ms
+// (each with a 60 ms limit, so a request sent to the old node does not hide the
+// new one for long) from the failure at t0 on, as a client reconnecting
+// would, and reports how long until one is answered (-1: none within 10 s). Proxied
+// connections are the failed node's and end with it; this is how fast a client gets
+// service again.
+func measureL7Reconnect(e *env, t0 time.Time) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	hc := e.lab.HTTPClient(e.lab.Client.Sources4[13])
+	go func() {
+		for time.Since(t0) < 10*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://192.168.94.100:8080/", nil)
+			resp, err := hc.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					cancel()
+					out <- time.Since(t0)
+					return
+				}
+			}
+			cancel()
+			time.Sleep(10 * time.Millisecond)
+		}
+		out <- -1
+	}()
+	return out
 }
 
 // checkL7 sends HTTP requests through the layer-7 VIP from a few sources: the
