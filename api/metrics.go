@@ -31,6 +31,7 @@ type collector struct {
 	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
 	haRole                                                                    *prometheus.Desc
+	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
 }
 
 func newCollector(src Source, version string) *collector {
@@ -79,6 +80,11 @@ func newCollector(src Source, version string) *collector {
 		lastReloadOK:           d("config_last_reload_successful", "Whether the last configuration reload succeeded (1) or was refused (0)."),
 		lastReloadSuccessStamp: d("config_last_reload_success_timestamp_seconds", "When the configuration in force was loaded, in seconds since the epoch."),
 		haRole:                 d("ha_role", "HA role of this node: 1 for the current one of master, backup.", "role"),
+		haPeerUp:               d("ha_peer_reachable", "Whether this node hears its HA peer (1) or not (0)."),
+		haFailovers:            d("ha_failovers_total", "Role changes of this node to or from master since it started."),
+		haLastFailover:         d("ha_last_failover_timestamp_seconds", "When this node last became or stopped being master, in seconds since the epoch."),
+		haSync:                 d("ha_sync_entries_total", "Persistence entries exchanged with the HA peer, by direction.", "direction"),
+		haConfigSync:           d("ha_config_in_sync", "On the primary: whether the peer runs this node's virtual_services (1) or not, or not yet known (0)."),
 	}
 }
 
@@ -89,6 +95,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
 		c.forwarded, c.fastpath, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
+		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
 	} {
 		ch <- d
 	}
@@ -137,6 +144,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range haRoles {
 			gauge(c.haRole, b2f(r == ov.HA.Role), r)
 		}
+		gauge(c.haPeerUp, b2f(ov.HA.PeerState != "" && ov.HA.PeerState != "unreachable"))
+		counter(c.haFailovers, ov.HA.Failovers)
+		if ov.HA.LastFailover != nil {
+			gauge(c.haLastFailover, float64(ov.HA.LastFailover.Unix()))
+		}
+		counter(c.haSync, ov.HA.SyncImported, "imported")
+		counter(c.haSync, ov.HA.SyncExported, "exported")
+		gauge(c.haConfigSync, b2f(ov.HA.ConfigSync == "in-sync"))
 	}
 
 	m := c.src.Metrics()

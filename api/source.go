@@ -51,6 +51,10 @@ type HA struct {
 	// sent to the peer over the sync channel.
 	SyncImported uint64 `json:"sync_imported"`
 	SyncExported uint64 `json:"sync_exported"`
+	// ConfigSync says whether the pair runs the same virtual_services: "in-sync",
+	// "secondary" (this node takes the peer's), "equal" (same priority: not synced),
+	// "failed", "refused", or "" before the first comparison or without an API.
+	ConfigSync string `json:"config_sync"`
 }
 
 // Service states, as computed by [ServiceState].

@@ -84,6 +84,9 @@ func (d *Daemon) haOverview() *api.HA {
 		t := st.LastFailover.UTC()
 		h.LastFailover = &t
 	}
+	if p := d.hs.pusher.Load(); p != nil {
+		h.ConfigSync = p.Status()
+	}
 	return h
 }
 

@@ -274,7 +274,7 @@ type Pusher struct {
 	lastTS int64
 
 	mu     sync.Mutex
-	status string // what the last round found, for logs only when it changes
+	status string // what the last round found (see Status); logged only when it changes
 }
 
 // StartPusher starts pushing to the API at baseURL ("https://PEER:PORT") the
@@ -286,6 +286,16 @@ func StartPusher(ctx context.Context, baseURL string, cfg func() *config.Config,
 	p.cancel = cancel
 	go p.run(ctx)
 	return p
+}
+
+// Status says what the last sync round found: "in-sync" (the peer runs this node's
+// virtual_services), "secondary" (the peer is the primary), "equal" (same priority:
+// no sync), "failed" (peer unreachable or answering errors), "refused" (the peer
+// rejected the push), or "" before the first round.
+func (p *Pusher) Status() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
 }
 
 // newPusher makes a pusher that is not running.

@@ -208,7 +208,15 @@
       ha.hidden = false;
       ha.dataset.role = ov.ha.role;
       set(ha, 'HA ' + ov.ha.role);
-      ha.title = `Peer ${ov.ha.peer}: ${ov.ha.peer_state}`;
+      const last = ov.ha.last_failover
+        ? `last failover ${ov.ha.last_failover.replace('T', ' ').replace(/\.\d+/, '')} (${ov.ha.last_failover_cause || 'no cause'})`
+        : 'no failover since start';
+      ha.title = [
+        `Peer ${ov.ha.peer}: ${ov.ha.peer_state}`,
+        last,
+        `configuration: ${ov.ha.config_sync || 'not compared yet'}`,
+        `persistence entries: ${ov.ha.sync_exported || 0} sent, ${ov.ha.sync_imported || 0} received`,
+      ].join('\n');
     } else {
       ha.hidden = true;
     }
