@@ -401,6 +401,16 @@ func TestTeardownAndLeftovers(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- sleeper.Wait() }()
+	// `ip netns exec` enters the namespace a moment after it starts; a crash leaves
+	// processes that are inside, so wait until this one is.
+	inside := false
+	for deadline := time.Now().Add(3 * time.Second); !inside && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		out, _ := exec.Command("ip", "netns", "pids", prefix+"HM1").Output()
+		inside = slices.Contains(strings.Fields(string(out)), strconv.Itoa(sleeper.Process.Pid))
+	}
+	if !inside {
+		t.Fatal("the sleeper never entered the leftover namespace")
+	}
 	l2, err := New(opts)
 	if err != nil {
 		t.Fatalf("New over leftovers: %v", err)
