@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,37 +25,12 @@ func chromium(t *testing.T, ctx context.Context) *cdp.Client {
 		t.Skip("browser test skipped: chromium is not installed (apt-get install -y chromium)")
 	}
 	profile := t.TempDir()
-	cmd := exec.Command(bin, cdp.Flags(profile)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helper processes go with it
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	port, err := cdp.ActivePort(startCtx, profile)
+	b, err := cdp.Launch(ctx, exec.Command(bin, cdp.Flags(profile)...), profile, nil, 30*time.Second)
 	if err != nil {
-		t.Fatalf("chromium did not start: %v\n%s", err, stderr.String())
+		t.Fatal(err)
 	}
-	c, err := cdp.AttachPage(startCtx, port, nil)
-	if err != nil {
-		t.Fatalf("connect to the page: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	t.Cleanup(func() { b.Close() })
+	return b.Client
 }
 
 // browserEvents answers the Fetch domain's pauses and auth challenges (like a

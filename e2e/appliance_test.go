@@ -250,35 +250,12 @@ func labChromium(t *testing.T, ctx context.Context, l *lab.Lab) (*cdp.Client, *p
 		t.Skip("browser test skipped: chromium is not installed (apt-get install -y chromium)")
 	}
 	profile := t.TempDir()
-	cmd := lab.Exec(l.Client.NS, bin, cdp.Flags(profile)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helpers go with it
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s in %s: %v", bin, l.Client.NS, err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-	startCtx, cancel := context.WithTimeout(ctx, 45*time.Second)
-	defer cancel()
-	port, err := cdp.ActivePort(startCtx, profile)
+	b, err := cdp.Launch(ctx, lab.Exec(l.Client.NS, bin, cdp.Flags(profile)...), profile, clientDial(l), 45*time.Second)
 	if err != nil {
-		t.Fatalf("chromium did not start: %v\n%s", err, stderr.String())
+		t.Fatal(err)
 	}
-	c, err := cdp.AttachPage(startCtx, port, clientDial(l))
-	if err != nil {
-		t.Fatalf("attach to chromium's page: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := b.Client
+	t.Cleanup(func() { b.Close() })
 	pp := &pageProblems{}
 	go pp.run(ctx, c)
 	for _, m := range []string{"Page.enable", "Runtime.enable", "Log.enable"} {

@@ -1,5 +1,5 @@
 // Package cdp is a small Chrome DevTools Protocol client for medialb's browser tests:
-// it starts nothing itself, but finds a Chromium binary, gives the flags for a headless
+// it finds a Chromium binary, starts it (Launch), gives the flags for a headless
 // run with remote debugging, reads the port Chromium chose, and talks JSON-RPC to a
 // page over an RFC 6455 websocket (text frames, fragmentation, ping). Connections are
 // opened through a DialFunc, so that a browser inside a network namespace of the lab
