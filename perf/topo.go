@@ -7,13 +7,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/medialb/medialb/lab"
 )
 
 // Addressing of the harness's lab. All of it lives in namespaces the harness creates.
@@ -267,40 +268,9 @@ func runCmd(name string, args ...string) error {
 	return nil
 }
 
-// inNS runs fn on an OS thread switched into namespace ns and switches back. Sockets,
-// BPF links and file descriptors fn opens stay valid after it returns. If switching
-// back fails, the thread stays locked and the runtime discards it with its goroutine.
-func inNS(ns string, fn func() error) error {
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		return fmt.Errorf("open namespace %s: %w (is the harness lab up?)", ns, err)
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		origin, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current namespace: %w", err)
-			return
-		}
-		defer origin.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(origin); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("return from namespace %s: %w", ns, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNS runs fn on an OS thread switched into namespace ns and switches back (lab.Do).
+// Sockets, BPF links and file descriptors fn opens stay valid after it returns.
+func inNS(ns string, fn func() error) error { return lab.Do(ns, fn) }
 
 // linkDrops returns the dropped-frame counters of every interface of the lab, by
 // "namespace-suffix/interface rx|tx".
