@@ -42,7 +42,7 @@ type vosProc struct {
 	media bool          // serving the media ports
 	done  chan struct{} // closed when the process has exited
 	err   error         // its exit error, set before done is closed
-	tail  *tailBuffer
+	tail  *TailBuffer
 }
 
 // StartVOS starts binPath (the vossim command) in every real-server namespace, named after
@@ -89,7 +89,7 @@ func (l *Lab) startVOS(s Node, binPath string, media bool) error {
 	cmd := Exec(s.NS, binPath, args...)
 	// ip execs vossim in place, so the death signal reaches vossim itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &vosProc{cmd: cmd, bin: binPath, media: media, done: make(chan struct{}), tail: &tailBuffer{max: 4096}}
+	p := &vosProc{cmd: cmd, bin: binPath, media: media, done: make(chan struct{}), tail: &TailBuffer{Max: 4096}}
 	logw := &lineLogger{l: l, server: s.Name, tail: p.tail}
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Start(); err != nil {
@@ -222,7 +222,7 @@ func (p *vosProc) wait(name string, timeout <-chan time.Time) error {
 type lineLogger struct {
 	l      *Lab
 	server string
-	tail   *tailBuffer
+	tail   *TailBuffer
 	mu     sync.Mutex
 	part   []byte
 }
@@ -243,24 +243,28 @@ func (w *lineLogger) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
+// TailBuffer keeps the last Max bytes written to it: the end of a helper process's
+// output, for error messages. It is safe for concurrent use.
+type TailBuffer struct {
+	Max int
+
+	mu sync.Mutex
+	b  []byte
 }
 
-func (t *tailBuffer) Write(b []byte) (int, error) {
+// Write appends b, dropping what falls out of the window.
+func (t *TailBuffer) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	t.b = append(t.b, b...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	if len(t.b) > t.Max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.Max:]...)
 	}
 	t.mu.Unlock()
 	return len(b), nil
 }
 
-func (t *tailBuffer) String() string {
+// String returns the kept bytes, surrounding white space trimmed.
+func (t *TailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.b))

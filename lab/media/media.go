@@ -28,7 +28,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -112,7 +111,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when it exited; err is set then
 	err  error
-	out  *tail // stderr (and stdout, unless the caller takes it)
+	out  *lab.TailBuffer // stderr (and stdout, unless the caller takes it)
 }
 
 // startIn starts name in namespace ns. stdout, if not nil, gets the standard output.
@@ -120,7 +119,7 @@ func startIn(ns string, stdout io.Writer, name string, args ...string) (*proc, e
 	cmd := lab.Exec(ns, name, args...)
 	// ip execs the program in place: the death signal reaches it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), out: &tail{max: 8192}}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), out: &lab.TailBuffer{Max: 8192}}
 	cmd.Stderr = p.out
 	cmd.Stdout = p.out
 	if stdout != nil {
@@ -169,29 +168,6 @@ func (p *proc) wait(ctx context.Context) error {
 		p.stop(syscall.SIGTERM, 3*time.Second) //nolint:errcheck // the context's error says why
 		return ctx.Err()
 	}
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tail) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	t.b = append(t.b, b...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	t.mu.Unlock()
-	return len(b), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
 }
 
 // lastLines returns the last n non-empty lines of s, joined by " | ".
