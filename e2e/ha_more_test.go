@@ -211,6 +211,27 @@ func settle(s *haStream) (lost, sent int64) {
 	return s.sent.Load() - s.got.Load(), s.sent.Load()
 }
 
+// checkReturn checks what the failed node (returned) must not do when it comes
+// back as the backup: interrupt the stream, take the VIP, or break a held
+// connection; it closes the held connections and returns the datagrams lost.
+func checkReturn(t *testing.T, p *pair, trial, returned int, s *haStream, held []*heldConn, what string) int64 {
+	t.Helper()
+	other := 1 - returned
+	lost, sent := settle(s)
+	t.Logf("trial %d: lb%d %s: %d of %d datagrams lost", trial, returned+1, what, lost, sent)
+	if lost != 0 {
+		t.Errorf("trial %d: the returning lb%d interrupted the stream: %d datagrams lost", trial, returned+1, lost)
+	}
+	if p.hasVIP(returned, haVIP4) || !p.hasVIP(other, haVIP4) {
+		t.Errorf("trial %d: VIP on the returned lb%d %v, on lb%d %v", trial, returned+1, p.hasVIP(returned, haVIP4), other+1, p.hasVIP(other, haVIP4))
+	}
+	broken(t, held, "after lb"+strconv.Itoa(returned+1)+" returned")
+	for _, h := range held {
+		h.c.Close()
+	}
+	return lost
+}
+
 // run runs a command in namespace ns and fails the test if it fails.
 func run(t *testing.T, ns string, args ...string) string {
 	t.Helper()
@@ -265,19 +286,7 @@ func TestHALinkDown(t *testing.T) {
 			return o.HA.Role == "backup" && o.HA.PeerState == "master"
 		})
 		time.Sleep(500 * time.Millisecond)
-		lost, sent = settle(s)
-		returns = append(returns, lost)
-		t.Logf("trial %d: lb%d's link back: %d of %d datagrams lost", trial, master+1, lost, sent)
-		if lost != 0 {
-			t.Errorf("trial %d: the returning lb%d interrupted the stream: %d datagrams lost", trial, master+1, lost)
-		}
-		if p.hasVIP(master, haVIP4) || !p.hasVIP(backup, haVIP4) {
-			t.Errorf("trial %d: VIP on the returned lb%d %v, on lb%d %v", trial, master+1, p.hasVIP(master, haVIP4), backup+1, p.hasVIP(backup, haVIP4))
-		}
-		broken(t, held, "after the link came back")
-		for _, h := range held {
-			h.c.Close()
-		}
+		returns = append(returns, checkReturn(t, p, trial, master, s, held, "link back"))
 		master = backup
 	}
 	summary(t, "link down: takeover", takeovers)
@@ -335,19 +344,7 @@ func TestHAUnhealthy(t *testing.T) {
 			return o.HA.Role == "backup" && o.HA.PeerState == "master"
 		})
 		time.Sleep(time.Second) // several advertisement intervals
-		lost, sent = settle(s)
-		returns = append(returns, lost)
-		t.Logf("trial %d: lb%d back as the backup: %d of %d datagrams lost", trial, master+1, lost, sent)
-		if lost != 0 {
-			t.Errorf("trial %d: the returning lb%d interrupted the stream: %d datagrams lost", trial, master+1, lost)
-		}
-		if p.hasVIP(master, haVIP4) || !p.hasVIP(backup, haVIP4) {
-			t.Errorf("trial %d: VIP on the returned lb%d %v, on lb%d %v", trial, master+1, p.hasVIP(master, haVIP4), backup+1, p.hasVIP(backup, haVIP4))
-		}
-		broken(t, held, "after the old master returned")
-		for _, h := range held {
-			h.c.Close()
-		}
+		returns = append(returns, checkReturn(t, p, trial, master, s, held, "back as the backup"))
 		master = backup
 	}
 	summary(t, "XDP detached: takeover", takeovers)
