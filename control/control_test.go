@@ -158,7 +158,7 @@ func TestStatesAndSemantics(t *testing.T) {
 
 func TestUnknownNames(t *testing.T) {
 	c, _, _ := newTest(t, t.TempDir(), allMACs())
-	for _, k := range []Key{{"Nope", "HT1"}, {"Media", "Nope"}} {
+	for _, k := range []Key{{Service: "Nope", Server: "HT1"}, {Service: "Media", Server: "Nope"}} {
 		if err := c.SetAdmin(k.Service, k.Server, tables.StateDrain); !errors.Is(err, ErrUnknown) {
 			t.Errorf("SetAdmin(%s) = %v, want ErrUnknown", k, err)
 		}

@@ -33,7 +33,7 @@ func (d *Daemon) startHA(cfg *config.Config) error {
 		Health:    d.haHealth,
 		OnMaster:  func() { d.announce(vipAddrs(d.controller().Config())) },
 		Tables:    &d.holder,
-		Clock:     d.now,
+		Clock:     tables.Now,
 		Admin:     haAdmin{d},
 		Log:       d.log,
 	})

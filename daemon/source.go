@@ -10,6 +10,7 @@ import (
 	"github.com/medialb/medialb/control"
 	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/pipeline"
+	"github.com/medialb/medialb/tables"
 )
 
 // This file is the daemon's side of the REST API and the WebUI: api.Source.
@@ -47,7 +48,7 @@ func (s source) Overview() api.Overview {
 	ctrl := d.controller()
 	cfg := ctrl.Config()
 	snap := d.holder.Load()
-	now := d.now()
+	now := tables.Now()
 	// Layer-7 connection and byte counts, by service and by service/server.
 	l7svc := map[string]l7.ServiceStats{}
 	l7srv := map[string]l7.ServerStats{}
@@ -88,7 +89,7 @@ func (s source) Overview() api.Overview {
 			if h.Checked {
 				rs.Health = map[bool]string{true: "up", false: "down"}[h.Up]
 			}
-			if st, ok := d.mon.Status(cs.Name + "/" + srv.Name); ok {
+			if st, ok := d.mon.Status(tables.Key{Service: cs.Name, Server: srv.Name}); ok {
 				rs.HealthCheckSeconds = st.LastResult.Duration.Seconds()
 			}
 			if cs.Persistence.Mode == config.PersistSourceIP {
