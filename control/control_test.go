@@ -154,6 +154,16 @@ func TestStatesAndSemantics(t *testing.T) {
 	if !c.ServiceDown("Media") || strings.Count(logs.String(), "new flows are dropped") != 1 {
 		t.Errorf("service down not reported once:\n%s", logs)
 	}
+	// States: copies of what Admin and HealthOf answer one by one.
+	admin, health := c.States()
+	k1, k2 := Key{Service: "Media", Server: "HT1"}, Key{Service: "Media", Server: "HT2"}
+	if len(admin) != 1 || admin[k1] != tables.StateHalt || !health[k1].Up || health[k2].Up || !health[k2].Checked {
+		t.Errorf("States() = %v, %v", admin, health)
+	}
+	admin[k1] = tables.StateOnline
+	if c.Admin("Media", "HT1") != tables.StateHalt {
+		t.Error("changing the map States returned changed the controller")
+	}
 }
 
 func TestUnknownNames(t *testing.T) {

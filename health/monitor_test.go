@@ -143,6 +143,9 @@ func TestSetReconciles(t *testing.T) {
 		return sa.ConsecutiveOK >= 3 && sd.Checked && !sd.Up
 	})
 	before, _ := m.Status(tk("svc/a"))
+	if all := m.Statuses(); len(all) != 3 || all[tk("svc/a")].ConsecutiveOK < 3 || !all[tk("svc/d")].Checked || all[tk("svc/d")].Up {
+		t.Errorf("Statuses() = %v, want svc/a up, svc/b, and svc/d checked down", all)
+	}
 	m.mu.Lock()
 	probeA := m.probes[tk("svc/a")]
 	m.mu.Unlock()
