@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -201,5 +202,37 @@ func TestUnresolvedMACNotPicked(t *testing.T) {
 	c.Refresh("test")
 	if got := len(clientsOf(h.Load().Service("Media"), "HT2", 200, 1000)); got == 0 {
 		t.Error("HT2 not picked after its MAC was learned")
+	}
+}
+
+// TestAdminStatesBetweenPair: what one node's AdminStates gives, another's
+// ApplyAdminStates takes: drain and halt arrive, a server missing from the
+// map goes online, an unknown state name is left alone.
+func TestAdminStatesBetweenPair(t *testing.T) {
+	master, _, _ := newTest(t, t.TempDir(), allMACs())
+	backup, _, logs := newTest(t, t.TempDir(), allMACs())
+	if err := master.SetAdmin("Media", "HT1", tables.StateDrain); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.SetAdmin("Web", "HM2", tables.StateHalt); err != nil {
+		t.Fatal(err)
+	}
+	if err := backup.SetAdmin("Media", "HT2", tables.StateHalt); err != nil {
+		t.Fatal(err)
+	}
+	states := master.AdminStates()
+	if want := map[string]string{"Media/HT1": "drain", "Web/HM2": "halt"}; !maps.Equal(states, want) {
+		t.Fatalf("AdminStates() = %v, want %v", states, want)
+	}
+	backup.ApplyAdminStates(states)
+	if !maps.Equal(backup.AdminStates(), states) {
+		t.Errorf("after ApplyAdminStates the backup has %v, want %v", backup.AdminStates(), states)
+	}
+	if !strings.Contains(logs.String(), "administrative state taken from the master") {
+		t.Errorf("not logged:\n%s", logs)
+	}
+	backup.ApplyAdminStates(map[string]string{"Media/HT1": "sideways", "Web/HM2": "halt"})
+	if got := backup.Admin("Media", "HT1"); got != tables.StateDrain {
+		t.Errorf("an unknown state name changed HT1 to %v", got)
 	}
 }
