@@ -47,6 +47,9 @@ type Config struct {
 	// Version is reported by medialb_build_info; empty means the main module's
 	// version from the build information.
 	Version string
+	// ConfigFile is the configuration file the config endpoints stage changes
+	// for and apply to; empty turns them off (404).
+	ConfigFile string
 	// Peer, when set, serves every path under PeerPrefix (an HA pair's
 	// configuration sync) without user authentication: it authenticates
 	// requests itself, with the pair's shared secret.
@@ -83,6 +86,7 @@ type Server struct {
 	handler   http.Handler
 	registry  *prometheus.Registry
 	collector *collector
+	stage     staging // configuration changes not yet applied
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -217,6 +221,7 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	mux.HandleFunc("POST /api/v1/reload", s.handleReload)
+	s.configRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},
 		ErrorHandling: promhttp.ContinueOnError,

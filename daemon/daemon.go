@@ -55,11 +55,13 @@ type Daemon struct {
 	ha       *ha.Node     // nil without an ha section
 	hs       haSync       // the pair's configuration sync (ha.go)
 	alive    atomic.Int32 // dataplane workers running
+	running  runningText  // the configuration text in force (source.go)
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
 // was brought up is taken down again.
 func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
+	text := readText(path)
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
@@ -125,6 +127,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	} else if err = d.startHA(cfg); err != nil {
 		return d, err
 	}
+	d.running.set(text)
 	d.started.Store(true)
 	log.Info().Str("config", path).Str("summary", cfg.Summary()).Msg("medialb running")
 	return d, nil
@@ -240,6 +243,7 @@ func (d *Daemon) reload() error {
 		// race them.
 		return fmt.Errorf("reload %s refused: medialb is still starting (try again in a moment)", d.path)
 	}
+	text := readText(d.path)
 	cfg, err := loadConfig(d.path)
 	if err != nil {
 		return fmt.Errorf("reload %s refused, running configuration kept: %w", d.path, err)
@@ -271,6 +275,7 @@ func (d *Daemon) reload() error {
 	if err := d.controller().Reload(cfg); err != nil {
 		return fmt.Errorf("reload %s: %w", d.path, err)
 	}
+	d.running.set(text)
 	var errs []error
 	if d.dp != nil {
 		if err := d.dp.SetVIPs(steerVIPs(cfg, d.canTX)); err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -34,6 +35,32 @@ func (r *reloads) record(err error) {
 	r.ok++
 	r.lastFailed = false
 	r.lastSuccess = time.Now()
+}
+
+// runningText is the configuration file's text as it was read for the
+// configuration in force. Safe for concurrent use.
+type runningText struct {
+	mu   sync.Mutex
+	text []byte
+}
+
+func (r *runningText) set(text []byte) {
+	r.mu.Lock()
+	r.text = text
+	r.mu.Unlock()
+}
+
+func (r *runningText) get() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.text
+}
+
+// readText reads the configuration file for runningText, just before it is
+// loaded; nil when it cannot be read (loading then fails too).
+func readText(path string) []byte {
+	data, _ := os.ReadFile(path)
+	return data
 }
 
 // source adapts a Daemon to api.Source.
@@ -74,6 +101,9 @@ func (s source) SetState(service, server, state string) error {
 // Reload re-reads the configuration file.
 func (s source) Reload() error { return s.d.Reload() }
 
+// RunningConfig returns the text of the configuration in force (api.RunningConfig).
+func (s source) RunningConfig() []byte { return s.d.running.get() }
+
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
@@ -104,7 +134,7 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	}
 	srv, err := api.New(api.Config{
 		Listen: cfg.API.Listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
-		StateDir: cfg.Node.StateDir, Users: users, Version: Version,
+		StateDir: cfg.Node.StateDir, Users: users, Version: Version, ConfigFile: d.path,
 		Peer: d.haConfigHandler(cfg),
 	}, source{d}, d.log)
 	if err != nil {

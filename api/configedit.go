@@ -1,0 +1,205 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+
+	"github.com/medialb/medialb/config/edit"
+)
+
+// This file serves the Cluster Configuration: virtual services and real servers
+// changed through the API are staged as the configuration file's next text
+// (config/edit), validated on every change by `medialb check`'s code, and
+// written and reloaded by one apply.
+
+// maxBody bounds a request body of the config endpoints.
+const maxBody = 1 << 20
+
+// staging holds the changes made through the API and not yet applied. Its zero
+// value has nothing staged; it is safe for concurrent use.
+type staging struct {
+	mu   sync.Mutex
+	base []byte // the file's text when the first change was staged; nil: nothing staged
+	text []byte // the text with every staged change
+}
+
+// ConfigState is the answer of the config endpoints: the virtual services as
+// staged (or as in the file when nothing is), and what is staged.
+type ConfigState struct {
+	File     string      `json:"file"`
+	Staged   bool        `json:"staged"` // changes wait for POST /api/v1/config/apply
+	Services []any       `json:"services"`
+	Diff     []edit.Line `json:"diff,omitempty"` // the staged text against the file, when staged
+}
+
+// ProblemsAnswer is the 400 answer to an invalid change: nothing was staged.
+type ProblemsAnswer struct {
+	Errors []edit.Problem `json:"errors"`
+}
+
+func (s *Server) configRoutes(mux interface {
+	HandleFunc(string, func(http.ResponseWriter, *http.Request))
+}) {
+	mux.HandleFunc("GET /api/v1/config/services", s.handleConfigGet)
+	mux.HandleFunc("POST /api/v1/config/services", s.configChange(http.StatusCreated, func(r *http.Request, text, body []byte) ([]byte, error) {
+		return edit.AddService(text, body)
+	}))
+	mux.HandleFunc("PUT /api/v1/config/services/{name}", s.configChange(http.StatusOK, func(r *http.Request, text, body []byte) ([]byte, error) {
+		return edit.ReplaceService(text, r.PathValue("name"), body)
+	}))
+	mux.HandleFunc("DELETE /api/v1/config/services/{name}", s.configChange(http.StatusOK, func(r *http.Request, text, _ []byte) ([]byte, error) {
+		return edit.DeleteService(text, r.PathValue("name"))
+	}))
+	mux.HandleFunc("POST /api/v1/config/services/{name}/real-servers", s.configChange(http.StatusCreated, func(r *http.Request, text, body []byte) ([]byte, error) {
+		return edit.AddServer(text, r.PathValue("name"), body)
+	}))
+	mux.HandleFunc("PUT /api/v1/config/services/{name}/real-servers/{server}", s.configChange(http.StatusOK, func(r *http.Request, text, body []byte) ([]byte, error) {
+		return edit.ReplaceServer(text, r.PathValue("name"), r.PathValue("server"), body)
+	}))
+	mux.HandleFunc("DELETE /api/v1/config/services/{name}/real-servers/{server}", s.configChange(http.StatusOK, func(r *http.Request, text, _ []byte) ([]byte, error) {
+		return edit.DeleteServer(text, r.PathValue("name"), r.PathValue("server"))
+	}))
+	mux.HandleFunc("DELETE /api/v1/config/staged", s.handleConfigDiscard)
+	mux.HandleFunc("POST /api/v1/config/apply", s.handleConfigApply)
+	mux.HandleFunc("GET /api/v1/config/file", s.handleConfigFile)
+}
+
+// configFile returns the configuration file's name, or answers 404 when the
+// server was built without one.
+func (s *Server) configFile(w http.ResponseWriter) (string, bool) {
+	if s.cfg.ConfigFile == "" {
+		writeError(w, http.StatusNotFound, "configuration through the API is off: this server was started without a configuration file")
+		return "", false
+	}
+	return s.cfg.ConfigFile, true
+}
+
+// current returns the staged text, or the file's when nothing is staged.
+// Call with st.mu held.
+func (s *Server) current(file string) ([]byte, error) {
+	if s.stage.base != nil {
+		return s.stage.text, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, unwrapPath(err))
+	}
+	return data, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// state builds the answer from text. Call with st.mu held.
+func (s *Server) state(file string, text []byte) (ConfigState, error) {
+	svcs, err := edit.Services(text)
+	if err != nil {
+		return ConfigState{}, err
+	}
+	st := ConfigState{File: file, Staged: s.stage.base != nil, Services: svcs}
+	if st.Staged {
+		st.Diff = edit.Diff(s.stage.base, s.stage.text)
+	}
+	return st, nil
+}
+
+func (s *Server) handleConfigGet(w http.ResponseWriter, r *http.Request) {
+	file, ok := s.configFile(w)
+	if !ok {
+		return
+	}
+	s.stage.mu.Lock()
+	defer s.stage.mu.Unlock()
+	text, err := s.current(file)
+	if err == nil {
+		var st ConfigState
+		if st, err = s.state(file, text); err == nil {
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
+}
+
+// configChange returns a handler that stages change, or answers why not (404
+// for an unknown name, 400 with every problem for an invalid result).
+func (s *Server) configChange(status int, change func(r *http.Request, text, body []byte) ([]byte, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		file, ok := s.configFile(w)
+		if !ok {
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "read the request body: "+err.Error())
+			return
+		}
+		if r.Method == http.MethodDelete {
+			body = nil
+		}
+		s.stage.mu.Lock()
+		defer s.stage.mu.Unlock()
+		text, err := s.current(file)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		next, err := change(r, text, body)
+		switch {
+		case errors.Is(err, edit.ErrNotFound):
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		case err != nil:
+			writeJSON(w, http.StatusBadRequest, ProblemsAnswer{Errors: []edit.Problem{{Message: err.Error()}}})
+			return
+		}
+		if problems := edit.Check(file, next); problems != nil {
+			writeJSON(w, http.StatusBadRequest, ProblemsAnswer{Errors: problems})
+			return
+		}
+		if s.stage.base == nil {
+			s.stage.base = text
+		}
+		s.stage.text = next
+		if bytes.Equal(s.stage.base, s.stage.text) { // changed back: nothing staged
+			s.stage.base, s.stage.text = nil, nil
+		}
+		s.log.Info().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Str("change", r.Method+" "+r.URL.Path).
+			Msg("API: configuration change staged (POST /api/v1/config/apply writes and reloads it)")
+		st, err := s.state(file, next)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, status, st)
+	}
+}
+
+func (s *Server) handleConfigDiscard(w http.ResponseWriter, r *http.Request) {
+	file, ok := s.configFile(w)
+	if !ok {
+		return
+	}
+	s.stage.mu.Lock()
+	defer s.stage.mu.Unlock()
+	s.stage.base, s.stage.text = nil, nil
+	text, err := s.current(file)
+	if err == nil {
+		var st ConfigState
+		if st, err = s.state(file, text); err == nil {
+			writeJSON(w, http.StatusOK, st)
+			return
+		}
+	}
+	writeError(w, http.StatusInternalServerError, err.Error())
+}
