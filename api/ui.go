@@ -37,6 +37,9 @@ func (f uiFile) serve(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, f.name, time.Time{}, strings.NewReader(string(f.data)))
 }
 
+// pages are the WebUI's pages besides the System Overview: /NAME serves ui/NAME.html.
+var pages = []string{"cluster", "maintenance", "view", "reports", "logs"}
+
 // uiRoutes serves index.html at / and the other files under /ui/.
 func (s *Server) uiRoutes(mux *http.ServeMux) {
 	files := map[string]uiFile{}
@@ -55,6 +58,12 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	})
 	index := files["index.html"]
 	mux.HandleFunc("GET /{$}", index.serve)
+	// The other pages, at the names the navigation bar links to.
+	for _, page := range pages {
+		if f, ok := files[page+".html"]; ok {
+			mux.HandleFunc("GET /"+page, f.serve)
+		}
+	}
 	mux.HandleFunc("GET /ui/{file}", func(w http.ResponseWriter, r *http.Request) {
 		f, ok := files[r.PathValue("file")]
 		if !ok || f.name == "index.html" {
