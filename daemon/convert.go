@@ -21,6 +21,13 @@ func hasLayer(cfg *config.Config, l config.Layer) bool {
 	return false
 }
 
+// wantsDataplane says whether Start attaches the layer-4 dataplane: with layer-4
+// services, and on a node started without any virtual service, so that the
+// first ones, added through the WebUI, can be layer 4 without a restart.
+func wantsDataplane(cfg *config.Config) bool {
+	return hasLayer(cfg, config.Layer4) || len(cfg.Services) == 0
+}
+
 // vipAddrs lists every service address once.
 func vipAddrs(cfg *config.Config) []netip.Addr {
 	seen := map[netip.Addr]bool{}

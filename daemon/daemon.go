@@ -83,7 +83,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 	}
-	if hasLayer(cfg, config.Layer4) {
+	if wantsDataplane(cfg) {
 		d.neigh, err = netif.WatchNeighbors(ctx, cfg.Node.Interface, log, func() {
 			if c := d.controller(); c != nil {
 				c.Refresh("real server MAC changed")
@@ -109,7 +109,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	d.proxy = l7.New(&d.holder, log)
 	ctrl.OnSnapshot(d.proxy.OnSnapshot)
 
-	if hasLayer(cfg, config.Layer4) {
+	if wantsDataplane(cfg) {
 		if err = d.startDataplane(cfg); err != nil {
 			return d, err
 		}
