@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/medialb/medialb/internal/logring"
+
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -50,6 +52,8 @@ type Config struct {
 	// ConfigFile is the configuration file the config endpoints stage changes
 	// for and apply to; empty turns them off (404).
 	ConfigFile string
+	// Logs, when set, serves GET /api/v1/logs: the logger's last lines.
+	Logs *logring.Ring
 	// Peer, when set, serves every path under PeerPrefix (an HA pair's
 	// configuration sync) without user authentication: it authenticates
 	// requests itself, with the pair's shared secret.
@@ -222,6 +226,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("POST /api/v1/reload", s.handleReload)
 	s.configRoutes(mux)
+	mux.HandleFunc("GET /api/v1/logs", s.handleLogs)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},
 		ErrorHandling: promhttp.ContinueOnError,

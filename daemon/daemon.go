@@ -7,6 +7,8 @@
 package daemon
 
 import (
+	"github.com/medialb/medialb/internal/logring"
+
 	"context"
 	"errors"
 	"fmt"
@@ -52,15 +54,16 @@ type Daemon struct {
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
-	ha       *ha.Node     // nil without an ha section
-	hs       haSync       // the pair's configuration sync (ha.go)
-	alive    atomic.Int32 // dataplane workers running
-	running  runningText  // the configuration text in force (source.go)
+	ha       *ha.Node      // nil without an ha section
+	hs       haSync        // the pair's configuration sync (ha.go)
+	alive    atomic.Int32  // dataplane workers running
+	running  runningText   // the configuration text in force (source.go)
+	logs     *logring.Ring // the logger's last lines for the WebUI, nil for none
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
 // was brought up is taken down again.
-func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
+func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err error) {
 	text := readText(path)
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -68,6 +71,9 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d = &Daemon{log: log, path: path, ctx: ctx, cancel: cancel}
+	for _, o := range opts {
+		o(d)
+	}
 	defer func() {
 		if err != nil {
 			d.Close()

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/medialb/medialb/internal/logring"
+
 	"fmt"
 	"os"
 	"sync"
@@ -62,6 +64,12 @@ func readText(path string) []byte {
 	data, _ := os.ReadFile(path)
 	return data
 }
+
+// Option is an optional part of a Daemon, given to Start.
+type Option func(*Daemon)
+
+// WithLogs gives the WebUI's Logs page the ring the daemon's logger also writes to.
+func WithLogs(r *logring.Ring) Option { return func(d *Daemon) { d.logs = r } }
 
 // source adapts a Daemon to api.Source.
 type source struct{ d *Daemon }
@@ -134,7 +142,7 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	}
 	srv, err := api.New(api.Config{
 		Listen: cfg.API.Listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
-		StateDir: cfg.Node.StateDir, Users: users, Version: Version, ConfigFile: d.path,
+		StateDir: cfg.Node.StateDir, Users: users, Version: Version, ConfigFile: d.path, Logs: d.logs,
 		Peer: d.haConfigHandler(cfg),
 	}, source{d}, d.log)
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/medialb/medialb/internal/logring"
+
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +32,9 @@ func checkLogFlags(format, level string) error {
 // newLogger returns a logger writing to stderr: JSON lines, or colourless
 // human-readable lines with format "console", at level and above. Invalid
 // values fall back to json and info (check them with checkLogFlags first).
+// logRing keeps the last lines every command's logger wrote, for `run`'s WebUI.
+var logRing = logring.New(logring.DefaultLines)
+
 func newLogger(format, level string) zerolog.Logger {
 	return newLoggerTo(os.Stderr, format, level)
 }
@@ -42,5 +47,7 @@ func newLoggerTo(w io.Writer, format, level string) zerolog.Logger {
 	if format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: true}
 	}
+	// The WebUI's Logs page reads the same lines, as JSON, from logRing.
+	w = zerolog.MultiLevelWriter(w, logRing)
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }

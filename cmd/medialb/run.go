@@ -32,7 +32,7 @@ func cmdRun(args []string) int {
 	// tears down what Start did.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	d, err := daemon.Start(*path, log)
+	d, err := daemon.Start(*path, log, daemon.WithLogs(logRing))
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
