@@ -98,7 +98,7 @@ func TestBrowserCluster(t *testing.T) {
 		t.Fatalf("the applied file has %d services or lost its first lines:\n%s", len(svcs), text)
 	}
 
-	webuitest.EditInterval(t, ctx, c, "Harmonic_Management", "7s")
+	webuitest.EditInterval(t, ctx, c, "Harmonic_Management", "7s", "2s")
 	webuitest.Apply(t, ctx, c)
 	text, _ = os.ReadFile(file)
 	if !strings.Contains(string(text), "interval: 7s") || f.reloads != 2 {

@@ -64,8 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", head + l7 + "---\nnode: {}\n", []string{"t.yaml:11: a second YAML document (---): put everything in one"}},
 		{"missing node and services", "api:\n  users: [{name: a, password_hash: \"" + hash + "\"}]\n", []string{
 			"t.yaml:1: node: missing (node.interface, the NIC that carries the VIPs, is required)",
-			"t.yaml:1: virtual_services: none given (nothing to balance)",
 		}},
+		{"no services yet (the WebUI adds them)", "node:\n  interface: eth0\n", nil},
 		{"no services", "node:\n  interface: eth0\nvirtual_services: []\n", []string{"t.yaml:3: virtual_services: none given (nothing to balance)"}},
 		{"unknown top key", head + l7 + "virtual_service: []\n", []string{`t.yaml:11: top level: unknown key "virtual_service" (did you mean "virtual_services"?)`}},
 		{"unknown key alias hint", svc("    backends: []\n"), []string{

@@ -58,8 +58,11 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 
 // services reads the virtual_services of mapping f.
 func (p *parser) services(f fields, c *Config) {
+	// No virtual_services key at all is a node with nothing to balance yet (its
+	// services come from the WebUI, or from its HA primary); an empty one is a
+	// mistake.
 	items, isList := p.sequence(f.get("virtual_services"), "virtual_services")
-	if isList && len(items) == 0 {
+	if isList && len(items) == 0 && f.has("virtual_services") {
 		p.errorf(f.at("virtual_services"), "virtual_services: none given (nothing to balance)")
 	}
 	for i, it := range items {

@@ -151,10 +151,8 @@ func TestChanges(t *testing.T) {
 			if err != nil || len(svcs) != tt.services {
 				t.Fatalf("Services: %d, %v; want %d", len(svcs), err, tt.services)
 			}
-			if tt.services > 0 {
-				if p := Check("test.yaml", out); p != nil {
-					t.Fatalf("the result is not valid: %+v\n%s", p, out)
-				}
+			if p := Check("test.yaml", out); p != nil {
+				t.Fatalf("the result is not valid: %+v\n%s", p, out)
 			}
 		})
 	}

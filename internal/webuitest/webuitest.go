@@ -121,12 +121,14 @@ func Apply(t testing.TB, ctx context.Context, c *cdp.Client) {
 	}
 }
 
-// EditInterval changes one service's health-check interval on the open page.
-func EditInterval(t testing.TB, ctx context.Context, c *cdp.Client, service, interval string) {
+// EditInterval changes one service's health-check interval and timeout on the
+// open page.
+func EditInterval(t testing.TB, ctx context.Context, c *cdp.Client, service, interval, timeout string) {
 	t.Helper()
 	Click(t, ctx, c, `tr.svc[data-service="`+service+`"] button[data-do="edit"]`)
 	WaitFor(t, ctx, c, "the form of "+service, `document.querySelector('#form [data-path="name"]').value === '`+service+`'`)
 	Fill(t, ctx, c, `#form [data-path="health_check.interval"]`, interval)
+	Fill(t, ctx, c, `#form [data-path="health_check.timeout"]`, timeout)
 	Click(t, ctx, c, "#save")
 	WaitFor(t, ctx, c, "the new interval staged", `!document.getElementById('staged').hidden && document.getElementById('editor').hidden`)
 }

@@ -1,0 +1,139 @@
+package e2e
+
+// Issue 17 from outside: the WebUI's Cluster Configuration, Logs and View
+// Configuration pages in Chromium (in the client namespace) against a real
+// medialb that starts without any virtual service.
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medialb/medialb/config/edit"
+	"github.com/medialb/medialb/internal/cdp"
+	"github.com/medialb/medialb/internal/webuitest"
+	"github.com/medialb/medialb/lab"
+	"github.com/medialb/medialb/lab/probe"
+)
+
+// TestWebUIConfiguresTheGuide adds the guide's two VIPs to an empty
+// configuration through the WebUI only (a wrong port range on the way shows its
+// problem next to the field and changes nothing), applies, and sends traffic
+// through both; then shortens a health check's interval in the WebUI and sees
+// it in force (a failing server goes down in a fraction of the old interval x
+// fall), sees that state change on the Logs page, and the file on disk against
+// what runs on View Configuration.
+func TestWebUIConfiguresTheGuide(t *testing.T) {
+	if _, ok := cdp.Find(); !ok {
+		t.Skip("browser test skipped: chromium is not installed (apt-get install -y chromium)")
+	}
+	e := newEnv(t, "wu", lab.Options{})
+	e.start(nodeSection + apiSection)
+	l := e.lab
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c, pp := labChromium(t, ctx, l)
+	base := "https://" + l.LBs[0].Addr4.String() + ":9443"
+
+	webuitest.Navigate(t, ctx, c, base+"/cluster", "the Cluster Configuration page", `document.querySelectorAll('#l7 tbody, #l4 tbody').length === 2`)
+	before, _ := os.ReadFile(e.cfg)
+	webuitest.AddGuideServices(t, ctx, c)
+	if now, _ := os.ReadFile(e.cfg); string(now) != string(before) {
+		t.Fatal("staging changed the file before Apply")
+	}
+	webuitest.Screenshot(t, ctx, c, "cluster.png")
+	webuitest.Apply(t, ctx, c)
+	text, _ := os.ReadFile(e.cfg)
+	if p := edit.Check(e.cfg, text); p != nil || !strings.HasPrefix(string(text), string(before)) {
+		t.Fatalf("applied file: problems %v, or its first lines changed:\n%s", p, text)
+	}
+
+	// Both VIPs carry traffic once the servers pass their checks (the guide's
+	// 5 s interval, rise 2).
+	e.waitChecked(30 * time.Second)
+	waitOnline(t, e, 30*time.Second)
+	rtmp := probe.Target{Proto: "tcp", Addr: netip.AddrPortFrom(vip4, 1935)}
+	l4 := whoAnswers(t, l, l.Client.Sources4[:40], rtmp)
+	if count(l4, "HT1") == 0 || count(l4, "HT2") == 0 {
+		t.Fatalf("layer-4 VIP: 40 clients reached %v, want both HT1 and HT2", l4)
+	}
+	web := probe.Target{Proto: "http", Addr: netip.AddrPortFrom(vip7, 8080)}
+	l7 := whoAnswers(t, l, l.Client.Sources4[:40], web)
+	if count(l7, "HM1") == 0 || count(l7, "HM2") == 0 {
+		t.Fatalf("layer-7 VIP: 40 clients reached %v, want both HM1 and HM2", l7)
+	}
+	t.Logf("traffic through both VIPs: HT1 %d, HT2 %d; HM1 %d, HM2 %d",
+		count(l4, "HT1"), count(l4, "HT2"), count(l7, "HM1"), count(l7, "HM2"))
+
+	// The new interval in force: with 5 s x fall 3 a failing HT1 needs 10-15 s
+	// to go down; with 1 s, about 3 s.
+	webuitest.EditInterval(t, ctx, c, svcL4, "1s", "500ms")
+	webuitest.Apply(t, ctx, c)
+	time.Sleep(1500 * time.Millisecond) // the first check on the new interval
+	if err := l.SetStatus("HT1", lab.Unhealthy); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for realServer(t, e.overview(), svcL4, "HT1").State != "down" {
+		if time.Since(start) > 9*time.Second {
+			t.Fatalf("HT1 not down %s after failing: the 1 s interval is not in force", time.Since(start))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("HT1 down %s after failing (interval 1s, fall 3)", time.Since(start).Round(100*time.Millisecond))
+
+	// The Logs page shows that state change.
+	webuitest.Navigate(t, ctx, c, base+"/logs", "the Logs page", `document.querySelectorAll('#logs tbody tr').length > 0`)
+	webuitest.WaitFor(t, ctx, c, "HT1's state change on the Logs page",
+		`[...document.querySelectorAll('#logs tbody tr.lvl-warn')].some(r => r.textContent.includes('real server state') && r.textContent.includes('server=HT1') && r.textContent.includes('state=down'))`)
+	webuitest.Screenshot(t, ctx, c, "logs.png")
+
+	// View Configuration: what runs is the file; a hand edit shows as a difference.
+	webuitest.Navigate(t, ctx, c, base+"/view", "View Configuration", `document.getElementById('running').textContent.includes('Harmonic_Traffic')`)
+	var changed string
+	c.Eval(ctx, `document.getElementById('changed').textContent`, &changed)
+	if !strings.Contains(changed, "is what runs") {
+		t.Errorf("View Configuration says %q right after Apply", changed)
+	}
+	text, _ = os.ReadFile(e.cfg)
+	os.WriteFile(e.cfg, append(text, "# edited by hand, not reloaded\n"...), 0o600)
+	webuitest.Navigate(t, ctx, c, base+"/view", "View Configuration", `document.querySelector('#diff .add') && document.querySelector('#diff .add').textContent.includes('edited by hand')`)
+	webuitest.Screenshot(t, ctx, c, "view.png")
+
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for _, p := range pp.problems {
+		if !strings.Contains(p, "status of 400") {
+			t.Errorf("page error: %s", p)
+		}
+	}
+}
+
+// waitOnline waits until every real server of the overview is online.
+func waitOnline(t *testing.T, e *env, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ov := e.overview()
+		var out []string
+		for _, s := range ov.Services {
+			for _, rs := range s.RealServers {
+				if rs.State != "online" {
+					out = append(out, rs.Name+"="+rs.State)
+				}
+			}
+		}
+		if len(out) == 0 && len(ov.Services) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.Marshal(ov)
+			t.Fatalf("real servers not online after %s: %v\n%s", timeout, out, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
