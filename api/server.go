@@ -227,6 +227,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/reload", s.handleReload)
 	s.configRoutes(mux)
 	mux.HandleFunc("GET /api/v1/logs", s.handleLogs)
+	s.maintenanceRoutes(mux)
+	s.backupRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},
 		ErrorHandling: promhttp.ContinueOnError,

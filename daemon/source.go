@@ -158,3 +158,21 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 
 // Version is the build's version, set with -ldflags "-X github.com/medialb/medialb/daemon.Version=...".
 var Version = "dev"
+
+// RestartL7 closes and reopens the layer-7 listeners (api.Maintainer).
+func (s source) RestartL7() (string, error) {
+	n, err := s.d.proxy.RestartListeners()
+	return fmt.Sprintf("%d layer-7 listeners open again; established connections kept", n), err
+}
+
+// RestartKeepalived restarts the HA pair's keepalived (api.Maintainer).
+func (s source) RestartKeepalived() (string, error) {
+	if s.d.ha == nil {
+		return "", fmt.Errorf("restart keepalived: this node has no ha section, so it runs no keepalived: %w", api.ErrNotRunHere)
+	}
+	pid, err := s.d.ha.RestartKeepalived()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("keepalived (pid %d) stopped; the supervisor starts it again", pid), nil
+}
