@@ -52,6 +52,8 @@ type Config struct {
 	// ConfigFile is the configuration file the config endpoints stage changes
 	// for and apply to; empty turns them off (404).
 	ConfigFile string
+	// SampleEvery is the reports' sampling interval; 0 means DefaultSampleEvery.
+	SampleEvery time.Duration
 	// Logs, when set, serves GET /api/v1/logs: the logger's last lines.
 	Logs *logring.Ring
 	// Peer, when set, serves every path under PeerPrefix (an HA pair's
@@ -86,11 +88,14 @@ type Server struct {
 	lim  *limiter
 	now  func() time.Time
 
-	cert      tls.Certificate
-	handler   http.Handler
-	registry  *prometheus.Registry
-	collector *collector
-	stage     staging // configuration changes not yet applied
+	cert        tls.Certificate
+	handler     http.Handler
+	registry    *prometheus.Registry
+	collector   *collector
+	stage       staging // configuration changes not yet applied
+	reports     sampler // the reports' samples
+	stopSampler context.CancelFunc
+	samplerDone chan struct{}
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -171,6 +176,12 @@ func (s *Server) Start() error {
 		ErrorLog: log.New(debugWriter{s.log}, "", 0),
 	}
 	s.srv, s.ln = srv, ln
+	ctx, stop := context.WithCancel(context.Background())
+	s.stopSampler, s.samplerDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.samplerDone)
+		s.runSampler(ctx, s.sampleEvery())
+	}()
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error().Err(err).Msg("API server stopped")
@@ -195,6 +206,11 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	srv := s.srv
+	if s.stopSampler != nil {
+		s.stopSampler()
+		<-s.samplerDone
+		s.stopSampler = nil
+	}
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
@@ -227,6 +243,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/reload", s.handleReload)
 	s.configRoutes(mux)
 	mux.HandleFunc("GET /api/v1/logs", s.handleLogs)
+	mux.HandleFunc("GET /api/v1/reports", s.handleReports)
 	s.maintenanceRoutes(mux)
 	s.backupRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
