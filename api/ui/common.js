@@ -8,6 +8,7 @@ window.mlb = (() => {
     for (const [k, v] of Object.entries(attrs || {})) {
       if (v === undefined || v === null || v === false) continue;
       if (k === 'class') e.className = v;
+      else if (k === 'style') e.style.cssText = v; // CSSOM: allowed by the page's CSP
       else if (k === 'text') e.textContent = v;
       else if (k.startsWith('data-')) e.setAttribute(k, v);
       else if (k in e && typeof v !== 'string') e[k] = v;

@@ -14,7 +14,10 @@
 
   function svg(tag, attrs, text) {
     const e = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === 'stroke') e.style.stroke = v; // CSSOM: the page's CSP refuses style attributes
+      else e.setAttribute(k, v);
+    }
     if (text !== undefined) e.textContent = text;
     return e;
   }
@@ -63,7 +66,8 @@
       g.append(svg('text', { x: L - 6, y: yy + 13, 'text-anchor': 'end', class: 'tick' }, s.server || 'VIP'));
       s.points.forEach((p, j) => {
         const next = s.points[j + 1] ? s.points[j + 1].t : p.t + 1;
-        const r = svg('rect', { x: x(p.t), y: yy, width: Math.max(x(next) - x(p.t), 1), height: rowH, fill: STATE_COLORS[p.state] || 'var(--halt)', 'data-state': p.state });
+        const r = svg('rect', { x: x(p.t), y: yy, width: Math.max(x(next) - x(p.t), 1), height: rowH, 'data-state': p.state });
+        r.style.fill = STATE_COLORS[p.state] || 'var(--halt)';
         r.append(svg('title', {}, `${s.server || s.service} ${clock(p.t)} ${p.state}`));
         g.append(r);
       });

@@ -132,3 +132,23 @@ func EditInterval(t testing.TB, ctx context.Context, c *cdp.Client, service, int
 	Click(t, ctx, c, "#save")
 	WaitFor(t, ctx, c, "the new interval staged", `!document.getElementById('staged').hidden && document.getElementById('editor').hidden`)
 }
+
+// Restore chooses the file path in Maintenance's Restore field and restores it
+// (two clicks: the second confirms).
+func Restore(t testing.TB, ctx context.Context, c *cdp.Client, path string) {
+	t.Helper()
+	var doc struct{ Root struct{ NodeID int64 } }
+	if err := c.Call(ctx, "DOM.getDocument", nil, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var q struct{ NodeID int64 }
+	if err := c.Call(ctx, "DOM.querySelector", map[string]any{"nodeId": doc.Root.NodeID, "selector": "#archive"}, &q); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Call(ctx, "DOM.setFileInputFiles", map[string]any{"nodeId": q.NodeID, "files": []string{path}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	Click(t, ctx, c, "#restore")
+	WaitFor(t, ctx, c, "the restore's confirmation", `document.getElementById('restore').classList.contains('confirm')`)
+	Click(t, ctx, c, "#restore")
+}
