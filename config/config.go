@@ -79,6 +79,8 @@ type Config struct {
 	API API
 	// HA is the clustered pair, or nil for a single load balancer.
 	HA *HA
+	// Alerts sends state changes by mail and syslog; nil for none.
+	Alerts *Alerts
 	// Services are the virtual services (YAML: virtual_services), in file order.
 	Services []Service
 	// ServicesFile is the file Services were read from: File, or on the

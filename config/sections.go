@@ -15,6 +15,7 @@ import (
 //	section_node.go      node
 //	section_api.go       api, api.users
 //	section_ha.go        ha
+//	section_alerts.go    alerts (email, syslog)
 //	section_service.go   one virtual service: name, address, ports, layer,
 //	                     forwarding, protocol, maglev_size
 //	section_servers.go   real_servers, fallback
@@ -24,7 +25,7 @@ import (
 //	crosschecks.go       problems between sections
 
 // topKeys are the keys of the file's top level.
-var topKeys = []string{"node", "api", "ha", "virtual_services"}
+var topKeys = []string{"node", "api", "ha", "virtual_services", "alerts"}
 
 const day = 24 * time.Hour
 
@@ -50,6 +51,9 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	}
 	if n := f.get("ha"); n != nil {
 		c.HA = p.ha(n)
+	}
+	if n := f.get("alerts"); n != nil {
+		c.Alerts = p.alerts(n)
 	}
 	p.localFile = p.file
 	p.services(f, c)

@@ -7,6 +7,8 @@
 package daemon
 
 import (
+	"github.com/medialb/medialb/alerts"
+
 	"github.com/medialb/medialb/internal/logring"
 
 	"context"
@@ -54,11 +56,12 @@ type Daemon struct {
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
-	ha       *ha.Node      // nil without an ha section
-	hs       haSync        // the pair's configuration sync (ha.go)
-	alive    atomic.Int32  // dataplane workers running
-	running  runningText   // the configuration text in force (source.go)
-	logs     *logring.Ring // the logger's last lines for the WebUI, nil for none
+	ha       *ha.Node         // nil without an ha section
+	hs       haSync           // the pair's configuration sync (ha.go)
+	alive    atomic.Int32     // dataplane workers running
+	running  runningText      // the configuration text in force (source.go)
+	logs     *logring.Ring    // the logger's last lines for the WebUI, nil for none
+	alerts   *alerts.Notifier // mails and syslog messages from logs, nil without logs
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
@@ -73,6 +76,9 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 	d = &Daemon{log: log, path: path, ctx: ctx, cancel: cancel}
 	for _, o := range opts {
 		o(d)
+	}
+	if d.logs != nil {
+		d.alerts = alerts.Start(d.logs, cfg.Alerts, cfg.Node.Name, log)
 	}
 	defer func() {
 		if err != nil {
@@ -282,6 +288,9 @@ func (d *Daemon) reload() error {
 		return fmt.Errorf("reload %s: %w", d.path, err)
 	}
 	d.running.set(text)
+	if d.alerts != nil {
+		d.alerts.Set(cfg.Alerts)
+	}
 	var errs []error
 	if d.dp != nil {
 		if err := d.dp.SetVIPs(steerVIPs(cfg, d.canTX)); err != nil {
@@ -342,6 +351,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.vips != nil {
 		errs = append(errs, d.vips.Close())
+	}
+	if d.alerts != nil {
+		d.alerts.Close() // last: it sends the changes Close itself caused
 	}
 	return errors.Join(errs...)
 }
