@@ -43,7 +43,7 @@ func TestBrowserPages(t *testing.T) {
 	base := "https://" + s.Addr().String()
 	c, ev := openUI(t, ctx)
 
-	webuitest.Navigate(t, ctx, c, base+"/maintenance", "Maintenance", `!!document.getElementById('restart-l7')`)
+	webuitest.Navigate(t, ctx, c, base+"/maintenance", "Maintenance", `document.body.dataset.ready === 'true'`)
 	webuitest.Click(t, ctx, c, "#restart-l7")
 	webuitest.WaitFor(t, ctx, c, "the confirmation", `document.getElementById('restart-l7').classList.contains('confirm')`)
 	webuitest.Click(t, ctx, c, "#restart-l7")

@@ -83,11 +83,18 @@ func rate(now, before uint64, d time.Duration) float64 {
 	return float64(now-before) / d.Seconds()
 }
 
-func (s *series) sample(t time.Time, conns, clients int64, pkts, bytes uint64, state string) {
+// sample adds one point. A series first seen after the sampler's first take
+// appeared since the previous one (a service or server added): its counters
+// started at zero within the last interval, so they count for that interval.
+func (s *series) sample(t time.Time, since time.Duration, conns, clients int64, pkts, bytes uint64, state string) {
 	if !s.seen {
 		s.seen, s.lastT, s.dayT = true, t, t
 		s.lastPkts, s.lastBytes, s.dayPkts, s.dayBytes = pkts, bytes, pkts, bytes
 		s.dayWorst = state
+		if since > 0 {
+			s.lastT, s.dayT = t.Add(-since), t.Add(-since)
+			s.lastPkts, s.lastBytes, s.dayPkts, s.dayBytes = 0, 0, 0, 0
+		}
 	}
 	d := t.Sub(s.lastT)
 	s.hour.add(Point{T: t.Unix(), Conns: conns, Clients: clients,
@@ -109,11 +116,17 @@ type sampler struct {
 	mu     sync.Mutex
 	series map[string]*series
 	order  []string
+	last   time.Time // the previous take, zero before the first
 }
 
 func (sm *sampler) take(ov Overview, t time.Time) {
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
+	var since time.Duration // for series new since the previous take
+	if !sm.last.IsZero() {
+		since = t.Sub(sm.last)
+	}
+	sm.last = t
 	if sm.series == nil {
 		sm.series = map[string]*series{}
 	}
@@ -132,11 +145,11 @@ func (sm *sampler) take(ov Overview, t time.Time) {
 	}
 	for _, svc := range ov.Services {
 		if s := get(svc.Name, svc.Name, "", svc.Layer); s != nil {
-			s.sample(t, svc.Connections, svc.ActiveClients, svc.Packets, svc.Bytes, svc.State)
+			s.sample(t, since, svc.Connections, svc.ActiveClients, svc.Packets, svc.Bytes, svc.State)
 		}
 		for _, rs := range svc.RealServers {
 			if s := get(svc.Name+"/"+rs.Name, svc.Name, rs.Name, svc.Layer); s != nil {
-				s.sample(t, rs.Connections, rs.ActiveClients, rs.Packets, rs.Bytes, rs.State)
+				s.sample(t, since, rs.Connections, rs.ActiveClients, rs.Packets, rs.Bytes, rs.State)
 			}
 		}
 	}

@@ -44,6 +44,14 @@ func TestSamplerRatesStatesAndRings(t *testing.T) {
 	if len(sm.series) != 6 {
 		t.Errorf("%d series, want 2 services + 4 servers", len(sm.series))
 	}
+
+	// A server added between two samples: its traffic since it appeared counts.
+	ov := f.Overview()
+	ov.Services[1].RealServers = append(ov.Services[1].RealServers, RealServer{Name: "HT3", State: "online", Packets: 500, Bytes: 62500})
+	sm.take(ov, t0.Add(time.Duration(ReportPoints+DayFactor)*5*time.Second))
+	if p := sm.series["Harmonic_Traffic/HT3"].hour.points(); len(p) != 1 || p[0].PPS != 100 || p[0].BPS != 100000 {
+		t.Errorf("the new server's first point %+v, want 100 pps, 100 kbit/s", p)
+	}
 }
 
 func TestReportsEndpoint(t *testing.T) {

@@ -7,16 +7,22 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config/edit"
 	"github.com/medialb/medialb/internal/cdp"
 	"github.com/medialb/medialb/internal/webuitest"
 	"github.com/medialb/medialb/lab"
+	"github.com/medialb/medialb/lab/alertsink"
 	"github.com/medialb/medialb/lab/probe"
 )
 
@@ -32,8 +38,9 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 		t.Skip("browser test skipped: chromium is not installed (apt-get install -y chromium)")
 	}
 	e := newEnv(t, "wu", lab.Options{})
-	e.start(nodeSection + apiSection)
 	l := e.lab
+	mail, syslog := alertSinks(t, l)
+	e.start(nodeSection + apiSection + fmt.Sprintf(alertsSection, l.Client.Addr4, l.Client.Addr4))
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	c, pp := labChromium(t, ctx, l)
@@ -86,6 +93,24 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 	}
 	t.Logf("HT1 down %s after failing (interval 1s, fall 3)", time.Since(start).Round(100*time.Millisecond))
 
+	// The alert mail arrives (STARTTLS, logged in), and the syslog message.
+	want := "real server HT1 (192.168.94.115) of Harmonic_Traffic is down"
+	var got string
+	for deadline := time.Now().Add(15 * time.Second); got == "" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, m := range mail.Mails() {
+			if strings.Contains(m.Data, want) && m.TLS && m.AuthUser == "medialb" {
+				got = m.Data
+			}
+		}
+	}
+	if got == "" {
+		t.Fatalf("no alert mail saying %q: %+v", want, mail.Mails())
+	}
+	t.Logf("alert mail:\n%s", got)
+	if msgs := syslog.Messages(); !slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, want) && strings.HasPrefix(m, "<28>1 ") }) {
+		t.Errorf("no syslog message saying %q: %q", want, msgs)
+	}
+
 	// The Logs page shows that state change.
 	webuitest.Navigate(t, ctx, c, base+"/logs", "the Logs page", `document.querySelectorAll('#logs tbody tr').length > 0`)
 	webuitest.WaitFor(t, ctx, c, "HT1's state change on the Logs page",
@@ -103,6 +128,52 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 	os.WriteFile(e.cfg, append(text, "# edited by hand, not reloaded\n"...), 0o600)
 	webuitest.Navigate(t, ctx, c, base+"/view", "View Configuration", `document.querySelector('#diff .add') && document.querySelector('#diff .add').textContent.includes('edited by hand')`)
 	webuitest.Screenshot(t, ctx, c, "view.png")
+	os.WriteFile(e.cfg, text, 0o600)
+
+	// Reports: the traffic sent above shows as the layer-4 service's clients and
+	// the layer-7 service's bits/s. (Layer-4 packets and bytes per server are not
+	// in the overview yet, so their graphs stay at zero.)
+	graphed := func(chart string, names ...string) string {
+		return `[` + "'" + strings.Join(names, "','") + "'" + `].every(n => {
+			const line = document.querySelector('section[data-chart="` + chart + `"] polyline[data-series="' + n + '"]');
+			return line && line.getAttribute('points').split(' ').some(p => Number(p.split(',')[1]) < 150);
+		})`
+	}
+	webuitest.Navigate(t, ctx, c, base+"/reports", "Reports", `document.querySelectorAll('#charts svg polyline').length >= 3`)
+	webuitest.Fill(t, ctx, c, "#service", svcL7)
+	webuitest.WaitFor(t, ctx, c, "traffic in the Bits/s graph of HM1 and HM2", graphed("Bits/s", "HM1", "HM2"))
+	webuitest.Fill(t, ctx, c, "#service", svcL4)
+	webuitest.WaitFor(t, ctx, c, "clients in the Clients graph of HT1 and HT2", graphed("Clients", "HT1", "HT2"))
+	webuitest.Screenshot(t, ctx, c, "reports.png")
+
+	// Backup, change, restore.
+	code, archive := e.apiDo("GET", "/api/v1/backup")
+	if code != 200 {
+		t.Fatalf("backup: %d", code)
+	}
+	backupFile := filepath.Join(t.TempDir(), "medialb-backup.tar.gz")
+	os.WriteFile(backupFile, archive, 0o600)
+	beforeChange, _ := os.ReadFile(e.cfg)
+	webuitest.Navigate(t, ctx, c, base+"/cluster", "the Cluster Configuration page", `!!document.querySelector('tr.sub[data-server="HT2"]')`)
+	del := `tr.sub[data-server="HT2"] button[data-do="delete-rs"]`
+	webuitest.Click(t, ctx, c, del)
+	webuitest.WaitFor(t, ctx, c, "the delete's confirmation", `document.querySelector('`+del+`').classList.contains('confirm')`)
+	webuitest.Click(t, ctx, c, del)
+	webuitest.WaitFor(t, ctx, c, "HT2 deleted (staged)", `!document.querySelector('tr.sub[data-server="HT2"]') && !document.getElementById('staged').hidden`)
+	webuitest.Apply(t, ctx, c)
+	if servers(e.overview(), svcL4) != "HT1" {
+		t.Fatalf("after the change %s has %s, want HT1 only", svcL4, servers(e.overview(), svcL4))
+	}
+	webuitest.Navigate(t, ctx, c, base+"/maintenance", "Maintenance", `document.body.dataset.ready === 'true'`)
+	webuitest.Restore(t, ctx, c, backupFile)
+	webuitest.WaitFor(t, ctx, c, "the restore", `document.getElementById('toast').textContent.startsWith('Restored')`)
+	webuitest.Screenshot(t, ctx, c, "maintenance.png")
+	if now, _ := os.ReadFile(e.cfg); string(now) != string(beforeChange) {
+		t.Fatal("after the restore the file is not the backed-up one")
+	}
+	if servers(e.overview(), svcL4) != "HT1,HT2" {
+		t.Fatalf("after the restore %s has %s, want HT1,HT2", svcL4, servers(e.overview(), svcL4))
+	}
 
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
@@ -111,6 +182,61 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 			t.Errorf("page error: %s", p)
 		}
 	}
+}
+
+// alertsSection sends alerts to the sinks alertSinks runs in the client namespace.
+const alertsSection = `
+alerts:
+  email:
+    server: "%s:2525"
+    tls_verify: false           # the sink's certificate is self-signed
+    username: medialb
+    password: s3cret
+    from: lb1@example.com
+    to: [ops@example.com]
+    batch: 2s
+  syslog: { address: "%s:5514", protocol: udp }
+`
+
+// alertSinks runs an SMTP server (port 2525) and a syslog receiver (UDP 5514)
+// in the lab's client namespace until the test ends.
+func alertSinks(t *testing.T, l *lab.Lab) (*alertsink.SMTP, *alertsink.Syslog) {
+	t.Helper()
+	mail, err := alertsink.NewSMTP("medialb", "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syslog alertsink.Syslog
+	var ln net.Listener
+	var pc net.PacketConn
+	err = lab.Do(l.Client.NS, func() error {
+		var err error
+		if ln, err = net.Listen("tcp", ":2525"); err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp", ":5514")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close(); pc.Close() })
+	go mail.Serve(ln)
+	go syslog.ServeUDP(pc)
+	return mail, &syslog
+}
+
+// servers lists a service's real servers in the overview, comma-separated.
+func servers(ov api.Overview, service string) string {
+	var out []string
+	for _, s := range ov.Services {
+		if s.Name == service {
+			for _, rs := range s.RealServers {
+				out = append(out, rs.Name)
+			}
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // waitOnline waits until every real server of the overview is online.

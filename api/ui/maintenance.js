@@ -55,7 +55,7 @@
     if (!confirmed(b)) return;
     b.disabled = true;
     try {
-      const res = await fetch('/api/v1/restore', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/gzip', Accept: 'application/json' }, body: f });
+      const res = await fetch('/api/v1/restore', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/gzip', Accept: 'application/json' }, body: await f.arrayBuffer() });
       const body = await res.json().catch(() => null);
       const r = { ok: res.ok, status: res.status, body };
       if (!r.ok) {
@@ -72,4 +72,5 @@
       b.disabled = false;
     }
   });
+  document.body.dataset.ready = 'true'; // the handlers are in place (tests wait for it)
 })();

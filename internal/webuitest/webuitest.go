@@ -148,7 +148,7 @@ func Restore(t testing.TB, ctx context.Context, c *cdp.Client, path string) {
 	if err := c.Call(ctx, "DOM.setFileInputFiles", map[string]any{"nodeId": q.NodeID, "files": []string{path}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	WaitFor(t, ctx, c, "the file chosen", `document.getElementById('archive').files.length === 1`)
 	Click(t, ctx, c, "#restore")
-	WaitFor(t, ctx, c, "the restore's confirmation", `document.getElementById('restore').classList.contains('confirm')`)
 	Click(t, ctx, c, "#restore")
 }
