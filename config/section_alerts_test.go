@@ -19,7 +19,9 @@ func TestAlerts(t *testing.T) {
 					a.Syslog.Protocol == "tcp" && a.Syslog.Facility == 16
 			}},
 		{"defaults", "  email: {server: \"mx:25\", from: a@b.c, to: [d@e.f]}\n  syslog: {address: \"192.0.2.50:514\"}\n", nil,
-			func(a *Alerts) bool { return a.Email.Batch == DefaultAlertBatch && a.Syslog.Protocol == "udp" && a.Syslog.Facility == 3 }},
+			func(a *Alerts) bool {
+				return a.Email.Batch == DefaultAlertBatch && a.Syslog.Protocol == "udp" && a.Syslog.Facility == 3
+			}},
 		{"no server", "  email: {from: a@b.c, to: [d@e.f]}\n", []string{"t.yaml:4: alerts.email.server is required"}, nil},
 		{"not host:port", "  email: {server: smtp.example.com, from: a@b.c, to: [d@e.f]}\n", []string{`t.yaml:4: alerts.email.server: "smtp.example.com" is not host:port`}, nil},
 		{"a password in the clear", "  email: {server: \"mx:25\", starttls: false, username: u, password: p, from: a@b.c, to: [d@e.f]}\n", []string{"t.yaml:4: alerts.email.username: authentication needs starttls: true"}, nil},
