@@ -27,7 +27,8 @@
     for (const [n, p] of steps) if (Math.abs(v) >= n) return (v / n).toFixed(v / n >= 10 ? 0 : 1) + ' ' + p + unit;
     return (Number.isInteger(v) ? v : v.toFixed(1)) + (unit ? ' ' + unit : '');
   }
-  const clock = (t) => new Date(t * 1000).toISOString().slice(11, 16);
+  let span = 0; // seconds shown: labels carry seconds when it is short
+  const clock = (t) => new Date(t * 1000).toISOString().slice(11, span < 600 ? 19 : 16);
 
   // chart draws one line per series of value(point) against time.
   function chart(title, unit, series, value, t0, t1) {
@@ -91,6 +92,7 @@
       const series = r.body.series.filter((s) => s.service === svc);
       let t0 = Infinity, t1 = -Infinity;
       for (const s of series) for (const p of s.points) { t0 = Math.min(t0, p.t); t1 = Math.max(t1, p.t); }
+      span = t1 - t0;
       const layer = series.length ? series[0].layer : 7;
       const charts = series.length ? [
         layer === 7 ? chart('Connections', '', series, (p) => p.conns, t0, t1) : chart('Clients', '', series, (p) => p.clients, t0, t1),
