@@ -220,21 +220,11 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("read %s: %v", file, unwrapPath(err)))
 		return
 	}
-	backup, err := writeBackup(file, disk)
-	if err == nil {
-		err = writeFileAtomic(file, text)
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error()+" (nothing was changed)")
-		return
-	}
 	who := s.log.With().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Str("file", file).Logger()
-	if err := s.src.Reload(); err != nil {
-		if rerr := writeFileAtomic(file, disk); rerr != nil {
-			err = fmt.Errorf("%w; and putting the old text back failed: %v (it is in %s)", err, rerr, backup)
-		}
+	backup, err := s.install(file, disk, text)
+	if err != nil {
 		who.Warn().Err(err).Msg("API: restore failed: the file is as it was, the running configuration stays")
-		writeJSON(w, http.StatusInternalServerError, ReloadResult{Error: err.Error()})
+		writeInstallError(w, err)
 		return
 	}
 	var failed []string

@@ -60,32 +60,46 @@ func (s *Server) handleConfigApply(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, ProblemsAnswer{Errors: problems})
 		return
 	}
-	backup, err := writeBackup(file, disk)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error()+" (nothing was changed)")
-		return
-	}
-	if err := writeFileAtomic(file, s.stage.text); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error()+" (nothing was changed)")
-		return
-	}
 	who := s.log.With().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Str("file", file).Logger()
-	if err := s.src.Reload(); err != nil {
-		if rerr := writeFileAtomic(file, disk); rerr != nil {
-			err = fmt.Errorf("%w; and putting the old text back failed: %v (it is in %s)", err, rerr, backup)
-		}
+	backup, err := s.install(file, disk, s.stage.text)
+	if err != nil {
 		who.Warn().Err(err).Msg("API: apply failed: the file is as it was, the running configuration stays, the changes stay staged")
-		var lines interface{ Lines() []string }
-		if errors.As(err, &lines) {
-			writeJSON(w, http.StatusUnprocessableEntity, ReloadResult{Error: err.Error(), Problems: lines.Lines()})
-			return
-		}
-		writeJSON(w, http.StatusInternalServerError, ReloadResult{Error: err.Error()})
+		writeInstallError(w, err)
 		return
 	}
 	s.stage.base, s.stage.text = nil, nil
 	who.Info().Str("backup", backup).Msg("API: configuration changes applied and reloaded")
 	writeJSON(w, http.StatusOK, ApplyResult{Result: "applied", File: file, Backup: backup})
+}
+
+// install keeps old, the file's text, as its next numbered backup, writes text
+// over file and reloads; when the reload fails it puts old back.
+func (s *Server) install(file string, old, text []byte) (string, error) {
+	backup, err := writeBackup(file, old)
+	if err == nil {
+		err = writeFileAtomic(file, text)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w (nothing was changed)", err)
+	}
+	if err := s.src.Reload(); err != nil {
+		if rerr := writeFileAtomic(file, old); rerr != nil {
+			err = fmt.Errorf("%w; and putting the old text back failed: %v (it is in %s)", err, rerr, backup)
+		}
+		return "", err
+	}
+	return backup, nil
+}
+
+// writeInstallError answers a failed install: 422 with the problems of an
+// invalid file, else 500.
+func writeInstallError(w http.ResponseWriter, err error) {
+	var lines interface{ Lines() []string }
+	if errors.As(err, &lines) {
+		writeJSON(w, http.StatusUnprocessableEntity, ReloadResult{Error: err.Error(), Problems: lines.Lines()})
+		return
+	}
+	writeJSON(w, http.StatusInternalServerError, ReloadResult{Error: err.Error()})
 }
 
 // writeBackup keeps data as file.N, N one more than the highest number there,

@@ -113,13 +113,8 @@ func (s *Server) state(file string, text []byte) (ConfigState, error) {
 	return st, nil
 }
 
-func (s *Server) handleConfigGet(w http.ResponseWriter, r *http.Request) {
-	file, ok := s.configFile(w)
-	if !ok {
-		return
-	}
-	s.stage.mu.Lock()
-	defer s.stage.mu.Unlock()
+// writeState answers the current state. Call with st.mu held.
+func (s *Server) writeState(w http.ResponseWriter, file string) {
 	text, err := s.current(file)
 	if err == nil {
 		var st ConfigState
@@ -129,6 +124,16 @@ func (s *Server) handleConfigGet(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, http.StatusInternalServerError, err.Error())
+}
+
+func (s *Server) handleConfigGet(w http.ResponseWriter, r *http.Request) {
+	file, ok := s.configFile(w)
+	if !ok {
+		return
+	}
+	s.stage.mu.Lock()
+	defer s.stage.mu.Unlock()
+	s.writeState(w, file)
 }
 
 // configChange returns a handler that stages change, or answers why not (404
@@ -193,13 +198,5 @@ func (s *Server) handleConfigDiscard(w http.ResponseWriter, r *http.Request) {
 	s.stage.mu.Lock()
 	defer s.stage.mu.Unlock()
 	s.stage.base, s.stage.text = nil, nil
-	text, err := s.current(file)
-	if err == nil {
-		var st ConfigState
-		if st, err = s.state(file, text); err == nil {
-			writeJSON(w, http.StatusOK, st)
-			return
-		}
-	}
-	writeError(w, http.StatusInternalServerError, err.Error())
+	s.writeState(w, file)
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"text/template"
 	"time"
 )
 
@@ -40,6 +41,25 @@ func (f uiFile) serve(w http.ResponseWriter, r *http.Request) {
 // pages are the WebUI's pages besides the System Overview: /NAME serves ui/NAME.html.
 var pages = []string{"cluster", "maintenance", "view", "reports", "logs"}
 
+// pageFile renders ui/pages/NAME.html into ui/layout.html: the head, the
+// navigation bar and the page's script (ui/NAME.js) are the layout's; the first
+// line of the page, "<!-- title: TITLE -->", names it.
+func pageFile(name string) uiFile {
+	body, err := uiFiles.ReadFile("ui/pages/" + name + ".html")
+	if err != nil {
+		panic("WebUI page " + name + " is not embedded: " + err.Error())
+	}
+	first, rest, _ := strings.Cut(string(body), "\n")
+	title := strings.TrimSuffix(strings.TrimPrefix(first, "<!-- title: "), " -->")
+	var b strings.Builder
+	layout := template.Must(template.ParseFS(uiFiles, "ui/layout.html"))
+	if err := layout.Execute(&b, struct{ Name, Title, Body string }{name, title, rest}); err != nil {
+		panic("WebUI page " + name + ": " + err.Error())
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return uiFile{name: name + ".html", data: []byte(b.String()), etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+}
+
 // uiRoutes serves index.html at / and the other files under /ui/.
 func (s *Server) uiRoutes(mux *http.ServeMux) {
 	files := map[string]uiFile{}
@@ -60,10 +80,10 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", index.serve)
 	// The other pages, at the names the navigation bar links to.
 	for _, page := range pages {
-		if f, ok := files[page+".html"]; ok {
-			mux.HandleFunc("GET /"+page, f.serve)
-		}
+		f := pageFile(page)
+		mux.HandleFunc("GET /"+page, f.serve)
 	}
+	delete(files, "layout.html")
 	mux.HandleFunc("GET /ui/{file}", func(w http.ResponseWriter, r *http.Request) {
 		f, ok := files[r.PathValue("file")]
 		if !ok || f.name == "index.html" {

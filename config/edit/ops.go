@@ -74,17 +74,26 @@ func (d *document) appendItem(n *yaml.Node) ([]byte, error) {
 	return d.splice(key.Line, lastLine(seq), []byte(sec.String())), nil
 }
 
+// parseAt parses text and finds the service called name in it.
+func parseAt(text []byte, name string) (*document, int, error) {
+	d, err := parse(text)
+	if err != nil {
+		return nil, 0, err
+	}
+	i := d.find(name)
+	if i < 0 {
+		return nil, 0, fmt.Errorf("virtual service %q: %w", name, ErrNotFound)
+	}
+	return d, i, nil
+}
+
 // ReplaceService returns text with the virtual service called name replaced by
 // body (a whole service, which may carry a new name). Keys whose values stay
 // keep their comments and quoting; the rest of the file is not touched.
 func ReplaceService(text []byte, name string, body []byte) ([]byte, error) {
-	d, err := parse(text)
+	d, i, err := parseAt(text, name)
 	if err != nil {
 		return nil, err
-	}
-	i := d.find(name)
-	if i < 0 {
-		return nil, fmt.Errorf("virtual service %q: %w", name, ErrNotFound)
 	}
 	n, err := bodyNode(body, "virtual service")
 	if err != nil {
@@ -131,13 +140,9 @@ func stripTailFoot(n *yaml.Node) {
 // DeleteService returns text without the virtual service called name (and the
 // comment lines right above it). Deleting the last one removes the section.
 func DeleteService(text []byte, name string) ([]byte, error) {
-	d, err := parse(text)
+	d, i, err := parseAt(text, name)
 	if err != nil {
 		return nil, err
-	}
-	i := d.find(name)
-	if i < 0 {
-		return nil, fmt.Errorf("virtual service %q: %w", name, ErrNotFound)
 	}
 	if len(d.items()) == 1 {
 		key, seq := d.services()
@@ -185,13 +190,9 @@ func DeleteServer(text []byte, service, server string) ([]byte, error) {
 }
 
 func changeServers(text []byte, service string, body []byte, change func(list, n *yaml.Node) error) ([]byte, error) {
-	d, err := parse(text)
+	d, i, err := parseAt(text, service)
 	if err != nil {
 		return nil, err
-	}
-	i := d.find(service)
-	if i < 0 {
-		return nil, fmt.Errorf("virtual service %q: %w", service, ErrNotFound)
 	}
 	var n *yaml.Node
 	if body != nil {
