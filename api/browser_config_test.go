@@ -104,5 +104,21 @@ func TestBrowserCluster(t *testing.T) {
 	if !strings.Contains(string(text), "interval: 7s") || f.reloads != 2 {
 		t.Fatalf("the new interval is not in the file (reloads %d):\n%s", f.reloads, text)
 	}
-	ev.check(t, "status of 400 () https://"+s.Addr().String()+"/api/v1/config/services")
+	// Alerts, in the same page: a server without a port is refused next to
+	// its field; a good one is staged and applied like the services.
+	webuitest.Fill(t, ctx, c, `#alerts-form [data-path="email.server"]`, "mx.example.com")
+	webuitest.Fill(t, ctx, c, `#alerts-form [data-path="email.from"]`, "lb1@example.com")
+	webuitest.Fill(t, ctx, c, `#alerts-form [data-path="email.to"]`, "ops@example.com, noc@example.com")
+	webuitest.Fill(t, ctx, c, `#alerts-form [data-path="syslog.address"]`, "192.0.2.50:514")
+	webuitest.Click(t, ctx, c, "#alerts-save")
+	webuitest.WaitFor(t, ctx, c, "the server's problem next to its field", `document.querySelector('#alerts-form .field-error[data-for="email.server"]').textContent.includes('host:port')`)
+	webuitest.Fill(t, ctx, c, `#alerts-form [data-path="email.server"]`, "mx.example.com:587")
+	webuitest.Click(t, ctx, c, "#alerts-save")
+	webuitest.WaitFor(t, ctx, c, "the alerts staged", `!document.getElementById('staged').hidden`)
+	webuitest.Apply(t, ctx, c)
+	text, _ = os.ReadFile(file)
+	if !strings.Contains(string(text), "alerts:\n  email:\n    server: mx.example.com:587\n    from: lb1@example.com\n    to:\n      - ops@example.com\n      - noc@example.com\n    batch: 30s\n  syslog:\n    address: 192.0.2.50:514\n    protocol: udp\n    facility: 3\n") {
+		t.Fatalf("the alerts are not in the file as set:\n%s", text)
+	}
+	ev.check(t, "status of 400 () https://"+s.Addr().String()+"/api/v1/config/")
 }

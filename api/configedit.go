@@ -64,6 +64,10 @@ func (s *Server) configRoutes(mux interface {
 	mux.HandleFunc("DELETE /api/v1/config/services/{name}/real-servers/{server}", s.configChange(http.StatusOK, func(r *http.Request, text, _ []byte) ([]byte, error) {
 		return edit.DeleteServer(text, r.PathValue("name"), r.PathValue("server"))
 	}))
+	mux.HandleFunc("GET /api/v1/config/alerts", s.handleAlertsGet)
+	mux.HandleFunc("PUT /api/v1/config/alerts", s.configChange(http.StatusOK, func(r *http.Request, text, body []byte) ([]byte, error) {
+		return edit.SetSection(text, "alerts", body)
+	}))
 	mux.HandleFunc("DELETE /api/v1/config/staged", s.handleConfigDiscard)
 	mux.HandleFunc("POST /api/v1/config/apply", s.handleConfigApply)
 	mux.HandleFunc("GET /api/v1/config/file", s.handleConfigFile)
@@ -188,6 +192,32 @@ func (s *Server) configChange(status int, change func(r *http.Request, text, bod
 		}
 		writeJSON(w, status, st)
 	}
+}
+
+// AlertsState is the answer to GET /api/v1/config/alerts: the alerts section
+// as staged (or as in the file), null when there is none.
+type AlertsState struct {
+	Alerts any  `json:"alerts"`
+	Staged bool `json:"staged"`
+}
+
+func (s *Server) handleAlertsGet(w http.ResponseWriter, r *http.Request) {
+	file, ok := s.configFile(w)
+	if !ok {
+		return
+	}
+	s.stage.mu.Lock()
+	defer s.stage.mu.Unlock()
+	text, err := s.current(file)
+	var v any
+	if err == nil {
+		v, err = edit.Section(text, "alerts")
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, AlertsState{Alerts: v, Staged: s.stage.base != nil})
 }
 
 func (s *Server) handleConfigDiscard(w http.ResponseWriter, r *http.Request) {

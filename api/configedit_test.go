@@ -180,3 +180,30 @@ func TestBackupsAreNumberedAndBounded(t *testing.T) {
 		t.Fatalf("backups kept: %v", nums)
 	}
 }
+
+func TestConfigAlerts(t *testing.T) {
+	s, file, orig := newConfigServer(t, newFake())
+	var st AlertsState
+	json.Unmarshal(serve(s, "GET", "/api/v1/config/alerts", true).Body.Bytes(), &st)
+	if st.Alerts != nil || st.Staged {
+		t.Fatalf("alerts of the example: %+v", st)
+	}
+	w := serve(s, "PUT", "/api/v1/config/alerts", true, withBody(`{"email": {"server": "mx", "from": "lb1@example.com", "to": ["ops@example.com"]}}`))
+	var pa ProblemsAnswer
+	json.Unmarshal(w.Body.Bytes(), &pa)
+	if w.Code != 400 || len(pa.Errors) != 1 || pa.Errors[0].Path != "alerts.email.server" {
+		t.Fatalf("a server without a port: %d %s", w.Code, w.Body)
+	}
+	w = serve(s, "PUT", "/api/v1/config/alerts", true, withBody(`{"syslog": {"address": "192.0.2.50:514", "protocol": "tcp"}}`))
+	if w.Code != 200 {
+		t.Fatalf("syslog: %d %s", w.Code, w.Body)
+	}
+	json.Unmarshal(serve(s, "GET", "/api/v1/config/alerts", true).Body.Bytes(), &st)
+	if m, _ := st.Alerts.(map[string]any); !st.Staged || m["syslog"].(map[string]any)["protocol"] != "tcp" {
+		t.Fatalf("staged alerts: %+v", st)
+	}
+	serve(s, "POST", "/api/v1/config/apply", true)
+	if now, _ := os.ReadFile(file); !strings.HasPrefix(string(now), string(orig)) || !strings.HasSuffix(string(now), "alerts:\n  syslog:\n    address: 192.0.2.50:514\n    protocol: tcp\n") {
+		t.Fatalf("applied file ends:\n%s", now[len(now)-120:])
+	}
+}

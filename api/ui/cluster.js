@@ -364,5 +364,6 @@
     ev.target.textContent = open ? 'Hide changes' : 'Show changes';
   });
 
+  document.addEventListener('mlb:changed', () => load()); // staged elsewhere on the page (alerts.js)
   load();
 })();
