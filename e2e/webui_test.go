@@ -175,6 +175,18 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 		t.Fatalf("after the restore %s has %s, want HT1,HT2", svcL4, servers(e.overview(), svcL4))
 	}
 
+	// Maintenance without a pair: no keepalived to restart (409); the layer-7
+	// listeners restart and take clients again.
+	if code, body := e.apiDo("POST", "/api/v1/maintenance/restart-keepalived"); code != 409 || !strings.Contains(string(body), "no ha section") {
+		t.Errorf("restart keepalived on a single node: %d %s", code, body)
+	}
+	if code, body := e.apiDo("POST", "/api/v1/maintenance/restart-l7"); code != 200 || !strings.Contains(string(body), "2 layer-7 listeners open again") {
+		t.Fatalf("restart layer 7: %d %s", code, body)
+	}
+	if again := whoAnswers(t, l, l.Client.Sources4[:10], web); len(again) != 10 {
+		t.Errorf("after the listeners' restart %d of 10 clients were answered", len(again))
+	}
+
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	for _, p := range pp.problems {
