@@ -2,21 +2,26 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/lbproc"
 )
 
-// TestRestartKeepalivedFromTheAPI: Maintenance's "restart keepalived" on the
+// TestHAApplyAndRestartKeepalived: a change applied through the config API on
+// the primary runs on the secondary too; Maintenance's "restart keepalived" on the
 // master of a pair stops its keepalived, which medialb starts again; the peer
 // takes the VIPs over, and the old master's alert mail reports the failover.
-func TestRestartKeepalivedFromTheAPI(t *testing.T) {
+func TestHAApplyAndRestartKeepalived(t *testing.T) {
 	if _, err := exec.LookPath("keepalived"); err != nil && os.Geteuid() == 0 {
 		t.Fatalf("keepalived is not installed (apt-get install keepalived; make test's deps install it): %v", err)
 	}
@@ -34,6 +39,39 @@ func TestRestartKeepalivedFromTheAPI(t *testing.T) {
 	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool { return o.HA.Role == "master" && o.HA.PeerState == "backup" })
 
 	ctx := context.Background()
+
+	// A change applied on the primary reaches the secondary as every reload's does.
+	call := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, "https://"+e.lab.LBs[0].Addr4.String()+":9443"+path, strings.NewReader(body))
+		req.SetBasicAuth(apUser, apPass)
+		resp, err := e.lab.HTTPClient(e.lab.Client.Sources4[0]).Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("PUT", "/api/v1/config/services/Harmonic_Traffic/real-servers/HT2", `{"name": "HT2", "address": "192.168.94.116", "weight": 50}`); code != 200 {
+		t.Fatalf("stage HT2's weight: %d %s", code, body)
+	}
+	if code, body := call("POST", "/api/v1/config/apply", ""); code != 200 {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body, err := p.procs[1].API(ctx, "GET", "9443", "/api/v1/overview", apUser, apPass)
+		var ov api.Overview
+		if err == nil && json.Unmarshal(body, &ov) == nil && realServer(t, ov, "Harmonic_Traffic", "HT2").Weight == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lb2 does not run HT2 with weight 50 15 s after the apply on lb1: %s %v", body, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("HT2's weight applied on lb1 runs on lb2")
+
 	mark := p.procs[0].Mark()
 	code, body, err := p.procs[0].API(ctx, "POST", "9443", "/api/v1/maintenance/restart-keepalived", apUser, apPass)
 	if err != nil || code != 200 || !strings.Contains(string(body), "stopped") {
