@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,10 @@ func (s *Server) configRoutes(mux interface {
 	}))
 	mux.HandleFunc("GET /api/v1/config/alerts", s.handleAlertsGet)
 	mux.HandleFunc("PUT /api/v1/config/alerts", s.configChange(http.StatusOK, func(r *http.Request, text, body []byte) ([]byte, error) {
+		body, err := keepPassword(text, body)
+		if err != nil {
+			return nil, err
+		}
 		return edit.SetSection(text, "alerts", body)
 	}))
 	mux.HandleFunc("DELETE /api/v1/config/staged", s.handleConfigDiscard)
@@ -201,6 +206,34 @@ type AlertsState struct {
 	Staged bool `json:"staged"`
 }
 
+// PasswordKept stands for alerts.email.password in GET /api/v1/config/alerts,
+// which never shows it; a PUT with it keeps the password the file has.
+const PasswordKept = "(unchanged)"
+
+// keepPassword puts the file's alerts.email.password back into body where body
+// says PasswordKept.
+func keepPassword(text, body []byte) ([]byte, error) {
+	var b map[string]any
+	if json.Unmarshal(body, &b) != nil {
+		return body, nil // not an object: SetSection says what is wrong
+	}
+	email, _ := b["email"].(map[string]any)
+	if email == nil || email["password"] != PasswordKept {
+		return body, nil
+	}
+	cur, err := edit.Section(text, "alerts")
+	if err != nil {
+		return nil, err
+	}
+	m, _ := cur.(map[string]any)
+	old, _ := m["email"].(map[string]any)
+	if old == nil || old["password"] == nil {
+		return nil, errors.New("alerts.email.password: there is no password to keep: type one")
+	}
+	email["password"] = old["password"]
+	return json.Marshal(b)
+}
+
 func (s *Server) handleAlertsGet(w http.ResponseWriter, r *http.Request) {
 	file, ok := s.configFile(w)
 	if !ok {
@@ -212,6 +245,11 @@ func (s *Server) handleAlertsGet(w http.ResponseWriter, r *http.Request) {
 	var v any
 	if err == nil {
 		v, err = edit.Section(text, "alerts")
+	}
+	if m, ok := v.(map[string]any); ok {
+		if email, ok := m["email"].(map[string]any); ok && email["password"] != nil {
+			email["password"] = PasswordKept
+		}
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())

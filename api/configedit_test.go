@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -205,5 +206,21 @@ func TestConfigAlerts(t *testing.T) {
 	serve(s, "POST", "/api/v1/config/apply", true)
 	if now, _ := os.ReadFile(file); !strings.HasPrefix(string(now), string(orig)) || !strings.HasSuffix(string(now), "alerts:\n  syslog:\n    address: 192.0.2.50:514\n    protocol: tcp\n") {
 		t.Fatalf("applied file ends:\n%s", now[len(now)-120:])
+	}
+
+	// The password is never shown; sent back as shown, it stays.
+	email := `{"server": "mx:587", "username": "lb", "password": %q, "from": "lb1@example.com", "to": ["ops@example.com"]}`
+	if w := serve(s, "PUT", "/api/v1/config/alerts", true, withBody(`{"email": `+fmt.Sprintf(email, PasswordKept)+`}`)); w.Code != 400 || !strings.Contains(w.Body.String(), "no password to keep") {
+		t.Errorf("keeping a password there is not: %d %s", w.Code, w.Body)
+	}
+	serve(s, "PUT", "/api/v1/config/alerts", true, withBody(`{"email": `+fmt.Sprintf(email, "s3cret")+`}`))
+	got := serve(s, "GET", "/api/v1/config/alerts", true).Body.String()
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, PasswordKept) {
+		t.Errorf("GET shows the password: %s", got)
+	}
+	serve(s, "PUT", "/api/v1/config/alerts", true, withBody(`{"email": `+fmt.Sprintf(strings.Replace(email, "mx:587", "mx2:587", 1), PasswordKept)+`}`))
+	serve(s, "POST", "/api/v1/config/apply", true)
+	if now, _ := os.ReadFile(file); !strings.Contains(string(now), "password: s3cret") || !strings.Contains(string(now), "server: mx2:587") {
+		t.Errorf("the kept password is not in the file:\n%s", now[len(orig):])
 	}
 }

@@ -76,6 +76,10 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 	t.Logf("traffic through both VIPs: HT1 %d, HT2 %d; HM1 %d, HM2 %d",
 		count(l4, "HT1"), count(l4, "HT2"), count(l7, "HM1"), count(l7, "HM2"))
 
+	webuitest.Navigate(t, ctx, c, base+"/", "the System Overview", `document.querySelectorAll('tr.rs').length === 4 && document.getElementById('live').dataset.live === 'ok'`)
+	webuitest.Screenshot(t, ctx, c, "overview.png")
+	webuitest.Navigate(t, ctx, c, base+"/cluster", "the Cluster Configuration page", `!!document.querySelector('tr.svc[data-service="Harmonic_Traffic"]')`)
+
 	// The new interval in force: with 5 s x fall 3 a failing HT1 needs 10-15 s
 	// to go down; with 1 s, about 3 s.
 	webuitest.EditInterval(t, ctx, c, svcL4, "1s", "500ms")

@@ -224,8 +224,8 @@ func TestDiff(t *testing.T) {
 	}
 }
 
-// FuzzAddService: whatever the file and the body, a change fails with an error
-// or yields a text that parses, and never panics.
+// FuzzAddService: whatever the file and the body, a change (AddService,
+// SetSection) fails with an error or yields a text that parses, and never panics.
 func FuzzAddService(f *testing.F) {
 	f.Add([]byte(minimal), []byte(`{"name":"A","address":"10.0.0.1","ports":"80","layer":7,"real_servers":[{"address":"10.0.0.2"}]}`))
 	f.Add(example(f), []byte(`{"name":"B","ports":[80,"90-99"]}`))
@@ -239,5 +239,10 @@ func FuzzAddService(f *testing.F) {
 			t.Fatalf("the result does not parse: %v\n%s", err, out)
 		}
 		DeleteService(out, "A")
+		if out, err := SetSection(text, "alerts", body); err == nil {
+			if _, err := Section(out, "alerts"); err != nil {
+				t.Fatalf("SetSection's result does not parse: %v\n%s", err, out)
+			}
+		}
 	})
 }
