@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,9 +194,10 @@ func (s *Server) handleConfigFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("read %s: %v", file, unwrapPath(err)))
 		return
 	}
+	disk = maskSecrets(disk)
 	v := FileView{File: file, Disk: string(disk)}
 	if rc, ok := s.src.(RunningConfig); ok {
-		running := rc.RunningConfig()
+		running := maskSecrets(rc.RunningConfig())
 		v.Running, v.Diff = string(running), edit.Diff(running, disk)
 		v.Changed = edit.Changed(v.Diff)
 	}
@@ -207,4 +209,13 @@ func (s *Server) handleConfigFile(w http.ResponseWriter, r *http.Request) {
 		v.Backups = append(v.Backups, file+"."+strconv.Itoa(n))
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// secretRE matches a line that sets a password or a secret (alerts.email.password,
+// ha.secret, bgp peers' password): its value is not shown in the WebUI.
+var secretRE = regexp.MustCompile(`(?m)^(\s*(?:-\s+)?(?:password|secret)\s*:\s*)([^\s#][^#\n]*?)(\s*(?:#.*)?)$`)
+
+// maskSecrets returns text with every password and secret value replaced.
+func maskSecrets(text []byte) []byte {
+	return secretRE.ReplaceAll(text, []byte(`${1}"(hidden)"${3}`))
 }

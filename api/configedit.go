@@ -117,7 +117,7 @@ func (s *Server) state(file string, text []byte) (ConfigState, error) {
 	}
 	st := ConfigState{File: file, Staged: s.stage.base != nil, Services: svcs}
 	if st.Staged {
-		st.Diff = edit.Diff(s.stage.base, s.stage.text)
+		st.Diff = edit.Diff(maskSecrets(s.stage.base), maskSecrets(s.stage.text))
 	}
 	return st, nil
 }

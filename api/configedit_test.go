@@ -224,3 +224,11 @@ func TestConfigAlerts(t *testing.T) {
 		t.Errorf("the kept password is not in the file:\n%s", now[len(orig):])
 	}
 }
+
+func TestMaskSecrets(t *testing.T) {
+	in := "ha:\n  secret: \"k3J9abcdefabcdefgh\"   # shared\nalerts:\n  email:\n    password: s3cret\n    from: a@b.c\napi:\n  users:\n    - name: x\n      password_hash: \"$2a$10$abc\"\nbgp:\n  peers:\n    - password: pw\n"
+	want := "ha:\n  secret: \"(hidden)\"   # shared\nalerts:\n  email:\n    password: \"(hidden)\"\n    from: a@b.c\napi:\n  users:\n    - name: x\n      password_hash: \"$2a$10$abc\"\nbgp:\n  peers:\n    - password: \"(hidden)\"\n"
+	if got := string(maskSecrets([]byte(in))); got != want {
+		t.Errorf("masked:\n%s\nwant:\n%s", got, want)
+	}
+}
