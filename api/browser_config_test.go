@@ -104,6 +104,22 @@ func TestBrowserCluster(t *testing.T) {
 	if !strings.Contains(string(text), "interval: 7s") || f.reloads != 2 {
 		t.Fatalf("the new interval is not in the file (reloads %d):\n%s", f.reloads, text)
 	}
+	// The less used fields: a layer-7 option and a boolean.
+	webuitest.Click(t, ctx, c, `tr.svc[data-service="Harmonic_Management"] button[data-do="edit"]`)
+	webuitest.WaitFor(t, ctx, c, "the form", `document.querySelector('#form [data-path="name"]').value === 'Harmonic_Management'`)
+	webuitest.Fill(t, ctx, c, `#form [data-path="proxy_protocol"]`, "v2")
+	webuitest.Fill(t, ctx, c, `#form [data-path="health_check.tls_verify"]`, "true")
+	webuitest.Fill(t, ctx, c, `#form [data-path="connect_timeout"]`, "2s")
+	webuitest.Click(t, ctx, c, "#save")
+	webuitest.WaitFor(t, ctx, c, "the options staged", `!document.getElementById('staged').hidden && document.getElementById('editor').hidden`)
+	webuitest.Apply(t, ctx, c)
+	text, _ = os.ReadFile(file)
+	for _, want := range []string{"    proxy_protocol: v2\n", "      tls_verify: true\n", "    connect_timeout: 2s\n"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the file lacks %q:\n%s", want, text)
+		}
+	}
+
 	// Alerts, in the same page: a server without a port is refused next to
 	// its field; a good one is staged and applied like the services.
 	webuitest.Fill(t, ctx, c, `#alerts-form [data-path="email.server"]`, "mx.example.com")

@@ -25,24 +25,41 @@
       { k: 'ports', label: 'Ports', hint: 'e.g. 1935,554,50000-65535' },
       { k: 'protocol', label: 'Protocol', options: ['tcp', 'udp', 'tcp+udp'] },
       { k: 'forwarding', label: 'Forwarding Method', options: ['direct-routing'], layer: 4 },
-      { k: 'max_connections', label: 'Max Connections', hint: '0: unlimited', num: true, layer: 7 },
+      { k: 'maglev_size', label: 'Maglev Table Size', hint: 'a prime; default 65537', num: true },
     ]],
     ['Persistence', [
       { k: 'persistence.mode', label: 'Mode', options: ['source-ip', 'none'] },
       { k: 'persistence.timeout', label: 'Timeout', hint: 'e.g. 30m, 300s' },
+      { k: 'persistence.capacity', label: 'Clients Remembered', hint: 'default 1048576', num: true },
     ]],
     ['Health Check', [
       { k: 'health_check.type', label: 'Check Type', options: ['https-get', 'http-get', 'tcp-connect', 'none'] },
       { k: 'health_check.port', label: 'Check Port', num: true },
       { k: 'health_check.path', label: 'Request to Send', hint: 'the path' },
       { k: 'health_check.expect', label: 'Response Expected', hint: 'the whole body' },
+      { k: 'health_check.expect_status', label: 'Status Expected', hint: 'empty: any 2xx', num: true },
       { k: 'health_check.interval', label: 'Check Interval', hint: 'e.g. 5s' },
       { k: 'health_check.timeout', label: 'Check Timeout', hint: 'less than the interval' },
       { k: 'health_check.rise', label: 'Rise', hint: 'passed checks to come up', num: true },
       { k: 'health_check.fall', label: 'Fall', hint: 'failed checks to go down', num: true },
+      { k: 'health_check.jitter', label: 'Jitter', hint: 'default interval/10' },
+      { k: 'health_check.host', label: 'Host Header', hint: 'default: the server\'s address' },
+      { k: 'health_check.sni', label: 'TLS Server Name' },
+      { k: 'health_check.tls_verify', label: 'Verify Certificate', options: ['', 'false', 'true'], bool: true },
+      { k: 'health_check.ca_file', label: 'CA File', hint: 'PEM, with verify' },
+    ]],
+    ['Layer 7 Options', [
+      { k: 'connect_timeout', label: 'Connect Timeout', hint: 'default 5s', layer: 7 },
+      { k: 'client_timeout', label: 'Client Timeout', hint: 'idle; default 1h', layer: 7 },
+      { k: 'server_timeout', label: 'Server Timeout', hint: 'idle; default 1h', layer: 7 },
+      { k: 'max_connections', label: 'Max Connections', hint: '0: unlimited', num: true, layer: 7 },
+      { k: 'source_address', label: 'Source Address', hint: 'toward the real servers', layer: 7 },
+      { k: 'proxy_protocol', label: 'PROXY Protocol', options: ['', 'none', 'v2'], layer: 7 },
     ]],
     ['Fallback Server', [
       { k: 'fallback.address', label: 'IP Address', hint: 'takes new clients when every real server is out' },
+      { k: 'fallback.name', label: 'Label', hint: 'default fallback' },
+      { k: 'fallback.port', label: 'Port', num: true, layer: 7 },
     ]],
   ];
   const SERVER_FIELDS = [
@@ -50,6 +67,7 @@
     { k: 'address', label: 'Real Server IP Address' },
     { k: 'port', label: 'Port', num: true, layer: 7, hint: 'empty: the client\'s port' },
     { k: 'weight', label: 'Weight', num: true, hint: '0..65535, default 100' },
+    { k: 'max_connections', label: 'Max Conns', num: true, layer: 7, hint: '0: unlimited' },
   ];
 
   let state = null; // the last ConfigState
@@ -131,7 +149,7 @@
   // field builds one labelled input with the place for its error.
   function field(f, value, path) {
     const input = f.options
-      ? el('select', { 'data-path': path, name: path }, ...f.options.map((o) => el('option', { value: o, text: o })))
+      ? el('select', { 'data-path': path, name: path }, ...f.options.map((o) => el('option', { value: o, text: o === '' ? 'default' : o })))
       : el('input', { 'data-path': path, name: path, type: 'text', inputmode: f.num ? 'numeric' : undefined, autocomplete: 'off' });
     if (f.options && value !== undefined && !f.options.includes(String(value))) input.append(el('option', { value: show(value), text: show(value) }));
     input.value = show(value);
@@ -174,7 +192,7 @@
       for (const [legend, fields] of GROUPS) {
         const fs = el('fieldset', {}, el('legend', { text: legend }));
         for (const f of fields) if (!f.layer || f.layer === ed.layer) fs.append(field(f, get(o, f.k), f.k));
-        form.append(fs);
+        if (fs.children.length > 1) form.append(fs); // not a layer-7 group on a layer-4 service
       }
       const body = el('tbody');
       (o.real_servers || [null]).forEach((rs, j) => body.append(serverRow(rs, ed.layer, j)));
@@ -209,7 +227,7 @@
       const inp = form.querySelector(`[data-path="${f.k}"]`);
       if (!inp) { if (f.layer && f.layer !== editing.layer) put(out, f.k, undefined); continue; }
       const v = inp.value.trim();
-      put(out, f.k, v === '' ? undefined : f.num ? numeric(v) : v);
+      put(out, f.k, v === '' ? undefined : f.num ? numeric(v) : f.bool ? v === 'true' : v);
     }
     if (editing.kind === 'service') {
       out.layer = editing.layer;
