@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/medialb/medialb/config/edit"
@@ -152,6 +153,13 @@ func (s *Server) configChange(status int, change func(r *http.Request, text, bod
 		file, ok := s.configFile(w)
 		if !ok {
 			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/v1/config/services") {
+			if ha := s.overview().HA; ha != nil && ha.ConfigSync == "secondary" {
+				writeError(w, http.StatusConflict, "this node is the secondary of an HA pair: it runs the virtual_services its primary ("+
+					ha.Peer+") pushes; change them on the primary")
+				return
+			}
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {

@@ -232,3 +232,15 @@ func TestMaskSecrets(t *testing.T) {
 		t.Errorf("masked:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestConfigRefusedOnHASecondary(t *testing.T) {
+	f := newFake()
+	f.ov.HA = &HA{Role: "backup", Peer: "192.168.94.2", ConfigSync: "secondary"}
+	s, _, _ := newConfigServer(t, f)
+	if w := serve(s, "POST", "/api/v1/config/services", true, withBody(webService)); w.Code != 409 || !strings.Contains(jsonError(t, w), "192.168.94.2") {
+		t.Errorf("a service added on the secondary: %d %s", w.Code, w.Body)
+	}
+	if w := serve(s, "PUT", "/api/v1/config/alerts", true, withBody(`{"syslog": {"address": "192.0.2.50:514"}}`)); w.Code != 200 {
+		t.Errorf("alerts are the node's own: %d %s", w.Code, w.Body)
+	}
+}
