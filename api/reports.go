@@ -12,8 +12,11 @@ import (
 // virtual service and real server keeps its last ReportPoints samples (an hour
 // at 5 s) and, in a second ring, ReportPoints points of DayFactor samples each
 // (a day of 2-minute points). Memory is bounded: 2 x ReportPoints points of
-// 40 bytes per series, at most MaxSeries series (about 115 KiB per series,
-// 117 MiB at the very most; the guide's 2 VIPs with 4 servers: 0.7 MiB).
+// PointBytes bytes per series (79 KiB), at most MaxSeries series (79 MiB at the
+// very most; the guide's 2 VIPs with 4 servers: 0.5 MiB).
+
+// PointBytes is the memory one Point takes (its state string shares constant data).
+const PointBytes = 56
 
 const (
 	// DefaultSampleEvery is the sampling interval of the reports.

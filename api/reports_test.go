@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -77,5 +78,12 @@ func TestReportsEndpoint(t *testing.T) {
 	}
 	if w := serve(s, "GET", "/api/v1/reports?range=week", true); w.Code != 400 {
 		t.Errorf("range=week: %d", w.Code)
+	}
+}
+
+// TestPointSize keeps the memory the README and PointBytes state true.
+func TestPointSize(t *testing.T) {
+	if n := reflect.TypeOf(Point{}).Size(); n != PointBytes {
+		t.Fatalf("a Point takes %d bytes, PointBytes says %d: update it and the README's figures", n, PointBytes)
 	}
 }
