@@ -246,3 +246,23 @@ func FuzzAddService(f *testing.F) {
 		}
 	})
 }
+
+// TestFlowStyleSection: a virtual_services written as one flow list is written
+// anew in block style when a service in it changes or goes.
+func TestFlowStyleSection(t *testing.T) {
+	text := []byte(minimal + `virtual_services: [{name: A, address: 10.0.0.1, ports: "80", layer: 7, real_servers: [{address: 10.0.0.2}]}, {name: B, address: 10.0.0.3, ports: "81", layer: 7, real_servers: [{address: 10.0.0.4}]}]` + "\n")
+	out, err := ReplaceService(text, "B", []byte(`{"name": "B", "address": "10.0.0.3", "ports": "82", "layer": 7, "real_servers": [{"address": "10.0.0.4"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := Check("t.yaml", out); p != nil || !strings.HasPrefix(string(out), minimal+"virtual_services:\n  - {name: A") || !strings.Contains(string(out), `ports: "82"`) {
+		t.Fatalf("replaced in a flow list: %v\n%s", p, out)
+	}
+	out, err = DeleteService(text, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svcs, _ := Services(out); len(svcs) != 1 || Check("t.yaml", out) != nil {
+		t.Fatalf("deleted from a flow list:\n%s", out)
+	}
+}

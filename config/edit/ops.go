@@ -28,7 +28,7 @@ func AddService(text, body []byte) ([]byte, error) {
 }
 
 func (d *document) appendItem(n *yaml.Node) ([]byte, error) {
-	key, seq := d.services()
+	_, seq := d.services()
 	its := d.items()
 	if seq != nil && seq.Kind == yaml.SequenceNode && seq.Style&yaml.FlowStyle == 0 && len(its) > 0 {
 		enc, err := encodeItem(n, d.dashColumn())
@@ -50,7 +50,14 @@ func (d *document) appendItem(n *yaml.Node) ([]byte, error) {
 	}
 	// No section, an empty one ("virtual_services: []") or a flow-style one:
 	// write the whole section in block style.
-	its = append(its, n)
+	return d.writeSection(append(its, n))
+}
+
+// writeSection writes virtual_services anew, in block style, with items: for a
+// file without the section, or with one in flow style ([...]), whose items
+// cannot be rewritten line by line.
+func (d *document) writeSection(its []*yaml.Node) ([]byte, error) {
+	key, seq := d.services()
 	var sec strings.Builder
 	sec.WriteString("virtual_services:")
 	if key != nil && (key.LineComment != "" || (seq != nil && seq.LineComment != "")) {
@@ -109,6 +116,9 @@ func (d *document) rewrite(i int, change func(*yaml.Node) error) ([]byte, error)
 	if err := change(it); err != nil {
 		return nil, err
 	}
+	if d.flow() {
+		return d.writeSection(d.items())
+	}
 	// Comments above the dash and after the last value stay in the text.
 	it.HeadComment = ""
 	if len(it.Content) > 0 {
@@ -120,6 +130,12 @@ func (d *document) rewrite(i int, change func(*yaml.Node) error) ([]byte, error)
 		return nil, err
 	}
 	return d.splice(first, last, keepLayout(enc, d.lines[first-1:last])), nil
+}
+
+// flow reports whether virtual_services is a flow sequence ([...]).
+func (d *document) flow() bool {
+	_, seq := d.services()
+	return seq != nil && seq.Style&yaml.FlowStyle != 0
 }
 
 // stripTailFoot clears the foot comments along n's last children: they sit
@@ -147,6 +163,10 @@ func DeleteService(text []byte, name string) ([]byte, error) {
 	if len(d.items()) == 1 {
 		key, seq := d.services()
 		return d.splice(key.Line, lastLine(seq), nil), nil
+	}
+	if d.flow() {
+		its := d.items()
+		return d.writeSection(append(its[:i:i], its[i+1:]...))
 	}
 	first, last := d.span(i)
 	for first > 1 && strings.HasPrefix(strings.TrimSpace(d.lines[first-2]), "#") {
