@@ -48,6 +48,12 @@ func TestBrowserPages(t *testing.T) {
 	webuitest.WaitFor(t, ctx, c, "the confirmation", `document.getElementById('restart-l7').classList.contains('confirm')`)
 	webuitest.Click(t, ctx, c, "#restart-l7")
 	webuitest.WaitFor(t, ctx, c, "the restart's answer", `document.getElementById('toast').textContent.includes('listeners open again')`)
+	webuitest.Click(t, ctx, c, "#reload")
+	webuitest.Click(t, ctx, c, "#reload")
+	webuitest.WaitFor(t, ctx, c, "the reload's answer", `document.getElementById('toast').textContent === 'Reloaded'`)
+	if f.reloads != 1 {
+		t.Errorf("Reload clicked twice (with its confirmation): %d reloads, want 1", f.reloads)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.tar.gz")
 	os.WriteFile(bad, mktar(map[string]string{backupConfig: strings.Replace(string(text), `ports: "8080,8443"`, `ports: "8443-8080"`, 1)}), 0o600)
 	webuitest.Restore(t, ctx, c, bad)
