@@ -7,10 +7,6 @@
 package daemon
 
 import (
-	"github.com/medialb/medialb/alerts"
-
-	"github.com/medialb/medialb/internal/logring"
-
 	"context"
 	"errors"
 	"fmt"
@@ -56,12 +52,10 @@ type Daemon struct {
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
-	ha       *ha.Node         // nil without an ha section
-	hs       haSync           // the pair's configuration sync (ha.go)
-	alive    atomic.Int32     // dataplane workers running
-	running  runningText      // the configuration text in force (source.go)
-	logs     *logring.Ring    // the logger's last lines for the WebUI, nil for none
-	alerts   *alerts.Notifier // mails and syslog messages from logs, nil without logs
+	ha       *ha.Node     // nil without an ha section
+	hs       haSync       // the pair's configuration sync (ha.go)
+	alive    atomic.Int32 // dataplane workers running
+	web      webParts     // the WebUI's text in force, logs and alerts (webui.go)
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
@@ -77,9 +71,7 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 	for _, o := range opts {
 		o(d)
 	}
-	if d.logs != nil {
-		d.alerts = alerts.Start(d.logs, cfg.Alerts, cfg.Node.Name, log)
-	}
+	d.startAlerts(cfg)
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -139,7 +131,7 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 	} else if err = d.startHA(cfg); err != nil {
 		return d, err
 	}
-	d.running.set(text)
+	d.inForce(cfg, text)
 	d.started.Store(true)
 	log.Info().Str("config", path).Str("summary", cfg.Summary()).Msg("medialb running")
 	return d, nil
@@ -287,10 +279,7 @@ func (d *Daemon) reload() error {
 	if err := d.controller().Reload(cfg); err != nil {
 		return fmt.Errorf("reload %s: %w", d.path, err)
 	}
-	d.running.set(text)
-	if d.alerts != nil {
-		d.alerts.Set(cfg.Alerts)
-	}
+	d.inForce(cfg, text)
 	var errs []error
 	if d.dp != nil {
 		if err := d.dp.SetVIPs(steerVIPs(cfg, d.canTX)); err != nil {
@@ -352,8 +341,6 @@ func (d *Daemon) Close() error {
 	if d.vips != nil {
 		errs = append(errs, d.vips.Close())
 	}
-	if d.alerts != nil {
-		d.alerts.Close() // last: it sends the changes Close itself caused
-	}
+	d.stopAlerts() // last: it sends the changes Close itself caused
 	return errors.Join(errs...)
 }

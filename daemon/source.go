@@ -1,10 +1,7 @@
 package daemon
 
 import (
-	"github.com/medialb/medialb/internal/logring"
-
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -38,38 +35,6 @@ func (r *reloads) record(err error) {
 	r.lastFailed = false
 	r.lastSuccess = time.Now()
 }
-
-// runningText is the configuration file's text as it was read for the
-// configuration in force. Safe for concurrent use.
-type runningText struct {
-	mu   sync.Mutex
-	text []byte
-}
-
-func (r *runningText) set(text []byte) {
-	r.mu.Lock()
-	r.text = text
-	r.mu.Unlock()
-}
-
-func (r *runningText) get() []byte {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.text
-}
-
-// readText reads the configuration file for runningText, just before it is
-// loaded; nil when it cannot be read (loading then fails too).
-func readText(path string) []byte {
-	data, _ := os.ReadFile(path)
-	return data
-}
-
-// Option is an optional part of a Daemon, given to Start.
-type Option func(*Daemon)
-
-// WithLogs gives the WebUI's Logs page the ring the daemon's logger also writes to.
-func WithLogs(r *logring.Ring) Option { return func(d *Daemon) { d.logs = r } }
 
 // source adapts a Daemon to api.Source.
 type source struct{ d *Daemon }
@@ -110,7 +75,7 @@ func (s source) SetState(service, server, state string) error {
 func (s source) Reload() error { return s.d.Reload() }
 
 // RunningConfig returns the text of the configuration in force (api.RunningConfig).
-func (s source) RunningConfig() []byte { return s.d.running.get() }
+func (s source) RunningConfig() []byte { return s.d.web.running.get() }
 
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
@@ -142,7 +107,7 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	}
 	srv, err := api.New(api.Config{
 		Listen: cfg.API.Listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
-		StateDir: cfg.Node.StateDir, Users: users, Version: Version, ConfigFile: d.path, Logs: d.logs,
+		StateDir: cfg.Node.StateDir, Users: users, Version: Version, ConfigFile: d.path, Logs: d.web.logs,
 		Peer: d.haConfigHandler(cfg),
 	}, source{d}, d.log)
 	if err != nil {
