@@ -209,9 +209,9 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.stage.mu.Lock()
-	defer s.stage.mu.Unlock()
-	if s.stage.base != nil {
+	s.web.stage.mu.Lock()
+	defer s.web.stage.mu.Unlock()
+	if s.web.stage.base != nil {
 		writeError(w, http.StatusConflict, "configuration changes are staged: apply or discard them before a restore (nothing was changed)")
 		return
 	}

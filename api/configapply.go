@@ -41,9 +41,9 @@ func (s *Server) handleConfigApply(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.stage.mu.Lock()
-	defer s.stage.mu.Unlock()
-	if s.stage.base == nil {
+	s.web.stage.mu.Lock()
+	defer s.web.stage.mu.Unlock()
+	if s.web.stage.base == nil {
 		writeError(w, http.StatusBadRequest, "nothing to apply: no configuration change is staged")
 		return
 	}
@@ -52,23 +52,23 @@ func (s *Server) handleConfigApply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("read %s: %v", file, unwrapPath(err)))
 		return
 	}
-	if !bytes.Equal(disk, s.stage.base) {
+	if !bytes.Equal(disk, s.web.stage.base) {
 		writeError(w, http.StatusConflict, file+" was changed on disk after the first staged change: "+
 			"discard the staged changes (DELETE /api/v1/config/staged) and make them again")
 		return
 	}
-	if problems := edit.Check(file, s.stage.text); problems != nil {
+	if problems := edit.Check(file, s.web.stage.text); problems != nil {
 		writeJSON(w, http.StatusBadRequest, ProblemsAnswer{Errors: problems})
 		return
 	}
 	who := s.log.With().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Str("file", file).Logger()
-	backup, err := s.install(file, disk, s.stage.text)
+	backup, err := s.install(file, disk, s.web.stage.text)
 	if err != nil {
 		who.Warn().Err(err).Msg("API: apply failed: the file is as it was, the running configuration stays, the changes stay staged")
 		writeInstallError(w, err)
 		return
 	}
-	s.stage.base, s.stage.text = nil, nil
+	s.web.stage.base, s.web.stage.text = nil, nil
 	who.Info().Str("backup", backup).Msg("API: configuration changes applied and reloaded")
 	writeJSON(w, http.StatusOK, ApplyResult{Result: "applied", File: file, Backup: backup})
 }
@@ -201,9 +201,9 @@ func (s *Server) handleConfigFile(w http.ResponseWriter, r *http.Request) {
 		v.Running, v.Diff = string(running), edit.Diff(running, disk)
 		v.Changed = edit.Changed(v.Diff)
 	}
-	s.stage.mu.Lock()
-	v.Staged = s.stage.base != nil
-	s.stage.mu.Unlock()
+	s.web.stage.mu.Lock()
+	v.Staged = s.web.stage.base != nil
+	s.web.stage.mu.Unlock()
 	nums, _ := backups(file)
 	for _, n := range nums {
 		v.Backups = append(v.Backups, file+"."+strconv.Itoa(n))

@@ -92,8 +92,8 @@ func (s *Server) configFile(w http.ResponseWriter) (string, bool) {
 // current returns the staged text, or the file's when nothing is staged.
 // Call with st.mu held.
 func (s *Server) current(file string) ([]byte, error) {
-	if s.stage.base != nil {
-		return s.stage.text, nil
+	if s.web.stage.base != nil {
+		return s.web.stage.text, nil
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -116,9 +116,9 @@ func (s *Server) state(file string, text []byte) (ConfigState, error) {
 	if err != nil {
 		return ConfigState{}, err
 	}
-	st := ConfigState{File: file, Staged: s.stage.base != nil, Services: svcs}
+	st := ConfigState{File: file, Staged: s.web.stage.base != nil, Services: svcs}
 	if st.Staged {
-		st.Diff = edit.Diff(maskSecrets(s.stage.base), maskSecrets(s.stage.text))
+		st.Diff = edit.Diff(maskSecrets(s.web.stage.base), maskSecrets(s.web.stage.text))
 	}
 	return st, nil
 }
@@ -141,8 +141,8 @@ func (s *Server) handleConfigGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.stage.mu.Lock()
-	defer s.stage.mu.Unlock()
+	s.web.stage.mu.Lock()
+	defer s.web.stage.mu.Unlock()
 	s.writeState(w, file)
 }
 
@@ -169,8 +169,8 @@ func (s *Server) configChange(status int, change func(r *http.Request, text, bod
 		if r.Method == http.MethodDelete {
 			body = nil
 		}
-		s.stage.mu.Lock()
-		defer s.stage.mu.Unlock()
+		s.web.stage.mu.Lock()
+		defer s.web.stage.mu.Unlock()
 		text, err := s.current(file)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err.Error())
@@ -189,12 +189,12 @@ func (s *Server) configChange(status int, change func(r *http.Request, text, bod
 			writeJSON(w, http.StatusBadRequest, ProblemsAnswer{Errors: problems})
 			return
 		}
-		if s.stage.base == nil {
-			s.stage.base = text
+		if s.web.stage.base == nil {
+			s.web.stage.base = text
 		}
-		s.stage.text = next
-		if bytes.Equal(s.stage.base, s.stage.text) { // changed back: nothing staged
-			s.stage.base, s.stage.text = nil, nil
+		s.web.stage.text = next
+		if bytes.Equal(s.web.stage.base, s.web.stage.text) { // changed back: nothing staged
+			s.web.stage.base, s.web.stage.text = nil, nil
 		}
 		s.log.Info().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Str("change", r.Method+" "+r.URL.Path).
 			Msg("API: configuration change staged (POST /api/v1/config/apply writes and reloads it)")
@@ -247,8 +247,8 @@ func (s *Server) handleAlertsGet(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.stage.mu.Lock()
-	defer s.stage.mu.Unlock()
+	s.web.stage.mu.Lock()
+	defer s.web.stage.mu.Unlock()
 	text, err := s.current(file)
 	var v any
 	if err == nil {
@@ -263,7 +263,7 @@ func (s *Server) handleAlertsGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, AlertsState{Alerts: v, Staged: s.stage.base != nil})
+	writeJSON(w, http.StatusOK, AlertsState{Alerts: v, Staged: s.web.stage.base != nil})
 }
 
 func (s *Server) handleConfigDiscard(w http.ResponseWriter, r *http.Request) {
@@ -271,8 +271,8 @@ func (s *Server) handleConfigDiscard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.stage.mu.Lock()
-	defer s.stage.mu.Unlock()
-	s.stage.base, s.stage.text = nil, nil
+	s.web.stage.mu.Lock()
+	defer s.web.stage.mu.Unlock()
+	s.web.stage.base, s.web.stage.text = nil, nil
 	s.writeState(w, file)
 }

@@ -114,6 +114,43 @@ func (s *series) sample(t time.Time, since time.Duration, conns, clients int64, 
 	}
 }
 
+// webState is the Server's state for the WebUI's pages beyond the overview.
+type webState struct {
+	stage         staging // configuration changes not yet applied
+	reports       sampler // the reports' samples
+	cancelSampler context.CancelFunc
+	samplerDone   chan struct{}
+}
+
+// webRoutes adds the endpoints of the pages beyond the System Overview.
+func (s *Server) webRoutes(mux *http.ServeMux) {
+	s.configRoutes(mux)
+	mux.HandleFunc("GET /api/v1/logs", s.handleLogs)
+	mux.HandleFunc("GET /api/v1/reports", s.handleReports)
+	s.maintenanceRoutes(mux)
+	s.backupRoutes(mux)
+}
+
+// startSampler samples the overview for the reports until stopSampler. Call
+// with s.mu held.
+func (s *Server) startSampler() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.web.cancelSampler, s.web.samplerDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.web.samplerDone)
+		s.runSampler(ctx, s.sampleEvery())
+	}()
+}
+
+// stopSampler stops the sampler and waits for it. Call with s.mu held.
+func (s *Server) stopSampler() {
+	if s.web.cancelSampler != nil {
+		s.web.cancelSampler()
+		<-s.web.samplerDone
+		s.web.cancelSampler = nil
+	}
+}
+
 // sampler keeps the series. Safe for concurrent use.
 type sampler struct {
 	mu     sync.Mutex
@@ -162,13 +199,13 @@ func (sm *sampler) take(ov Overview, t time.Time) {
 func (s *Server) runSampler(ctx context.Context, d time.Duration) {
 	tick := time.NewTicker(d)
 	defer tick.Stop()
-	s.reports.take(s.overview(), s.now())
+	s.web.reports.take(s.overview(), s.now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			s.reports.take(s.overview(), s.now())
+			s.web.reports.take(s.overview(), s.now())
 		}
 	}
 }
@@ -203,9 +240,9 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	if rng == "day" {
 		ans.Interval *= DayFactor
 	}
-	s.reports.mu.Lock()
-	for _, key := range s.reports.order {
-		se := s.reports.series[key]
+	s.web.reports.mu.Lock()
+	for _, key := range s.web.reports.order {
+		se := s.web.reports.series[key]
 		if only != "" && se.service != only {
 			continue
 		}
@@ -215,7 +252,7 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 		}
 		ans.Series = append(ans.Series, Series{Service: se.service, Server: se.server, Layer: se.layer, Points: pts})
 	}
-	s.reports.mu.Unlock()
+	s.web.reports.mu.Unlock()
 	writeJSON(w, http.StatusOK, ans)
 }
 

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/medialb/medialb/internal/logring"
-
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/internal/logring"
 )
 
 // Realm is the HTTP basic-auth realm of the API and WebUI.
@@ -88,14 +87,11 @@ type Server struct {
 	lim  *limiter
 	now  func() time.Time
 
-	cert        tls.Certificate
-	handler     http.Handler
-	registry    *prometheus.Registry
-	collector   *collector
-	stage       staging // configuration changes not yet applied
-	reports     sampler // the reports' samples
-	stopSampler context.CancelFunc
-	samplerDone chan struct{}
+	cert      tls.Certificate
+	handler   http.Handler
+	registry  *prometheus.Registry
+	collector *collector
+	web       webState // Cluster Configuration's staging, the reports' sampler
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -176,12 +172,7 @@ func (s *Server) Start() error {
 		ErrorLog: log.New(debugWriter{s.log}, "", 0),
 	}
 	s.srv, s.ln = srv, ln
-	ctx, stop := context.WithCancel(context.Background())
-	s.stopSampler, s.samplerDone = stop, make(chan struct{})
-	go func() {
-		defer close(s.samplerDone)
-		s.runSampler(ctx, s.sampleEvery())
-	}()
+	s.startSampler()
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error().Err(err).Msg("API server stopped")
@@ -206,11 +197,7 @@ func (s *Server) Addr() net.Addr {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	srv := s.srv
-	if s.stopSampler != nil {
-		s.stopSampler()
-		<-s.samplerDone
-		s.stopSampler = nil
-	}
+	s.stopSampler()
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
@@ -241,11 +228,7 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	mux.HandleFunc("POST /api/v1/reload", s.handleReload)
-	s.configRoutes(mux)
-	mux.HandleFunc("GET /api/v1/logs", s.handleLogs)
-	mux.HandleFunc("GET /api/v1/reports", s.handleReports)
-	s.maintenanceRoutes(mux)
-	s.backupRoutes(mux)
+	s.webRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},
 		ErrorHandling: promhttp.ContinueOnError,
