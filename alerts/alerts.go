@@ -77,7 +77,11 @@ func (n *Notifier) run(ctx context.Context, after uint64) {
 			return
 		case <-tick.C:
 		}
-		lines, last := n.ring.Lines(after, zerolog.InfoLevel, 0)
+		lines, last := n.ring.Lines(after, zerolog.DebugLevel, 0)
+		if len(lines) > 0 && lines[0].Seq > after+1 {
+			// More lines came in one poll than the ring holds: some events may be lost.
+			n.log.Warn().Uint64("lines", lines[0].Seq-after-1).Msg("alerts: log lines overwritten before they were read; some state changes may not be alerted")
+		}
 		after = last
 		for _, l := range lines {
 			if ev, ok := FromLog(l); ok {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +125,42 @@ func TestMailRefusedWithoutStartTLS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not offer STARTTLS") {
 		t.Fatalf("err = %v, want a refusal without STARTTLS", err)
 	}
+}
+
+// TestBurstIsReported: when more lines come in one poll than the ring holds,
+// the notifier says so in the log.
+func TestBurstIsReported(t *testing.T) {
+	ring := logring.New(10)
+	var out strings.Builder
+	var mu sync.Mutex
+	n := Start(ring, nil, "lb1", zerolog.New(syncWriter{&mu, &out}))
+	log := zerolog.New(ring)
+	for range 50 {
+		log.Info().Msg("noise")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		mu.Lock()
+		got := out.String()
+		mu.Unlock()
+		if strings.Contains(got, "overwritten before they were read") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning about the lost lines: %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.Close()
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (s syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
