@@ -104,6 +104,29 @@ func TestBrowserCluster(t *testing.T) {
 	if !strings.Contains(string(text), "interval: 7s") || f.reloads != 2 {
 		t.Fatalf("the new interval is not in the file (reloads %d):\n%s", f.reloads, text)
 	}
+	// A real server through its own form (the real-servers endpoints): added,
+	// then its weight changed.
+	webuitest.Click(t, ctx, c, `tr.svc[data-service="Harmonic_Traffic"] button[data-do="add-rs"]`)
+	webuitest.WaitFor(t, ctx, c, "the real server form", `document.getElementById('editor-title').textContent.startsWith('Add a Real Server to Harmonic_Traffic')`)
+	webuitest.Fill(t, ctx, c, `#form [data-path="name"]`, "HT3")
+	webuitest.Fill(t, ctx, c, `#form [data-path="address"]`, "192.168.94.117")
+	webuitest.Fill(t, ctx, c, `#form [data-path="weight"]`, "50")
+	webuitest.Click(t, ctx, c, "#save")
+	webuitest.WaitFor(t, ctx, c, "HT3 staged", `!!document.querySelector('tr.sub[data-server="HT3"]')`)
+	webuitest.Click(t, ctx, c, `tr.sub[data-server="HT3"] button[data-do="edit-rs"]`)
+	webuitest.WaitFor(t, ctx, c, "HT3's form", `document.querySelector('#form [data-path="weight"]').value === '50'`)
+	webuitest.Fill(t, ctx, c, `#form [data-path="weight"]`, "70000")
+	webuitest.Click(t, ctx, c, "#save")
+	webuitest.WaitFor(t, ctx, c, "the weight's problem next to it", `document.querySelector('#form .field-error[data-for="weight"]').textContent !== ''`)
+	webuitest.Fill(t, ctx, c, `#form [data-path="weight"]`, "0")
+	webuitest.Click(t, ctx, c, "#save")
+	webuitest.WaitFor(t, ctx, c, "HT3's weight staged", `document.querySelector('tr.sub[data-server="HT3"]').textContent.includes('weight 0')`)
+	webuitest.Apply(t, ctx, c)
+	text, _ = os.ReadFile(file)
+	if !strings.Contains(string(text), "name: HT3") || !strings.Contains(string(text), "weight: 0") {
+		t.Fatalf("HT3 is not in the file with weight 0:\n%s", text)
+	}
+
 	// The less used fields: a layer-7 option and a boolean.
 	webuitest.Click(t, ctx, c, `tr.svc[data-service="Harmonic_Management"] button[data-do="edit"]`)
 	webuitest.WaitFor(t, ctx, c, "the form", `document.querySelector('#form [data-path="name"]').value === 'Harmonic_Management'`)
