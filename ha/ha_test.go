@@ -286,19 +286,27 @@ func testNode(t *testing.T, secret, role string, holder *tables.Holder, clock ui
 	return n
 }
 
+// link connects a (on 127.0.0.1) and b (on 127.0.0.2) over loopback.
 func link(t *testing.T, a, b *Node) {
-	for _, n := range []*Node{a, b} {
-		s, err := newSyncer(n, "127.0.0.1:0", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.sync = s
-	}
+	la, lb := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	a.sync = listenSync(t, a, la, lb)
+	b.sync = listenSync(t, b, lb, la)
 	a.sync.peer, b.sync.peer = b.sync.ln.Addr().String(), a.sync.ln.Addr().String()
 	for _, n := range []*Node{a, b} {
 		n.sync.start(n.ctx, &n.wg)
 		t.Cleanup(func() { n.Close() })
 	}
+}
+
+// listenSync makes n's syncer on local (a free port) that takes connections
+// from peer only; its peer's port is set by the caller.
+func listenSync(t *testing.T, n *Node, local, peer netip.Addr) *syncer {
+	t.Helper()
+	s, err := newSyncer(n, netip.AddrPortFrom(local, 0), netip.AddrPortFrom(peer, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -384,11 +392,9 @@ func TestSyncChannel(t *testing.T) {
 	var hc tables.Holder
 	hc.Store(trafficSnapshot(t, nil, "HT1"))
 	c := testNode(t, "wrong", RoleMaster, &hc, 5, &fakeAdmin{})
-	s, err := newSyncer(c, "127.0.0.1:0", a.sync.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.sync = s
+	// It dials from a's peer address (b's), so that the MAC, not the source, refuses it.
+	c.sync = listenSync(t, c, netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1"))
+	c.sync.peer = a.sync.ln.Addr().String()
 	c.sync.start(c.ctx, &c.wg)
 	defer c.Close()
 	time.Sleep(3 * HeartbeatInterval)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/medialb/medialb/config"
+	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -59,6 +59,10 @@ type Options struct {
 	Interface string       // node.interface
 	StateDir  string       // node.state_dir: keepalived's files live in StateDir/ha
 	VIPs      []netip.Addr // the addresses keepalived brings up on the master
+	// Local is this node's own address on Interface, of ha.peer's family: the
+	// sync channel listens on it (never on a VIP) and dials the peer from it,
+	// and keepalived sends its adverts from it. Zero: looked up (netif.OwnAddr).
+	Local netip.Addr
 	// Keepalived is the keepalived binary; default "keepalived" in PATH.
 	Keepalived string
 	// Health reports whether this node can serve (dataplane attached, workers
@@ -124,6 +128,11 @@ func Start(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find keepalived: %w (apt-get install keepalived; do not enable its service)", err)
 	}
+	if !opts.Local.IsValid() {
+		if opts.Local, err = netif.OwnAddr(opts.Interface, opts.HA.Peer, opts.VIPs); err != nil {
+			return nil, fmt.Errorf("start HA: %w", err)
+		}
+	}
 	dir := filepath.Join(opts.StateDir, "ha")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
@@ -163,8 +172,8 @@ func Start(opts Options) (*Node, error) {
 		return nil, err
 	}
 	if opts.Tables != nil || opts.Admin != nil {
-		s, err := newSyncer(n, net.JoinHostPort("", strconv.Itoa(int(opts.HA.SyncPort))),
-			netip.AddrPortFrom(opts.HA.Peer, opts.HA.SyncPort).String())
+		s, err := newSyncer(n, netip.AddrPortFrom(opts.Local, opts.HA.SyncPort),
+			netip.AddrPortFrom(opts.HA.Peer, opts.HA.SyncPort))
 		if err != nil {
 			n.Close()
 			return nil, err
