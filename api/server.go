@@ -230,13 +230,49 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Peer == nil {
 		return h
 	}
+	peer := s.limitPeer(s.cfg.Peer)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, PeerPrefix) {
-			s.cfg.Peer.ServeHTTP(w, r)
+			peer.ServeHTTP(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// limitPeer puts the login rate limit in front of the peer's handler: its 401
+// (a request that failed the pair's authentication) counts as a failed login,
+// and a source that failed too often is answered 429 before its request is
+// looked at.
+func (s *Server) limitPeer(peer http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := s.now()
+		src := remoteAddr(r)
+		if !s.lim.allow(src, now) {
+			w.Header().Set("Connection", "close") // the body stays unread
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(loginInterval/time.Second, 1))))
+			writeError(w, http.StatusTooManyRequests, "too many failed HA requests from your address; try again in a second")
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		peer.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			s.lim.fail(src, "(HA peer)", now)
+		}
+	})
+}
+
+// statusWriter remembers the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // authenticate lets a request through with valid basic-auth credentials. Without

@@ -183,7 +183,7 @@ func (d *Daemon) haConfigHandler(cfg *config.Config) http.Handler {
 	if cfg.HA == nil {
 		return nil
 	}
-	return ha.ConfigHandler(haTarget{d}, d.log)
+	return ha.ConfigHandler(haTarget{d}, filepath.Join(cfg.Node.StateDir, "ha", "config-sync-time"), d.log)
 }
 
 // haTarget applies the virtual_services the primary pushes.

@@ -465,7 +465,7 @@ type frameReader struct {
 	buf   []byte // reused; grows readChunk at a time as bytes arrive
 }
 
-var errTooLarge = errors.New("sync frame too large")
+var errTooLarge = errors.New("too large")
 
 func (f *frameReader) read() (typ byte, payload []byte, err error) {
 	var hdr [5]byte
