@@ -24,8 +24,10 @@ const (
 	DefaultHashSeed uint64 = 0x6d656469616c6231 // "medialb1"
 	// DefaultStateDir holds state kept across restarts.
 	DefaultStateDir = "/var/lib/medialb"
-	// DefaultAPIListen is the WebUI and REST API address (the guide's 9443).
-	DefaultAPIListen = "0.0.0.0:9443"
+	// DefaultAPIListen is the WebUI and REST API address (the guide's 9443). Its
+	// empty host means the node's own address on node.interface (see
+	// API.Listen), never a VIP.
+	DefaultAPIListen = ":9443"
 	// DefaultAdvertInterval is the VRRP advertisement interval (keepalived's).
 	DefaultAdvertInterval = time.Second
 	// DefaultSyncPort carries persistence-table sync between an HA pair (the
@@ -148,7 +150,10 @@ const (
 // API configures the WebUI and REST API listener.
 type API struct {
 	// Listen is host:port of the HTTPS listener. Default DefaultAPIListen when
-	// the api section is present; empty (no API) when it is absent.
+	// the api section is present; empty (no API) when it is absent. An empty
+	// host is the node's own (first, non-VIP) address on node.interface, found
+	// at start. A VIP's address or the unspecified address (which answers on
+	// every VIP) is refused.
 	Listen string
 	// TLSCert and TLSKey are PEM files; both empty means a self-signed
 	// certificate is generated at start. Give both or neither.

@@ -389,6 +389,16 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:8: ha.preempt: want true or false, got "yes"`,
 			`t.yaml:9: ha.sync_port: 0 is out of range 1..65535`,
 		}},
+		{"api on a VIP", "node: {interface: eth0}\napi:\n  listen: 192.0.2.11:9443\n  users: [{name: a, password_hash: \"" + hash + "\"}]\nvirtual_services:\n" + l7 + l4, []string{
+			`t.yaml:3: api.listen: 192.0.2.11 is the address of virtual service "media" (line 13); the API must not answer on a VIP: give this node's own address, or leave api.listen out`,
+		}},
+		{"api on every address", "node: {interface: eth0}\napi:\n  listen: '[::]:9443'\n  users: [{name: a, password_hash: \"" + hash + "\"}]\nvirtual_services:\n" + l7, []string{
+			`t.yaml:3: api.listen: :: listens on every address of the node, the VIPs too; give this node's own address, or leave api.listen out (this node's address on node.interface, port 9443)`,
+		}},
+		{"sync port of api and layer 7", "node: {interface: eth0}\napi:\n  listen: 192.0.2.2:8443\n  users: [{name: a, password_hash: \"" + hash + "\"}]\nha: {peer: 192.0.2.3, priority: 100, router_id: 1, secret: 0123456789abcdef, sync_port: 8443}\nvirtual_services:\n" + l7, []string{
+			`t.yaml:3: api.listen: port 8443 is also ha.sync_port (the pair's sync channel); give one of them another port`,
+			`t.yaml:7: virtual_services[0]: port 8443 is also ha.sync_port (the pair's sync channel); give ha.sync_port another port`,
+		}},
 		{"ha required fields", "node: {interface: eth0}\nha:\n  preempt: true\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: ha.peer is required (the other node's address on node.interface)`,
 			`t.yaml:3: ha.priority is required (1..254; the primary gets the higher one)`,

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
 	"github.com/medialb/medialb/l7"
+	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/pipeline"
 )
 
@@ -156,12 +159,16 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	if cfg.API.Listen == "" {
 		return nil
 	}
+	listen, err := apiListen(cfg)
+	if err != nil {
+		return err
+	}
 	var users []api.User
 	for _, u := range cfg.API.Users {
 		users = append(users, api.User{Name: u.Name, PasswordHash: u.PasswordHash})
 	}
 	srv, err := api.New(api.Config{
-		Listen: cfg.API.Listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
+		Listen: listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
 		StateDir: cfg.Node.StateDir, Users: users, Version: Version,
 		Peer: d.haConfigHandler(cfg),
 	}, source{d}, d.log)
@@ -174,6 +181,24 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	d.api = srv
 	d.log.Info().Str("listen", srv.Addr().String()).Msg("WebUI and REST API: https://" + srv.Addr().String() + "/")
 	return nil
+}
+
+// apiListen is api.listen with an empty host replaced by the node's own
+// address on node.interface (of ha.peer's family with HA): never a VIP.
+func apiListen(cfg *config.Config) (string, error) {
+	host, port, err := net.SplitHostPort(cfg.API.Listen)
+	if err != nil || host != "" {
+		return cfg.API.Listen, nil
+	}
+	var like netip.Addr
+	if cfg.HA != nil {
+		like = cfg.HA.Peer
+	}
+	own, err := netif.OwnAddr(cfg.Node.Interface, like, vipAddrs(cfg))
+	if err != nil {
+		return "", fmt.Errorf("start API on the default api.listen: %w", err)
+	}
+	return net.JoinHostPort(own.String(), port), nil
 }
 
 // Version is the build's version, set with -ldflags "-X github.com/medialb/medialb/daemon.Version=...".
