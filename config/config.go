@@ -33,6 +33,8 @@ const (
 	// DefaultSyncPort carries persistence-table sync between an HA pair (the
 	// guide's port 7778 for table replication).
 	DefaultSyncPort = 7778
+	// MinSecretLen is the shortest ha.secret taken, in bytes.
+	MinSecretLen = 16
 	// DefaultWeight is a real server's weight when none is given.
 	DefaultWeight = 100
 	// DefaultMaglevSize is the Maglev lookup table size, a prime.

@@ -399,6 +399,9 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:3: api.listen: port 8443 is also ha.sync_port (the pair's sync channel); give one of them another port`,
 			`t.yaml:7: virtual_services[0]: port 8443 is also ha.sync_port (the pair's sync channel); give ha.sync_port another port`,
 		}},
+		{"ha secret too short", "node: {interface: eth0}\nha:\n  peer: 192.0.2.3\n  priority: 100\n  router_id: 1\n  secret: 0123456789abcde\nvirtual_services:\n" + l7, []string{
+			"t.yaml:6: ha.secret: 15 bytes, at least 16 wanted (it is all that authenticates the pair's traffic; make one with `medialb passwd --secret`)",
+		}},
 		{"ha required fields", "node: {interface: eth0}\nha:\n  preempt: true\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: ha.peer is required (the other node's address on node.interface)`,
 			`t.yaml:3: ha.priority is required (1..254; the primary gets the higher one)`,

@@ -26,7 +26,7 @@ ha:
   peer: 192.0.2.3
   priority: PRIO
   router_id: 51
-  secret: "pair secret"
+  secret: "pair secret 0123456789"
 virtual_services:
   - &mgmt
     name: Harmonic_Management

@@ -53,7 +53,7 @@ ha:
   priority: {{.Priority}}
   router_id: 51
   advert_interval: 100ms
-  secret: "lab pair secret"
+  secret: "lab pair secret 0123456789"
 virtual_services:
   - name: Harmonic_Management
     address: 192.168.94.100

@@ -86,7 +86,7 @@ func signed(method, path, secret string, ts time.Time, body []byte) *http.Reques
 }
 
 func TestConfigHandlerAuth(t *testing.T) {
-	const secret = "pair secret"
+	const secret = "pair secret 0123456789"
 	target := &fakeTarget{cfg: nodeConfig(t, "lb2", 100, 100, secret)}
 	h := ConfigHandler(target, filepath.Join(t.TempDir(), "last"), zerolog.New(io.Discard))
 	doc := nodeConfig(t, "lb1", 150, 300, secret).ServicesDoc
@@ -135,7 +135,7 @@ func TestConfigHandlerAuth(t *testing.T) {
 }
 
 func TestConfigPush(t *testing.T) {
-	const secret = "pair secret"
+	const secret = "pair secret 0123456789"
 	ctx := context.Background()
 	log := zerolog.New(io.Discard)
 	primary := nodeConfig(t, "lb1", 150, 300, secret)
@@ -189,7 +189,7 @@ func TestConfigPush(t *testing.T) {
 		t.Errorf("push to a starting node: %v, %d documents", err, target.count())
 	}
 	// A peer with another secret is not trusted, and trusts nothing.
-	if err := pusher(nodeConfig(t, "lb1", 150, 500, "another")).round(ctx); err == nil || !strings.Contains(err.Error(), "not authenticated") {
+	if err := pusher(nodeConfig(t, "lb1", 150, 500, "another secret 0123456789")).round(ctx); err == nil || !strings.Contains(err.Error(), "not authenticated") {
 		t.Errorf("other secret: %v", err)
 	}
 
