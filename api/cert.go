@@ -99,7 +99,7 @@ func selfSigned(dir string, names certNames, now time.Time) (tls.Certificate, bo
 }
 
 func covers(leaf *x509.Certificate, names certNames, now time.Time) bool {
-	if leaf == nil || now.Before(leaf.NotBefore) || now.Add(certRenew).After(leaf.NotAfter) {
+	if leaf == nil || leaf.IsCA || now.Before(leaf.NotBefore) || now.Add(certRenew).After(leaf.NotAfter) {
 		return false
 	}
 	for _, d := range names.DNS {
@@ -136,10 +136,12 @@ func generate(names certNames, now time.Time) (certPEM, keyPEM []byte, err error
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"medialb self-signed"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(certLifetime),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		// A leaf: a stolen key of a CA certificate that someone added to a
+		// trust store would sign certificates for any name.
+		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		IsCA:                  true,
+		IsCA:                  false,
 		DNSNames:              names.DNS,
 	}
 	for _, a := range names.IPs {
