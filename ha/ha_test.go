@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ func TestRenderKeepalived(t *testing.T) {
 	}{
 		{"ipv4 peer", nil, []string{
 			"vrrp_version 3", `notify_fifo "/var/lib/medialb/ha/notify.fifo"`, "state BACKUP", "interface eth0",
-			"virtual_router_id 51", "priority 150", "advert_int 0.1\n", "nopreempt", "unicast_peer {\n        192.168.94.3\n    }",
+			"virtual_router_id 51", "priority 150", "advert_int 0.1\n", "nopreempt", "check_unicast_src\n", "unicast_peer {\n        192.168.94.3 min_ttl 255 max_ttl 255\n    }",
 			"virtual_ipaddress {\n        192.168.94.100/32 dev eth0\n        192.168.94.110/32 dev eth0\n    }",
 			"virtual_ipaddress_excluded {\n        fd94::110/128 dev eth0 -nodad preferred_lft 0\n    }",
 			`file "/var/lib/medialb/ha/health"`, "weight 0", "track_file {\n        medialb_health",
@@ -46,6 +47,8 @@ func TestRenderKeepalived(t *testing.T) {
 		{"ipv6 peer", func(s *KeepalivedSettings) { s.Peer = netip.MustParseAddr("fd94::3") },
 			[]string{"virtual_ipaddress {\n        fd94::110/128 dev eth0 -nodad preferred_lft 0\n    }",
 				"virtual_ipaddress_excluded {\n        192.168.94.100/32 dev eth0\n        192.168.94.110/32 dev eth0\n    }"}, nil},
+		{"own source address", func(s *KeepalivedSettings) { s.Local = netip.MustParseAddr("192.168.94.2") },
+			[]string{"unicast_src_ip 192.168.94.2\n"}, nil},
 		{"one family", func(s *KeepalivedSettings) { s.VIPs = s.VIPs[:1]; s.Advert = time.Second },
 			[]string{"advert_int 1\n"}, []string{"virtual_ipaddress_excluded"}},
 	}
@@ -429,4 +432,26 @@ func TestHealthFile(t *testing.T) {
 	}
 	bad.Store(false)
 	waitFor(t, "healthy again in the health file", func() bool { return read() == "0\n" })
+}
+
+// TestRenderKeepalivedKnown: keepalived itself knows every keyword we write
+// (check_unicast_src, min_ttl/max_ttl, unicast_src_ip are 2.x additions).
+func TestRenderKeepalivedKnown(t *testing.T) {
+	bin, err := exec.LookPath("keepalived")
+	if err != nil {
+		t.Skip("keepalived not installed (make deps-test installs it)")
+	}
+	conf := filepath.Join(t.TempDir(), "keepalived.conf")
+	s := KeepalivedSettings{Node: "lb1", Interface: "lo", Peer: netip.MustParseAddr("192.168.94.3"), Local: netip.MustParseAddr("192.168.94.2"),
+		Priority: 150, RouterID: 51, Advert: 100 * time.Millisecond, FIFO: "/nonexistent/fifo", Health: "/nonexistent/health",
+		VIPs: []netip.Addr{netip.MustParseAddr("192.168.94.100")}}
+	if err := os.WriteFile(conf, []byte(RenderKeepalived(s)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(bin, "--config-test", "-f", conf).CombinedOutput()
+	for _, bad := range []string{"Unknown keyword", "unknown", "invalid", "Invalid"} {
+		if strings.Contains(string(out), bad) {
+			t.Errorf("keepalived --config-test: %s", out)
+		}
+	}
 }

@@ -28,7 +28,8 @@ const Instance = "medialb"
 type KeepalivedSettings struct {
 	Node      string        // node.name: keepalived's router_id
 	Interface string        // node.interface: where the VIPs go
-	Peer      netip.Addr    // ha.peer: the only unicast peer
+	Peer      netip.Addr    // ha.peer: the only unicast peer, the only source of adverts taken
+	Local     netip.Addr    // this node's own address: the adverts' source (unicast_src_ip); zero: the kernel's choice
 	Priority  uint8         // ha.priority
 	RouterID  uint8         // ha.router_id
 	Advert    time.Duration // ha.advert_interval
@@ -46,6 +47,15 @@ type KeepalivedSettings struct {
 // address detection and deprecated, as medialb adds them itself without HA
 // (see netif). The track file turns the instance to FAULT, releasing the VIPs,
 // when medialb writes a non-zero value into it.
+//
+// Adverts are taken from the peer only: keepalived 2.2.7 offers, for unicast
+// VRRP, check_unicast_src (an advert whose source is not a unicast_peer is
+// dropped) and a TTL range per peer (min_ttl/max_ttl, which also turn the
+// source check on); we ask for TTL 255, what VRRP sends, so an advert that
+// crossed a router is dropped too (the peer is on node.interface's link).
+// VRRPv3 has no authentication (keepalived's authentication block is VRRPv2
+// only, 8 bytes of clear text); vrrp_strict forbids unicast. unicast_src_ip
+// makes our own adverts leave from this node's address, never a VIP.
 func RenderKeepalived(s KeepalivedSettings) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -69,8 +79,12 @@ func RenderKeepalived(s KeepalivedSettings) string {
 	if !s.Preempt {
 		w("    nopreempt")
 	}
+	if s.Local.IsValid() {
+		w("    unicast_src_ip %s", s.Local)
+	}
+	w("    check_unicast_src")
 	w("    unicast_peer {")
-	w("        %s", s.Peer)
+	w("        %s min_ttl 255 max_ttl 255", s.Peer)
 	w("    }")
 	var own, other []netip.Addr
 	for _, a := range s.VIPs {

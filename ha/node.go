@@ -146,7 +146,7 @@ func Start(opts Options) (*Node, error) {
 	}
 	n.st = Status{Role: RoleBackup, Priority: int(opts.HA.Priority), Peer: opts.HA.Peer, PeerState: PeerUnknown}
 	n.settings = KeepalivedSettings{
-		Node: opts.Node, Interface: opts.Interface, Peer: opts.HA.Peer, Priority: opts.HA.Priority,
+		Node: opts.Node, Interface: opts.Interface, Peer: opts.HA.Peer, Local: opts.Local, Priority: opts.HA.Priority,
 		RouterID: opts.HA.RouterID, Advert: opts.HA.AdvertInterval, Preempt: opts.HA.Preempt,
 		VIPs: opts.VIPs, FIFO: filepath.Join(dir, "notify.fifo"), Health: n.health,
 	}
