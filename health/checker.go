@@ -128,6 +128,10 @@ type Result struct {
 	Reason string
 	// Duration is how long the check took.
 	Duration time.Duration
+	// Local tells that the check could not be made because this node is out
+	// of file descriptors, ephemeral ports or buffer space (see LocalError):
+	// a fault of the load balancer, not a verdict on the server. OK is false.
+	Local bool
 }
 
 // Checker checks one target. Implementations are safe for concurrent use;
@@ -180,7 +184,7 @@ func (c *tcpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	conn, err := dialer(c.spec.SourceAddr).DialContext(ctx, "tcp", target.String())
 	d := time.Since(start)
 	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: d}
+		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: d, Local: LocalError(err)}
 	}
 	conn.Close()
 	return Result{OK: true, Reason: label + ": connected in " + round(d).String(), Duration: d}

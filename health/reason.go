@@ -56,6 +56,19 @@ func describe(ctx context.Context, err error, timeout time.Duration, phase strin
 	return phase + ": " + cut(msg)
 }
 
+// LocalError tells whether err says that this node, not the server, is out
+// of something: file descriptors (EMFILE, ENFILE), ephemeral ports or a
+// usable source address (EADDRNOTAVAIL), or buffer space (ENOBUFS). Such a
+// check says nothing about the server.
+func LocalError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // cut shortens an error message for a reason: fasthttp's messages can quote
 // kilobytes of what the server sent.
 func cut(msg string) string {
