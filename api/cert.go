@@ -132,10 +132,10 @@ func generate(names certNames, now time.Time) (certPEM, keyPEM []byte, err error
 		cn = names.DNS[0]
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"medialb self-signed"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certLifetime),
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"medialb self-signed"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(certLifetime),
 		// A leaf: a stolen key of a CA certificate that someone added to a
 		// trust store would sign certificates for any name.
 		KeyUsage:              x509.KeyUsageDigitalSignature,

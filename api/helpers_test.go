@@ -71,6 +71,8 @@ func newFake() *fakeSource {
 		Drops:     map[string]uint64{"no_service": 12, "malformed_ipv4": 1},
 		Reloads:   3, ReloadFailures: 1, LastReloadFailed: true,
 		LastReloadSuccess: time.Unix(1740494125, 0),
+		HealthLocalErrors: 7,
+		L7Refused:         map[string]map[string]uint64{"Harmonic_Management": {"max_connections": 2, "max_connections_per_source": 5}},
 	}
 	return f
 }

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"maps"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +34,7 @@ type collector struct {
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
 	haRole                                                                    *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
+	healthLocal, l7Refused, haSyncRefused                                     *prometheus.Desc
 }
 
 func newCollector(src Source, version string) *collector {
@@ -85,6 +88,9 @@ func newCollector(src Source, version string) *collector {
 		haLastFailover:         d("ha_last_failover_timestamp_seconds", "When this node last became or stopped being master, in seconds since the epoch."),
 		haSync:                 d("ha_sync_entries_total", "Persistence entries exchanged with the HA peer, by direction.", "direction"),
 		haConfigSync:           d("ha_config_in_sync", "On the primary: whether the peer runs this node's virtual_services (1) or not, or not yet known (0)."),
+		healthLocal:            d("health_check_local_errors_total", "Health checks not made because this node was out of file descriptors, ports or buffers (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS); the servers kept their last state."),
+		l7Refused:              d("l7_refused_connections_total", "Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source.", "service", "reason"),
+		haSyncRefused:          d("ha_sync_refused_connections_total", "Connections to the HA sync port closed at accept: not from ha.peer, or too many waiting for authentication."),
 	}
 }
 
@@ -96,6 +102,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
 		c.forwarded, c.fastpath, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
+		c.healthLocal, c.l7Refused, c.haSyncRefused,
 	} {
 		ch <- d
 	}
@@ -152,6 +159,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.haSync, ov.HA.SyncImported, "imported")
 		counter(c.haSync, ov.HA.SyncExported, "exported")
 		gauge(c.haConfigSync, b2f(ov.HA.ConfigSync == "in-sync"))
+		counter(c.haSyncRefused, ov.HA.SyncRefused)
 	}
 
 	m := c.src.Metrics()
@@ -168,6 +176,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.reloads, m.Reloads-min(m.ReloadFailures, m.Reloads), "success")
 	counter(c.reloads, m.ReloadFailures, "failure")
 	gauge(c.lastReloadOK, b2f(!m.LastReloadFailed))
+	counter(c.healthLocal, m.HealthLocalErrors)
+	for _, svc := range slices.Sorted(maps.Keys(m.L7Refused)) {
+		for _, r := range slices.Sorted(maps.Keys(m.L7Refused[svc])) {
+			counter(c.l7Refused, m.L7Refused[svc][r], svc, r)
+		}
+	}
 	if !m.LastReloadSuccess.IsZero() {
 		gauge(c.lastReloadSuccessStamp, float64(m.LastReloadSuccess.UnixNano())/1e9)
 	}

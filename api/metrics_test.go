@@ -73,6 +73,13 @@ medialb_config_reloads_total{result="success"} 2
 # HELP medialb_config_last_reload_successful Whether the last configuration reload succeeded (1) or was refused (0).
 # TYPE medialb_config_last_reload_successful gauge
 medialb_config_last_reload_successful 0
+# HELP medialb_health_check_local_errors_total Health checks not made because this node was out of file descriptors, ports or buffers (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS); the servers kept their last state.
+# TYPE medialb_health_check_local_errors_total counter
+medialb_health_check_local_errors_total 7
+# HELP medialb_l7_refused_connections_total Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source.
+# TYPE medialb_l7_refused_connections_total counter
+medialb_l7_refused_connections_total{reason="max_connections",service="Harmonic_Management"} 2
+medialb_l7_refused_connections_total{reason="max_connections_per_source",service="Harmonic_Management"} 5
 `
 	// Read at scrape time: changes in the source show at the next scrape.
 	if w := serve(s, "POST", "/api/v1/services/Harmonic_Management/real-servers/HM1/drain", true); w.Code != 200 {
@@ -85,7 +92,7 @@ medialb_config_last_reload_successful 0
 	err := testutil.CollectAndCompare(s.collector, strings.NewReader(want),
 		"medialb_real_server_state", "medialb_real_server_health_check_up", "medialb_real_server_packets_total",
 		"medialb_service_state", "medialb_dataplane_dropped_packets_total", "medialb_config_reloads_total",
-		"medialb_config_last_reload_successful")
+		"medialb_config_last_reload_successful", "medialb_health_check_local_errors_total", "medialb_l7_refused_connections_total")
 	if err != nil {
 		t.Error(err)
 	}

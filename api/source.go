@@ -51,6 +51,8 @@ type HA struct {
 	// sent to the peer over the sync channel.
 	SyncImported uint64 `json:"sync_imported"`
 	SyncExported uint64 `json:"sync_exported"`
+	// SyncRefused counts connections to the sync port closed at accept.
+	SyncRefused uint64 `json:"sync_refused"`
 	// ConfigSync says whether the pair runs the same virtual_services: "in-sync",
 	// "secondary" (this node takes the peer's), "equal" (same priority: not synced),
 	// "failed", "refused", or "" before the first comparison or without an API.
@@ -123,6 +125,15 @@ type Metrics struct {
 	// LastReloadSuccess is when the configuration in force was loaded (at start or
 	// by the last successful reload).
 	LastReloadSuccess time.Time
+	// HealthLocalErrors counts health checks not made because this node was out
+	// of file descriptors, ports or buffers; their servers kept their state.
+	HealthLocalErrors uint64
+	// L7Refused counts layer-7 clients closed at accept, by service and then by
+	// reason: "max_connections", "max_connections_per_source".
+	L7Refused map[string]map[string]uint64
+	// HASyncRefused counts connections to the HA sync port closed at accept
+	// (not from ha.peer, or too many waiting for authentication).
+	HASyncRefused uint64
 }
 
 // ServiceState derives a service's state from its real servers' states: "online"

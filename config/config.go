@@ -60,12 +60,14 @@ const (
 	// DefaultConnectTimeout bounds a layer-7 connection to a real server.
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultIdleTimeout closes a layer-7 connection idle in one direction
-	// for this long. Media control sessions (VOS's REST API, WebUI push
-	// channels, RTSP/RTMP control if proxied) sit idle for minutes between
-	// commands; an idle proxied connection costs two sockets and no CPU, while
-	// cutting a live one breaks an operator's session. One hour reclaims
-	// connections whose peers vanished without a FIN or RST.
-	DefaultIdleTimeout = time.Hour
+	// for this long. It was an hour: an idle proxied connection costs two file
+	// descriptors, so a client that opens connections and abandons them held
+	// them for an hour each. Ten minutes is still longer than what the
+	// management VIP's clients leave idle on purpose (browsers close idle
+	// keep-alive sockets after 5 minutes; VOS's REST API is request/answer;
+	// push channels ping more often), and it reclaims abandoned connections
+	// six times sooner. Set client_timeout/server_timeout for longer sessions.
+	DefaultIdleTimeout = 10 * time.Minute
 )
 
 // Config is a whole, validated configuration.
@@ -374,8 +376,15 @@ type Service struct {
 	// ServerTimeout closes a connection whose server has been idle this long
 	// (layer 7). Default DefaultIdleTimeout.
 	ServerTimeout time.Duration
-	// MaxConnections caps the service's concurrent connections (layer 7); 0 is unlimited.
+	// MaxConnections caps the service's concurrent connections (layer 7). 0
+	// (the default): a share of the process's file descriptor limit, found at
+	// start, that leaves room for health checks, the API and HA (see
+	// l7.DefaultMaxConns).
 	MaxConnections int
+	// MaxConnectionsPerSource caps the concurrent connections of one client
+	// address (IPv6: one /64) to the service (layer 7); 0 (the default): no
+	// per-source limit.
+	MaxConnectionsPerSource int
 
 	// Line is the service's line in the file, for later error messages.
 	Line int

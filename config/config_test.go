@@ -399,6 +399,19 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:3: api.listen: port 8443 is also ha.sync_port (the pair's sync channel); give one of them another port`,
 			`t.yaml:7: virtual_services[0]: port 8443 is also ha.sync_port (the pair's sync channel); give ha.sync_port another port`,
 		}},
+		{"layer-7 limits", svc(`    real_servers: [{address: 192.0.2.21}]
+    max_connections_per_source: -1
+  - name: many
+    address: 192.0.2.12
+    ports: "8000-8064"
+    layer: 7
+    max_connections_per_source: -1
+    real_servers: [{address: 192.0.2.21}]
+`), []string{
+			`t.yaml:9: virtual_services[0].max_connections_per_source: applies to layer 7 only`,
+			`t.yaml:12: virtual_services[1].ports: 65 ports at layer 7, at most 64: each is a listening socket of its own (use layer 4 for port ranges)`,
+			`t.yaml:14: virtual_services[1].max_connections_per_source: -1 is out of range 0..2147483647`,
+		}},
 		{"ha secret too short", "node: {interface: eth0}\nha:\n  peer: 192.0.2.3\n  priority: 100\n  router_id: 1\n  secret: 0123456789abcde\nvirtual_services:\n" + l7, []string{
 			"t.yaml:6: ha.secret: 15 bytes, at least 16 wanted (it is all that authenticates the pair's traffic; make one with `medialb passwd --secret`)",
 		}},
@@ -485,7 +498,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if web.Layer != Layer7 || web.Forwarding != SNAT || web.Protocol != TCP || web.MaglevSize != DefaultMaglevSize ||
 		web.Persistence != (Persistence{Mode: PersistNone}) || web.ConnectTimeout != 5*time.Second ||
-		web.ClientTimeout != time.Hour || web.ServerTimeout != time.Hour || web.ProxyProtocol != ProxyNone ||
+		web.ClientTimeout != 10*time.Minute || web.ServerTimeout != 10*time.Minute || web.ProxyProtocol != ProxyNone ||
 		web.SourceAddress.IsValid() || web.Fallback != nil || web.Line != 4 {
 		t.Errorf("web: %+v", web)
 	}

@@ -10,7 +10,7 @@ import (
 
 // serviceKeys are the keys of one of virtual_services.
 var serviceKeys = []string{"name", "address", "ports", "layer", "forwarding", "protocol", "persistence", "maglev_size", "health_check", "fallback", "real_servers",
-	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections"}
+	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections", "max_connections_per_source"}
 
 // service reads one virtual service. Fields that fail to parse stay zero;
 // the problems are reported and Parse returns no Config.

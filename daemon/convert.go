@@ -89,20 +89,32 @@ func fastPath(mode config.FastPath, s config.Service, canTX bool) bool {
 	return canTX && s.Persistence.Mode == config.PersistSourceIP
 }
 
-// l7Options carries the proxy settings the snapshot does not.
-func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
+// l7Options carries the proxy settings the snapshot does not. A service
+// without max_connections gets l7.DefaultMaxConns of nofile, the process's
+// file descriptor limit.
+func l7Options(cfg *config.Config, nofile uint64) map[string]l7.ServiceOptions {
 	out := map[string]l7.ServiceOptions{}
+	n := 0
+	for _, s := range cfg.Services {
+		if s.Layer == config.Layer7 {
+			n++
+		}
+	}
 	for _, s := range cfg.Services {
 		if s.Layer != config.Layer7 {
 			continue
 		}
 		o := l7.ServiceOptions{
-			SourceAddr:     s.SourceAddress,
-			ProxyProtocol:  s.ProxyProtocol == config.ProxyV2,
-			ConnectTimeout: s.ConnectTimeout,
-			ClientTimeout:  s.ClientTimeout,
-			ServerTimeout:  s.ServerTimeout,
-			MaxConns:       s.MaxConnections,
+			SourceAddr:        s.SourceAddress,
+			ProxyProtocol:     s.ProxyProtocol == config.ProxyV2,
+			ConnectTimeout:    s.ConnectTimeout,
+			ClientTimeout:     s.ClientTimeout,
+			ServerTimeout:     s.ServerTimeout,
+			MaxConns:          s.MaxConnections,
+			MaxConnsPerSource: s.MaxConnectionsPerSource,
+		}
+		if o.MaxConns == 0 {
+			o.MaxConns = l7.DefaultMaxConns(nofile, n)
 		}
 		for _, r := range s.RealServers {
 			if r.MaxConnections > 0 {

@@ -113,7 +113,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 			return d, err
 		}
 	}
-	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
+	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg, l7.NoFile())); err != nil {
 		return d, err
 	}
 	d.mon = health.NewMonitor(log, d.onHealth)
@@ -304,7 +304,7 @@ func (d *Daemon) reload() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
+	if err := d.proxy.Apply(d.holder.Load(), l7Options(cfg, l7.NoFile())); err != nil {
 		errs = append(errs, err)
 	}
 	d.mon.Set(healthTargets(cfg))

@@ -79,7 +79,7 @@ func (d *Daemon) haOverview() *api.HA {
 	st := d.ha.Status()
 	h := &api.HA{Role: st.Role, Peer: st.Peer.String(), PeerState: st.PeerState,
 		Priority: st.Priority, Failovers: st.Failovers, LastFailoverCause: st.Cause,
-		SyncImported: st.Imported, SyncExported: st.Exported}
+		SyncImported: st.Imported, SyncExported: st.Exported, SyncRefused: st.Refused}
 	if !st.LastFailover.IsZero() {
 		t := st.LastFailover.UTC()
 		h.LastFailover = &t

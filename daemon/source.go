@@ -138,7 +138,15 @@ func (s source) Reload() error { return s.d.Reload() }
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
-	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}}
+	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, L7Refused: map[string]map[string]uint64{}}
+	if s.d.mon != nil {
+		m.HealthLocalErrors = s.d.mon.LocalErrors()
+	}
+	if s.d.proxy != nil {
+		for _, st := range s.d.proxy.Stats() {
+			m.L7Refused[st.Name] = map[string]uint64{"max_connections": st.Rejected, "max_connections_per_source": st.RejectedSource}
+		}
+	}
 	if s.d.dp != nil {
 		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
 	}

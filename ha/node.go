@@ -89,6 +89,7 @@ type Status struct {
 	Cause        string    // why
 	Failovers    uint64    // role changes to or from master
 	Imported     uint64    // persistence entries taken from the peer
+	Refused      uint64    // connections to the sync port closed at accept
 	Exported     uint64    // persistence entries sent to the peer
 }
 
@@ -255,6 +256,7 @@ func (n *Node) Status() Status {
 	st.PeerState = n.peerStateLocked()
 	if n.sync != nil {
 		st.Imported, st.Exported = n.sync.imported.Load(), n.sync.exported.Load()
+		st.Refused = n.sync.refused.Load()
 	}
 	return st
 }

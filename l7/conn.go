@@ -21,6 +21,8 @@ type svcState struct {
 	active                   atomic.Int64
 	total, bytesIn, bytesOut atomic.Uint64
 	rejected, noServer       atomic.Uint64
+	rejectedSource           atomic.Uint64 // over MaxConnsPerSource
+	sources                  sourceCounts
 
 	mu      sync.Mutex
 	servers map[string]*srvState // by server name
@@ -71,6 +73,7 @@ type conn struct {
 	serverAddr     netip.AddrPort
 	svc            *svcState
 	srv            *srvState
+	source         netip.Addr   // counted in svc.sources; invalid: not counted
 	lastActive     atomic.Int64 // nanoseconds since epoch (monotonic)
 	closeOnce      sync.Once
 	in, out        direction    // client to server, server to client
@@ -134,11 +137,14 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 		reset()
 		return nil
 	}
-	ss.total.Add(1)
 	registered := false
+	var counted netip.Addr // the source key counted in ss.sources
 	defer func() {
 		if !registered {
 			ss.active.Add(-1)
+			if counted.IsValid() {
+				ss.sources.release(counted)
+			}
 		}
 	}()
 
@@ -149,6 +155,16 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 	}
 	src := raddr.AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if opts.MaxConnsPerSource > 0 {
+		key := sourceKey(src.Addr())
+		if !ss.sources.acquire(key, opts.MaxConnsPerSource) {
+			ss.rejectedSource.Add(1)
+			reset()
+			return nil
+		}
+		counted = key
+	}
+	ss.total.Add(1)
 
 	server, srv, st := p.connect(svc, ss, &opts, src.Addr(), laddr.Port())
 	if server == nil {
@@ -174,6 +190,7 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 		serverAddr: netip.AddrPortFrom(srv.Addr.Unmap(), 0),
 		svc:        ss,
 		srv:        st,
+		source:     counted,
 	}
 	c.out = direction{c: c, dst: client, src: server, readTimeout: opts.ServerTimeout, writeTimeout: opts.ClientTimeout,
 		svcBytes: &ss.bytesOut, srvBytes: &st.bytesOut}
@@ -235,6 +252,9 @@ func (c *conn) finish(err error) {
 	c.close()
 	c.srv.active.Add(-1)
 	c.svc.active.Add(-1)
+	if c.source.IsValid() {
+		c.svc.sources.release(c.source)
+	}
 }
 
 // inService reports whether srv is still a server of service in snap, at the

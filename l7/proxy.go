@@ -55,8 +55,11 @@ type ServiceOptions struct {
 	// DefaultServerTimeout.
 	ServerTimeout time.Duration
 	// MaxConns limits the service's established connections; a client over
-	// the limit is reset at once. 0: no limit.
+	// the limit is reset at once. 0: no limit (see DefaultMaxConns).
 	MaxConns int
+	// MaxConnsPerSource limits the connections of one client address (IPv6:
+	// one /64); a client over it is reset at once. 0: no limit.
+	MaxConnsPerSource int
 	// MaxConnsPerServer limits the connections of each real server; a server
 	// at its limit is skipped as if it refused (the client goes to another
 	// eligible server). 0: no limit. ServerMaxConns overrides it per server.
