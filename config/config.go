@@ -186,7 +186,8 @@ type HA struct {
 	// AdvertInterval is the VRRP advertisement interval, a multiple of 10ms
 	// between 10ms and 40.95s. Default DefaultAdvertInterval.
 	AdvertInterval time.Duration
-	// Secret authenticates traffic between the pair. Required.
+	// Secret authenticates traffic between the pair, the same on both nodes;
+	// at least MinSecretLen bytes (`medialb passwd --secret` makes one). Required.
 	Secret string
 	// Preempt lets a returning higher-priority node take the VIPs back. Default false.
 	Preempt bool
