@@ -95,11 +95,14 @@ type pair struct {
 	runs  int
 }
 
-func newPair(e *env) *pair {
+func newPair(e *env) *pair { return newPairFrom(e, haConfig) }
+
+// newPairFrom is newPair with another configuration template than haConfig.
+func newPairFrom(e *env, tmpl string) *pair {
 	p := &pair{e: e}
 	for i := range 2 {
 		lb, peer := e.lab.LBs[i], e.lab.LBs[1-i]
-		tp := template.Must(template.New("cfg").Parse(haConfig))
+		tp := template.Must(template.New("cfg").Parse(tmpl))
 		var b bytes.Buffer
 		err := tp.Execute(&b, map[string]any{
 			"Name": lb.Name, "Iface": lb.Link, "StateDir": filepath.Join(e.dir, lb.Name), "LB": lb.Addr4,
