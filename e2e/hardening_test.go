@@ -301,3 +301,133 @@ func floodConfigPush(e *env, dst netip.AddrPort, n int) map[int]int {
 	}
 	return codes
 }
+
+// nofileOf returns the soft and hard RLIMIT_NOFILE of process pid.
+func nofileOf(pid int) (string, string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return "", "", err
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 2 {
+				return f[0], f[1], nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("no open files limit in /proc/%d/limits", pid)
+}
+
+// TestHardeningFDExhaustion lowers the file descriptor limit of a running
+// medialb (prlimit) and holds idle layer-7 connections until its accepts
+// fail: the health checks then fail for want of descriptors too, and must not
+// take a real server down.
+func TestHardeningFDExhaustion(t *testing.T) {
+	e := newEnv(t, "hf", lab.Options{Clients: 40})
+	p := e.start(nodeSection + apiSection + "virtual_services:" + l7Service)
+	e.waitChecked(15 * time.Second)
+	pid := p.Cmd.Process.Pid
+	soft, hard, err := nofileOf(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := len(fds) + 20
+	prlimit := func(soft string) {
+		t.Helper()
+		if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile="+soft+":").CombinedOutput(); err != nil {
+			t.Fatalf("prlimit (util-linux; make deps-test installs it): %v %s", err, out)
+		}
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			prlimit(soft)
+		}
+	}
+	mark := p.Mark()
+	prlimit(strconv.Itoa(limit))
+	defer restore()
+	t.Logf("medialb: %d open files, RLIMIT_NOFILE lowered from %s (hard %s) to %d", len(fds), soft, hard, limit)
+
+	// Idle client connections until medialb logs that accept fails.
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	acceptFailed := func() bool {
+		for _, ev := range p.Events()[mark:] {
+			if strings.HasPrefix(ev.Msg(), "accept failed") {
+				return true
+			}
+		}
+		return false
+	}
+	srcs := e.lab.Client.Sources4
+	// Until accepts fail, and as many again, so that the listen backlog keeps
+	// medialb's accept loop taking every descriptor that frees.
+	extra := -1
+	for i := 0; extra != 0; i++ {
+		if i == 200 {
+			t.Fatalf("accepts still succeed after %d idle connections under a limit of %d", i, limit)
+		}
+		if extra < 0 && acceptFailed() {
+			extra = i
+		}
+		if extra > 0 {
+			extra--
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := e.lab.DialTCP(ctx, srcs[i%len(srcs)], netip.AddrPortFrom(l7VIP, 8080))
+		cancel()
+		if err == nil {
+			held = append(held, c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Four health check intervals of 500 ms with fall 2: long enough to take
+	// every server down twice if the failures counted.
+	time.Sleep(2 * time.Second)
+	localErrors := 0
+	for _, ev := range p.Events()[mark:] {
+		if ev.Msg() == "real server state" && ev.Str("state") == "down" {
+			t.Errorf("real server %s went down while medialb was out of file descriptors: %v", ev.Str("server"), ev)
+		}
+		if strings.HasPrefix(ev.Msg(), "health check not made") {
+			localErrors++
+		}
+	}
+	if localErrors == 0 {
+		t.Error("no health check was logged as not made for want of file descriptors")
+	}
+	t.Logf("%d idle connections held; %d local health check errors logged", len(held), localErrors)
+
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	restore()
+	e.waitChecked(10 * time.Second)
+	code, body, err := p.API(context.Background(), "GET", "9443", "/metrics", "loadbalancer", "loadbalancer")
+	if err != nil || code != 200 {
+		t.Fatalf("metrics after the limit was restored: %d %v", code, err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, "medialb_health_check_local_errors_total "); ok {
+			if n, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64); n == 0 {
+				t.Error("medialb_health_check_local_errors_total is 0")
+			}
+			t.Logf("%s", strings.TrimSpace(line))
+		}
+		if strings.HasPrefix(line, `medialb_real_server_state{`) && strings.Contains(line, `state="down"} 1`) {
+			t.Errorf("after the limit was restored: %s", strings.TrimSpace(line))
+		}
+	}
+}
