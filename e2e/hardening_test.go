@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,12 @@ import (
 
 	"github.com/medialb/medialb/lab"
 )
+
+// floodOnly skips TestHardeningPair's checks before the flood, so that the
+// flood's figures can be taken of another build side by side (main's):
+//
+//	MEDIALB_BIN=/path/to/main/bin go test ./e2e/ -run TestHardeningPair -count=1 -v -hardening.flood-only
+var floodOnly = flag.Bool("hardening.flood-only", false, "TestHardeningPair: only the flood and its figures")
 
 // hardeningVIPs are haConfig's VIPs.
 var hardeningVIPs = []string{"192.168.94.100", "192.168.94.110", "fd94::110"}
@@ -107,6 +114,10 @@ func TestHardeningPair(t *testing.T) {
 	e.proc = p.procs[0] // the API answers on the node's own address (the default)
 	e.waitChecked(15 * time.Second)
 
+	if *floodOnly {
+		floodPair(t, e, p)
+		return
+	}
 	src4, src6 := e.lab.Client.Sources4[0], e.lab.Client.Sources6[0]
 	for _, v := range hardeningVIPs {
 		vip := netip.MustParseAddr(v)
