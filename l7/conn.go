@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/medialb/medialb/internal/clientaddr"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -156,7 +157,7 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 	src := raddr.AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	if opts.MaxConnsPerSource > 0 {
-		key := sourceKey(src.Addr())
+		key := clientaddr.Key(src.Addr())
 		if !ss.sources.acquire(key, opts.MaxConnsPerSource) {
 			ss.rejectedSource.Add(1)
 			reset()

@@ -15,16 +15,6 @@ type sourceCounts struct {
 	n  map[netip.Addr]int
 }
 
-// sourceKey is the address a client counts under.
-func sourceKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
 // acquire counts one more connection of key unless it has limit already.
 func (s *sourceCounts) acquire(key netip.Addr, limit int) bool {
 	s.mu.Lock()

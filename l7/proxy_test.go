@@ -716,16 +716,3 @@ func TestDefaultMaxConns(t *testing.T) {
 		}
 	}
 }
-
-func TestSourceKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.7":             "192.0.2.7",
-		"::ffff:192.0.2.7":      "192.0.2.7",
-		"2001:db8:1:2:3:4:5:6":  "2001:db8:1:2::",
-		"2001:db8:1:2:ffff::99": "2001:db8:1:2::",
-	} {
-		if got := sourceKey(netip.MustParseAddr(in)); got != netip.MustParseAddr(want) {
-			t.Errorf("sourceKey(%s) = %s, want %s", in, got, want)
-		}
-	}
-}
