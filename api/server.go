@@ -33,7 +33,7 @@ const DefaultStateDir = "/var/lib/medialb"
 
 // Config configures the API server (the api section and node.state_dir).
 type Config struct {
-	// Listen is host:port of the HTTPS listener, such as "0.0.0.0:9443".
+	// Listen is host:port of the HTTPS listener, such as "192.168.94.2:9443".
 	Listen string
 	// TLSCert and TLSKey are PEM files. When both are empty, a self-signed
 	// certificate is generated and kept in StateDir.

@@ -368,7 +368,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:11: virtual_services[0]: key "name" given twice (first on line 4)`,
 		}},
 		{"api", "node: {interface: eth0}\napi:\n  listen: 9443\n  tls_cert: /c.pem\n  users:\n    - { name: 'a:b', password_hash: plain }\n    - { name: x, password_hash: \"$1$abc\" }\n    - { name: x }\nvirtual_services:\n" + l7, []string{
-			`t.yaml:3: api.listen: "9443" is not host:port (e.g. 0.0.0.0:9443 or [::]:9443)`,
+			`t.yaml:3: api.listen: "9443" is not host:port (e.g. 192.168.94.2:9443, or :9443 for this node's own address)`,
 			`t.yaml:4: api.tls_cert is given but api.tls_key is not (give both, or neither for a self-signed certificate)`,
 			`t.yaml:6: api.users[0].name: "a:b": a user name must be non-empty, without colon or white space`,
 			`t.yaml:6: api.users[0].password_hash: not a bcrypt hash: it must start with $2a$, $2b$ or $2y$ (make one with ` + "`medialb passwd`)",
