@@ -89,7 +89,7 @@ func newCollector(src Source, version string) *collector {
 		haSync:                 d("ha_sync_entries_total", "Persistence entries exchanged with the HA peer, by direction.", "direction"),
 		haConfigSync:           d("ha_config_in_sync", "On the primary: whether the peer runs this node's virtual_services (1) or not, or not yet known (0)."),
 		healthLocal:            d("health_check_local_errors_total", "Health checks not made because this node was out of file descriptors, ports or buffers (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS); the servers kept their last state."),
-		l7Refused:              d("l7_refused_connections_total", "Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source.", "service", "reason"),
+		l7Refused:              d("l7_refused_connections_total", "Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source, out_of_resources (this node out of descriptors or ports when connecting to a server).", "service", "reason"),
 		haSyncRefused:          d("ha_sync_refused_connections_total", "Connections to the HA sync port closed at accept: not from ha.peer, or too many waiting for authentication."),
 	}
 }

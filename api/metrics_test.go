@@ -76,7 +76,7 @@ medialb_config_last_reload_successful 0
 # HELP medialb_health_check_local_errors_total Health checks not made because this node was out of file descriptors, ports or buffers (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS); the servers kept their last state.
 # TYPE medialb_health_check_local_errors_total counter
 medialb_health_check_local_errors_total 7
-# HELP medialb_l7_refused_connections_total Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source.
+# HELP medialb_l7_refused_connections_total Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source, out_of_resources (this node out of descriptors or ports when connecting to a server).
 # TYPE medialb_l7_refused_connections_total counter
 medialb_l7_refused_connections_total{reason="max_connections",service="Harmonic_Management"} 2
 medialb_l7_refused_connections_total{reason="max_connections_per_source",service="Harmonic_Management"} 5

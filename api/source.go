@@ -129,7 +129,7 @@ type Metrics struct {
 	// of file descriptors, ports or buffers; their servers kept their state.
 	HealthLocalErrors uint64
 	// L7Refused counts layer-7 clients closed at accept, by service and then by
-	// reason: "max_connections", "max_connections_per_source".
+	// reason: "max_connections", "max_connections_per_source", "out_of_resources".
 	L7Refused map[string]map[string]uint64
 	// HASyncRefused counts connections to the HA sync port closed at accept
 	// (not from ha.peer, or too many waiting for authentication).

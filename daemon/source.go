@@ -144,7 +144,8 @@ func (s source) Metrics() api.Metrics {
 	}
 	if s.d.proxy != nil {
 		for _, st := range s.d.proxy.Stats() {
-			m.L7Refused[st.Name] = map[string]uint64{"max_connections": st.Rejected, "max_connections_per_source": st.RejectedSource}
+			m.L7Refused[st.Name] = map[string]uint64{"max_connections": st.Rejected, "max_connections_per_source": st.RejectedSource,
+				"out_of_resources": st.Exhausted}
 		}
 	}
 	if s.d.dp != nil {

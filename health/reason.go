@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/medialb/medialb/internal/exhausted"
 )
 
 // describe turns the error of a check into a short reason that says what was
@@ -60,14 +62,7 @@ func describe(ctx context.Context, err error, timeout time.Duration, phase strin
 // of something: file descriptors (EMFILE, ENFILE), ephemeral ports or a
 // usable source address (EADDRNOTAVAIL), or buffer space (ENOBUFS). Such a
 // check says nothing about the server.
-func LocalError(err error) bool {
-	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.EADDRNOTAVAIL, syscall.ENOBUFS} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
+func LocalError(err error) bool { return exhausted.Is(err) }
 
 // cut shortens an error message for a reason: fasthttp's messages can quote
 // kilobytes of what the server sent.

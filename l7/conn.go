@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medialb/medialb/internal/clientaddr"
+	"github.com/medialb/medialb/internal/exhausted"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -23,6 +24,7 @@ type svcState struct {
 	total, bytesIn, bytesOut atomic.Uint64
 	rejected, noServer       atomic.Uint64
 	rejectedSource           atomic.Uint64 // over MaxConnsPerSource
+	exhausted                atomic.Uint64 // reset: this node out of descriptors or ports
 	sources                  sourceCounts
 
 	mu      sync.Mutex
@@ -296,6 +298,12 @@ func (p *Proxy) connect(svc *tables.Service, ss *svcState, opts *ServiceOptions,
 			}
 			st.active.Add(-1)
 			if p.ctx.Err() != nil {
+				return nil, nil, nil
+			}
+			if exhausted.Is(err) {
+				// This node is out of descriptors or ports: not the server's
+				// fault, and no other server would fare better.
+				ss.exhausted.Add(1)
 				return nil, nil, nil
 			}
 			st.connectFailures.Add(1)

@@ -716,3 +716,17 @@ func TestDefaultMaxConns(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectExhausted: a connection to a server that fails for want of this
+// node's resources (here EADDRNOTAVAIL: a source address the host lacks) resets
+// the client without a count against the server or a redispatch.
+func TestConnectExhausted(t *testing.T) {
+	l := newLab(t, 1, []uint32{100, 100}, ServiceOptions{SourceAddr: netip.MustParseAddr("192.0.2.1")})
+	l.expectReset(loopAddr())
+	waitFor(t, "the reset counted", func() bool { return l.proxy.Stats()[0].Exhausted == 1 })
+	for _, srv := range []string{"RS1", "RS2"} {
+		if s := l.stats(srv); s.ConnectFailures != 0 || s.FailStreak != 0 {
+			t.Errorf("%s: %+v, want no connect failure counted", srv, s)
+		}
+	}
+}

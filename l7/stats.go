@@ -13,6 +13,10 @@ type ServiceStats struct {
 	// RejectedSource counts clients reset because their address had
 	// MaxConnsPerSource connections already.
 	RejectedSource uint64
+	// Exhausted counts clients reset because connecting to a server failed
+	// for want of this node's descriptors or ports (not counted against the
+	// server; also in NoServer).
+	Exhausted uint64
 	NoServer       uint64 // clients reset because no server was eligible or every attempt failed
 	Servers        []ServerStats
 }
@@ -55,6 +59,7 @@ func (p *Proxy) Stats() []ServiceStats {
 			st.BytesOut = ss.bytesOut.Load()
 			st.Rejected = ss.rejected.Load()
 			st.RejectedSource = ss.rejectedSource.Load()
+			st.Exhausted = ss.exhausted.Load()
 			st.NoServer = ss.noServer.Load()
 		}
 		for _, srv := range servers {
