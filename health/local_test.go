@@ -20,7 +20,7 @@ func TestLocalExhaustionKeepsVerdict(t *testing.T) {
 	defer m.Close()
 	spec := fastSpec()
 	spec.Fall = 1
-	m.Set([]Target{{Key: "svc/a", Addr: addr, Spec: spec}})
+	m.Set([]Target{{Key: tk("svc/a"), Addr: addr, Spec: spec}})
 	if s := wait(t, ch); !s.Up {
 		t.Fatalf("first transition %+v, want up", s.Transition)
 	}
@@ -47,7 +47,7 @@ func TestLocalExhaustionKeepsVerdict(t *testing.T) {
 	if n := m.LocalErrors(); n == 0 {
 		t.Error("no check counted as a local error while out of file descriptors")
 	}
-	if st, _ := m.Status("svc/a"); !st.Up {
+	if st, _ := m.Status(tk("svc/a")); !st.Up {
 		t.Errorf("status %+v, want still up", st)
 	}
 
