@@ -20,9 +20,10 @@ import (
 // Defaults for ServiceOptions fields left zero: the configuration's own
 // (connect_timeout, client_timeout, server_timeout), which package config
 // keeps in one place and says why. A short connect timeout, so that a dead
-// server costs the client little before it is redispatched, and long idle
-// timeouts, because management and streaming-control sessions sit idle for
-// minutes between requests.
+// server costs the client little before it is redispatched, and idle
+// timeouts of ten minutes: longer than management sessions sit idle between
+// requests, short enough that abandoned connections give their descriptors
+// back (config.DefaultIdleTimeout).
 const (
 	DefaultConnectTimeout = config.DefaultConnectTimeout
 	DefaultClientTimeout  = config.DefaultIdleTimeout
