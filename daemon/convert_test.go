@@ -31,3 +31,23 @@ func TestFastPathDecision(t *testing.T) {
 		}
 	}
 }
+
+// A layer-7 service without max_connections gets its share of the fd limit;
+// one with it keeps it; the per-source limit passes through.
+func TestL7OptionsLimits(t *testing.T) {
+	cfg := &config.Config{Services: []config.Service{
+		{Name: "a", Layer: config.Layer7, MaxConnectionsPerSource: 8},
+		{Name: "b", Layer: config.Layer7, MaxConnections: 100},
+		{Name: "c", Layer: config.Layer4},
+	}}
+	got := l7Options(cfg, 10240)
+	if a := got["a"]; a.MaxConns != 2304 || a.MaxConnsPerSource != 8 { // (10240 - 1024) / 2 / 2 services
+		t.Errorf("a: max %d, per source %d; want 2304, 8", a.MaxConns, a.MaxConnsPerSource)
+	}
+	if b := got["b"]; b.MaxConns != 100 || b.MaxConnsPerSource != 0 {
+		t.Errorf("b: max %d, per source %d; want 100, 0", b.MaxConns, b.MaxConnsPerSource)
+	}
+	if _, ok := got["c"]; ok {
+		t.Error("a layer-4 service has proxy options")
+	}
+}
