@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -22,7 +23,8 @@ var (
 // collector turns the Source's overview and metrics into Prometheus metrics at
 // scrape time; it keeps no counters of its own.
 type collector struct {
-	src Source
+	src     Source
+	refused atomic.Uint64 // API connections closed at accept (limitListener)
 
 	buildInfo *prometheus.Desc
 	version   string
@@ -34,7 +36,7 @@ type collector struct {
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
 	haRole                                                                    *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
-	healthLocal, l7Refused, haSyncRefused                                     *prometheus.Desc
+	healthLocal, l7Refused, haSyncRefused, apiRefused                         *prometheus.Desc
 }
 
 func newCollector(src Source, version string) *collector {
@@ -90,6 +92,7 @@ func newCollector(src Source, version string) *collector {
 		haConfigSync:           d("ha_config_in_sync", "On the primary: whether the peer runs this node's virtual_services (1) or not, or not yet known (0)."),
 		healthLocal:            d("health_check_local_errors_total", "Health checks not made because this node was out of file descriptors, ports or buffers (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS); the servers kept their last state."),
 		l7Refused:              d("l7_refused_connections_total", "Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source, out_of_resources (this node out of descriptors or ports when connecting to a server).", "service", "reason"),
+		apiRefused:             d("api_refused_connections_total", "Connections to the API closed at accept: over 256 open, or over 32 from one client address (IPv6: /64)."),
 		haSyncRefused:          d("ha_sync_refused_connections_total", "Connections to the HA sync port closed at accept: not from ha.peer, or too many waiting for authentication."),
 	}
 }
@@ -102,7 +105,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
 		c.forwarded, c.fastpath, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
-		c.healthLocal, c.l7Refused, c.haSyncRefused,
+		c.healthLocal, c.l7Refused, c.haSyncRefused, c.apiRefused,
 	} {
 		ch <- d
 	}
@@ -177,6 +180,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.reloads, m.ReloadFailures, "failure")
 	gauge(c.lastReloadOK, b2f(!m.LastReloadFailed))
 	counter(c.healthLocal, m.HealthLocalErrors)
+	counter(c.apiRefused, c.refused.Load())
 	for _, svc := range slices.Sorted(maps.Keys(m.L7Refused)) {
 		for _, r := range slices.Sorted(maps.Keys(m.L7Refused[svc])) {
 			counter(c.l7Refused, m.L7Refused[svc][r], svc, r)

@@ -146,10 +146,11 @@ func (s *Server) Start() error {
 	if s.srv != nil {
 		return errors.New("start API: already started")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	inner, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("start API: listen on %s: %w (is another process using api.listen?)", s.cfg.Listen, err)
 	}
+	ln := newLimitListener(inner, maxConns, maxConnsPerSource, &s.collector.refused)
 	srv := &http.Server{
 		Handler:           s.handler,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12},
