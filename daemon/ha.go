@@ -15,6 +15,7 @@ import (
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
 	"github.com/medialb/medialb/ha"
+	"github.com/medialb/medialb/internal/atomicfile"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -212,42 +213,16 @@ func (t haTarget) ApplyServices(doc []byte) error {
 		return err
 	}
 	old, oldErr := os.ReadFile(ov)
-	if err := writeAtomic(ov, doc); err != nil {
+	if err := atomicfile.Write(ov, doc, 0o640); err != nil {
 		return err
 	}
 	if err := d.Reload(); err != nil {
 		if oldErr == nil {
-			err = errors.Join(err, writeAtomic(ov, old))
+			err = errors.Join(err, atomicfile.Write(ov, old, 0o640))
 		} else {
 			os.Remove(ov)
 		}
 		return err
-	}
-	return nil
-}
-
-// writeAtomic replaces the file at path with data.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("keep pushed virtual_services: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".push-*")
-	if err != nil {
-		return fmt.Errorf("keep pushed virtual_services: %w (is node.state_dir writable?)", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("keep pushed virtual_services in %s: %w", path, err)
 	}
 	return nil
 }

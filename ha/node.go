@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/medialb/medialb/config"
+	"github.com/medialb/medialb/internal/atomicfile"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -432,13 +433,17 @@ func (n *Node) WaitRole(ctx context.Context, role string) error {
 }
 
 // watchHealth polls the node's health every advertisement interval and writes
-// the track file keepalived follows when it changes.
+// the track file keepalived follows when it changes. A write that fails (state_dir
+// full or read-only) is retried every interval until it succeeds; meanwhile an
+// unhealthy node stops keepalived, which releases the VIPs to the peer, since the
+// track file cannot tell it to. keepalived starts again once the file is written.
 func (n *Node) watchHealth() {
 	if n.opts.Health == nil {
 		return
 	}
 	t := time.NewTicker(max(n.opts.HA.AdvertInterval, 50*time.Millisecond))
 	defer t.Stop()
+	stale := false // the track file does not say what n.healthy says
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -450,16 +455,31 @@ func (n *Node) watchHealth() {
 		changed := ok != n.healthy
 		n.healthy, n.reason = ok, reason
 		n.mu.Unlock()
-		if !changed {
-			continue
-		}
-		if ok {
+		if changed && ok {
 			n.log.Info().Msg("HA: this node is healthy again; keepalived may make it master")
-		} else {
+		} else if changed {
 			n.log.Error().Str("reason", reason).Msg("HA: this node is unhealthy; keepalived releases the VIPs to the peer")
 		}
+		if !changed && !stale {
+			continue
+		}
 		if err := n.writeHealth(ok); err != nil {
-			n.log.Error().Err(err).Msg("HA: health not passed to keepalived")
+			if changed || !stale {
+				n.log.Error().Err(err).Bool("healthy", ok).
+					Msg("HA: health not passed to keepalived; retrying every advertisement interval (free or fix node.state_dir)")
+			}
+			stale = true
+			if !ok && n.sup != nil && n.sup.hold(true) {
+				n.log.Error().Msg("HA: keepalived stopped so that the VIPs go to the peer: this unhealthy node cannot tell it through the health file")
+			}
+			continue
+		}
+		if stale {
+			n.log.Info().Bool("healthy", ok).Msg("HA: health file written again")
+		}
+		stale = false
+		if n.sup != nil && n.sup.hold(false) {
+			n.log.Info().Msg("HA: keepalived starts again; the health file tells it this node's health")
 		}
 	}
 }
@@ -470,11 +490,7 @@ func (n *Node) writeHealth(ok bool) error {
 	if ok {
 		v = "0\n"
 	}
-	tmp := n.health + ".tmp"
-	if err := os.WriteFile(tmp, []byte(v), 0o600); err != nil {
-		return fmt.Errorf("write HA health file: %w", err)
-	}
-	if err := os.Rename(tmp, n.health); err != nil {
+	if err := atomicfile.Write(n.health, []byte(v), 0o600); err != nil {
 		return fmt.Errorf("write HA health file: %w", err)
 	}
 	return nil

@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medialb/medialb/lab/lbproc"
+)
+
+// readOnly makes dirs read-only even for root (the immutable attribute) until the
+// test ends; it skips when the file system cannot do that.
+func readOnly(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if out, err := exec.Command("chattr", "+i", d).CombinedOutput(); err != nil {
+			t.Skipf("chattr +i %s: %v %s (the file system has no immutable attribute)", d, err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("chattr", "-i", d).CombinedOutput(); err != nil {
+				t.Errorf("chattr -i %s: %v %s", d, err, out)
+			}
+		})
+	}
+}
+
+// TestHAUnhealthyReadOnlyStateDir: the master's state_dir turns read-only (a full
+// or remounted disk), then its XDP program is detached. medialb cannot write the
+// health file keepalived follows, so it stops keepalived: the VIPs go to the
+// backup all the same, and the unhealthy node holds none.
+func TestHAUnhealthyReadOnlyStateDir(t *testing.T) {
+	e, p := startedPair(t, 4)
+	lb := e.lab.LBs[0]
+	state := filepath.Join(e.dir, lb.Name)
+	readOnly(t, state, filepath.Join(state, "ha"))
+	mark := p.procs[0].Mark()
+	detachXDP(t, lb)
+	ctx := context.Background()
+	if _, err := p.procs[0].WaitFor(ctx, mark, 5*time.Second, "health file not written", func(ev lbproc.Event) bool {
+		return strings.HasPrefix(ev.Msg(), "HA: health not passed to keepalived")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p.waitHA(1, 10*time.Second, "master role after the unhealthy master could not write its health file", func(o haOverview) bool {
+		return o.HA.Role == "master"
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for p.hasVIP(0, haVIP4) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unhealthy lb1 keeps %s with its state_dir read-only", haVIP4)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !p.hasVIP(1, haVIP4) {
+		t.Errorf("lb2 became master but does not hold %s", haVIP4)
+	}
+}
