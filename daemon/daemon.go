@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ type Daemon struct {
 	ha       *ha.Node     // nil without an ha section
 	hs       haSync       // the pair's configuration sync (ha.go)
 	alive    atomic.Int32 // dataplane workers running
+	lock     *os.File     // holds node.state_dir (lock.go); nil without one
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
@@ -74,6 +76,12 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		}
 	}()
 
+	if cfg.Node.StateDir != "" {
+		// First of all: a second medialb on this directory must not touch anything.
+		if d.lock, err = lockStateDir(cfg.Node.StateDir, cfg.Node.Name); err != nil {
+			return d, err
+		}
+	}
 	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface, cfg.Node.StateDir); err != nil {
 		return d, err
 	}
@@ -358,6 +366,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.vips != nil {
 		errs = append(errs, d.vips.Close())
+	}
+	if d.lock != nil {
+		d.lock.Close() // last: the next medialb may take the directory now
 	}
 	return errors.Join(errs...)
 }

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/lbproc"
 )
 
@@ -56,5 +58,37 @@ func TestHAUnhealthyReadOnlyStateDir(t *testing.T) {
 	}
 	if !p.hasVIP(1, haVIP4) {
 		t.Errorf("lb2 became master but does not hold %s", haVIP4)
+	}
+}
+
+// TestStateDirLocked: a second medialb on the same state_dir exits at once with a
+// message naming the first; after kill -9 of the first, a new one starts.
+func TestStateDirLocked(t *testing.T) {
+	e := newEnv(t, "sl", lab.Options{})
+	first := e.start(nodeSection + apiSection + "virtual_services:" + l7Service)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := lab.Exec(e.lab.LBs[0].NS, filepath.Join(e.bin, "medialb"), "run", "--config", e.cfg)
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...).CombinedOutput()
+	want := fmt.Sprintf("state_dir %s is in use by medialb pid %d (node lb1)", filepath.Join(e.dir, "state"), first.Cmd.Process.Pid)
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("second medialb on the state_dir: %v after %s, output:\n%s\nwant an exit saying %q", err, time.Since(t0), out, want)
+	}
+	if ok, err := first.Exited(); ok {
+		t.Fatalf("the first medialb exited: %v", err)
+	}
+	first.Kill()
+	again, err := lbproc.Start(e.lab, e.lab.LBs[0], filepath.Join(e.bin, "medialb"), e.cfg, filepath.Join(e.dir, "again.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := again.Stop(15 * time.Second); err != nil {
+			t.Errorf("medialb after the restart: %v", err)
+		}
+	}()
+	if err := again.WaitStarted(context.Background(), 20*time.Second); err != nil {
+		t.Fatalf("restart after kill -9: %v\n%s", err, again.Log())
 	}
 }
