@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,4 +92,26 @@ func TestStateDirLocked(t *testing.T) {
 	if err := again.WaitStarted(context.Background(), 20*time.Second); err != nil {
 		t.Fatalf("restart after kill -9: %v\n%s", err, again.Log())
 	}
+}
+
+// TestSignalsTermAfterHUPs: 50 SIGHUPs and then a SIGTERM: medialb exits cleanly
+// within its timeout (SIGTERM was lost behind the queued SIGHUPs once).
+func TestSignalsTermAfterHUPs(t *testing.T) {
+	e := newEnv(t, "sg", lab.Options{})
+	p := e.start(nodeSection + apiSection + "virtual_services:" + l7Service)
+	for range 50 {
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	if err := p.Stop(15 * time.Second); err != nil {
+		t.Fatalf("after 50 SIGHUPs and a SIGTERM: %v", err)
+	}
+	if ev, err := p.WaitFor(context.Background(), 0, time.Second, "clean stop", func(ev lbproc.Event) bool {
+		return ev.Msg() == "stopped; interface left as it was"
+	}); err != nil {
+		t.Errorf("%v (last %v)", err, ev)
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
 }
