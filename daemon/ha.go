@@ -150,6 +150,20 @@ type haSync struct {
 	mu     sync.Mutex                // one pushed configuration applied at a time
 	pusher atomic.Pointer[ha.Pusher] // nil without HA or without an API
 	ready  atomic.Bool               // startHA done: pushes may be applied
+	url    string                    // the peer's API the pusher pushes to (under Daemon.reloadMu)
+}
+
+// restartConfigSync moves the pusher to the peer API of cfg when a reload changed
+// ha.peer or the API's port.
+func (d *Daemon) restartConfigSync(cfg *config.Config) {
+	url, err := ha.PeerURL(cfg)
+	if err != nil || url == d.hs.url {
+		return
+	}
+	if p := d.hs.pusher.Swap(nil); p != nil {
+		p.Close()
+	}
+	d.startConfigSync(cfg)
 }
 
 // kick makes the pusher compare the pair's services now (after a reload).
@@ -159,10 +173,6 @@ func (h *haSync) kick() {
 	}
 }
 
-// loadConfig reads the configuration as this node runs it: on the secondary
-// of a pair, with the virtual_services its primary pushed (config.LoadNode).
-func loadConfig(path string) (*config.Config, error) { return config.LoadNode(path) }
-
 // startConfigSync pushes this node's virtual_services to the peer's API
 // (https://ha.peer at this node's api.listen port) while it is the primary.
 func (d *Daemon) startConfigSync(cfg *config.Config) {
@@ -171,6 +181,7 @@ func (d *Daemon) startConfigSync(cfg *config.Config) {
 		d.log.Warn().Err(err).Msg("HA: virtual_services are not synced between the pair")
 		return
 	}
+	d.hs.url = url
 	d.hs.pusher.Store(ha.StartPusher(d.ctx, url, func() *config.Config {
 		if c := d.controller(); c != nil {
 			return c.Config()

@@ -288,7 +288,7 @@ func testNode(t *testing.T, secret, role string, holder *tables.Holder, clock ui
 
 func link(t *testing.T, a, b *Node) {
 	for _, n := range []*Node{a, b} {
-		s, err := newSyncer(n, "127.0.0.1:0", "")
+		s, err := newSyncerAt(n, "127.0.0.1:0", "", n.opts.HA.Secret)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +384,7 @@ func TestSyncChannel(t *testing.T) {
 	var hc tables.Holder
 	hc.Store(trafficSnapshot(t, nil, "HT1"))
 	c := testNode(t, "wrong", RoleMaster, &hc, 5, &fakeAdmin{})
-	s, err := newSyncer(c, "127.0.0.1:0", a.sync.ln.Addr().String())
+	s, err := newSyncerAt(c, "127.0.0.1:0", a.sync.ln.Addr().String(), c.opts.HA.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,10 +182,13 @@ func (s *supervisor) writeConfig(text string) error {
 }
 
 // check runs keepalived's configuration test on the file written.
-func (s *supervisor) check() error {
-	out, err := exec.Command(s.bin, "--config-test", "-f", s.conf).CombinedOutput()
+func (s *supervisor) check() error { return s.checkFile(s.conf) }
+
+// checkFile runs keepalived's configuration test on file.
+func (s *supervisor) checkFile(file string) error {
+	out, err := exec.Command(s.bin, "--config-test", "-f", file).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("check keepalived configuration %s: %w: %s", s.conf, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("check keepalived configuration %s: %w: %s", file, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -104,6 +103,7 @@ type Node struct {
 	health string // the health file
 
 	mu       sync.Mutex
+	cur      config.HA // the ha section in force (PrepareReload compares with it)
 	st       Status
 	settings KeepalivedSettings
 	healthy  bool
@@ -136,6 +136,7 @@ func Start(opts Options) (*Node, error) {
 		sup:    newSupervisor(bin, dir, opts.Log),
 		roleCh: make(chan struct{}),
 	}
+	n.cur = opts.HA
 	n.st = Status{Role: RoleBackup, Priority: int(opts.HA.Priority), Peer: opts.HA.Peer, PeerState: PeerUnknown}
 	n.settings = KeepalivedSettings{
 		Node: opts.Node, Interface: opts.Interface, Peer: opts.HA.Peer, Priority: opts.HA.Priority,
@@ -164,8 +165,7 @@ func Start(opts Options) (*Node, error) {
 		return nil, err
 	}
 	if opts.Tables != nil || opts.Admin != nil {
-		s, err := newSyncer(n, net.JoinHostPort("", strconv.Itoa(int(opts.HA.SyncPort))),
-			netip.AddrPortFrom(opts.HA.Peer, opts.HA.SyncPort).String())
+		s, err := newSyncer(n, opts.HA)
 		if err != nil {
 			n.Close()
 			return nil, err
@@ -184,30 +184,6 @@ func Start(opts Options) (*Node, error) {
 		Int("router_id", int(opts.HA.RouterID)).Dur("advert_interval", opts.HA.AdvertInterval).
 		Bool("preempt", opts.HA.Preempt).Msg("HA: keepalived runs the VIPs; starting as backup")
 	return n, nil
-}
-
-// Reload applies a new ha section and VIP list: keepalived's configuration is
-// rewritten and keepalived reloads it (SIGHUP); the role stays.
-func (n *Node) Reload(h config.HA, vips []netip.Addr) error {
-	n.mu.Lock()
-	s := n.settings
-	s.Peer, s.Priority, s.RouterID, s.Advert, s.Preempt, s.VIPs = h.Peer, h.Priority, h.RouterID, h.AdvertInterval, h.Preempt, vips
-	changed := RenderKeepalived(s) != RenderKeepalived(n.settings)
-	n.settings = s
-	n.st.Peer = h.Peer
-	n.mu.Unlock()
-	if !changed {
-		return nil
-	}
-	if err := n.sup.writeConfig(RenderKeepalived(s)); err != nil {
-		return err
-	}
-	if err := n.sup.check(); err != nil {
-		return err
-	}
-	n.sup.signal(syscall.SIGHUP)
-	n.log.Info().Msg("HA: keepalived configuration rewritten and reloaded")
-	return nil
 }
 
 // dropStale removes VIPs left on the interface by a keepalived that could not
@@ -274,17 +250,24 @@ func (n *Node) KeepalivedPid() int { return n.sup.Pid() }
 // AdminChanged tells the node an operator changed an administrative state here,
 // so that a master pushes the new states to its peer at once.
 func (n *Node) AdminChanged() {
-	if n.sync != nil {
-		n.sync.kickAdmin()
+	if s := n.syncer(); s != nil {
+		s.kickAdmin()
 	}
+}
+
+// syncer returns the sync channel in force (a reload may replace it), nil without.
+func (n *Node) syncer() *syncer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sync
 }
 
 // Close stops keepalived (which releases the VIPs and tells the peer with a
 // priority-0 advertisement) and the sync channel.
 func (n *Node) Close() error {
 	n.cancel()
-	if n.sync != nil {
-		n.sync.close()
+	if s := n.syncer(); s != nil {
+		s.close()
 	}
 	if n.fifo != nil {
 		n.fifo.Close()
@@ -393,8 +376,8 @@ func (n *Node) setRole(state string, prio int) {
 	if role == RoleMaster && n.opts.OnMaster != nil {
 		n.opts.OnMaster()
 	}
-	if n.sync != nil {
-		n.sync.kickAdmin()
+	if s := n.syncer(); s != nil {
+		s.kickAdmin()
 	}
 }
 

@@ -13,10 +13,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -58,6 +60,8 @@ type syncer struct {
 	key      []byte
 	ln       net.Listener
 	kick     chan struct{}
+	cancel   context.CancelFunc // stops the dialer; set by start
+	loops    sync.WaitGroup     // serve and dialLoop
 	imported atomic.Uint64
 	exported atomic.Uint64
 
@@ -67,24 +71,36 @@ type syncer struct {
 	recv  sync.WaitGroup // receive goroutines
 }
 
-// newSyncer listens on listen (host:port) and will dial peer (host:port).
-func newSyncer(n *Node, listen, peer string) (*syncer, error) {
+// newSyncer listens on h.sync_port and will dial h.peer at h.sync_port, with
+// h.secret as the key.
+func newSyncer(n *Node, h config.HA) (*syncer, error) {
+	return newSyncerAt(n, net.JoinHostPort("", strconv.Itoa(int(h.SyncPort))),
+		netip.AddrPortFrom(h.Peer, h.SyncPort).String(), h.Secret)
+}
+
+// newSyncerAt listens on listen (host:port) and will dial peer (host:port).
+func newSyncerAt(n *Node, listen, peer, secret string) (*syncer, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen for HA sync on %s: %w (ha.sync_port in use?)", listen, err)
 	}
-	return &syncer{n: n, peer: peer, key: []byte(n.opts.HA.Secret), ln: ln, kick: make(chan struct{}, 1), conns: map[net.Conn]bool{}}, nil
+	return &syncer{n: n, peer: peer, key: []byte(secret), ln: ln, kick: make(chan struct{}, 1), conns: map[net.Conn]bool{}}, nil
 }
 
 func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, s.cancel = context.WithCancel(ctx)
 	wg.Add(2)
-	go func() { defer wg.Done(); s.serve() }()
-	go func() { defer wg.Done(); s.dialLoop(ctx) }()
+	s.loops.Add(2)
+	go func() { defer wg.Done(); defer s.loops.Done(); s.serve() }()
+	go func() { defer wg.Done(); defer s.loops.Done(); s.dialLoop(ctx) }()
 }
 
-// close stops accepting, closes every connection and waits for the receivers.
-// The caller stops the dialer (its context) and waits for it.
+// close stops accepting and dialing, closes every connection and waits for the
+// receivers (the dialer too when stop is called).
 func (s *syncer) close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
 	s.ln.Close()
 	s.mu.Lock()
 	s.done = true
