@@ -127,6 +127,8 @@ type supervisor struct {
 	// beforeStart runs before every start of keepalived (after a stale one is
 	// stopped): the node drops VIPs a killed keepalived left behind.
 	beforeStart func()
+	// gate, if not nil, holds the first start until it is closed.
+	gate <-chan struct{}
 
 	mu   sync.Mutex
 	proc *os.Process
@@ -232,6 +234,13 @@ func (s *supervisor) killStale() {
 // stops keepalived (SIGTERM, which releases the VIPs) and returns.
 func (s *supervisor) run(ctx context.Context) {
 	defer close(s.done)
+	if s.gate != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.gate:
+		}
+	}
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		if s.isHeld() {

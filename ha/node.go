@@ -2,6 +2,7 @@ package ha
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,7 +73,10 @@ type Options struct {
 	Clock  func() uint32
 	// Admin feeds the administrative-state sync; nil: no sync.
 	Admin Admin
-	Log   zerolog.Logger
+	// StartupWait bounds how long keepalived waits at start for the peer's
+	// sync hello when preemption is off (coldstart.go); 0: DefaultStartupWait.
+	StartupWait time.Duration
+	Log         zerolog.Logger
 }
 
 // Status is what the overview and the metrics show.
@@ -100,7 +104,8 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sync   *syncer
-	health string // the health file
+	gate   *startGate // holds keepalived's first start (coldstart.go); nil with preempt
+	health string     // the health file
 
 	mu       sync.Mutex
 	cur      config.HA // the ha section in force (PrepareReload compares with it)
@@ -173,6 +178,9 @@ func Start(opts Options) (*Node, error) {
 		n.sync = s
 	}
 	n.sup.beforeStart = n.dropStale
+	if !opts.HA.Preempt && n.sync != nil {
+		n.holdStart(cmp.Or(opts.StartupWait, DefaultStartupWait))
+	}
 	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.readFIFO() }()
 	go func() { defer n.wg.Done(); n.sup.run(ctx) }()

@@ -180,9 +180,10 @@ func (s *syncer) receive(c net.Conn) {
 }
 
 type hello struct {
-	Node    string `json:"node"`
-	Role    string `json:"role"`
-	Healthy bool   `json:"healthy"`
+	Node     string `json:"node"`
+	Role     string `json:"role"`
+	Healthy  bool   `json:"healthy"`
+	Priority int    `json:"priority"` // ha.priority; 0 from a medialb before it was sent
 }
 
 // apply acts on one authenticated frame.
@@ -200,6 +201,7 @@ func (s *syncer) apply(typ byte, payload []byte) error {
 			n.peerRole = RoleFault
 		}
 		n.mu.Unlock()
+		n.heardPeer(h)
 	case msgEntries:
 		name, entries, err := decodeEntries(payload)
 		if err != nil {
@@ -283,7 +285,7 @@ func (s *syncer) send(ctx context.Context, c net.Conn) error {
 	sendHello := func() error {
 		n := s.n
 		n.mu.Lock()
-		h := hello{Node: n.opts.Node, Role: n.st.Role, Healthy: n.healthy}
+		h := hello{Node: n.opts.Node, Role: n.st.Role, Healthy: n.healthy, Priority: int(n.settings.Priority)}
 		n.mu.Unlock()
 		p, _ := json.Marshal(h)
 		return write(msgHello, p)
