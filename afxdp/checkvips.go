@@ -29,11 +29,16 @@ func (d *Dataplane) CheckVIPs(vips []VIP) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.fitsLocked(len(want))
+}
+
+// fitsLocked reports whether n steering keys fit the map.
+func (d *Dataplane) fitsLocked(n int) error {
 	if d.objs.Vips == nil {
 		return errors.New("set VIPs: dataplane closed")
 	}
-	if max := d.objs.Vips.MaxEntries(); uint32(len(want)) > max {
-		return fmt.Errorf("set VIPs: %d steering keys exceed the map's %d entries (fewer VIPs or ports)", len(want), max)
+	if max := d.objs.Vips.MaxEntries(); uint32(n) > max {
+		return fmt.Errorf("set VIPs: %d steering keys exceed the map's %d entries (fewer VIPs or ports)", n, max)
 	}
 	return nil
 }

@@ -229,6 +229,22 @@ func elements(e ast.Expr) []ast.Expr {
 	return nil
 }
 
+// launcherCalls calls fn with the program expressions of every launcher call
+// under root; fn returns false to stop looking inside that call.
+func (s *scanner) launcherCalls(g *goFile, root ast.Node, fn func(progs []ast.Expr) bool) {
+	ast.Inspect(root, func(n ast.Node) bool {
+		c, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		l, ok := s.launchers[g.callee(c)]
+		if !ok {
+			return true
+		}
+		return fn(s.programs(c, l))
+	})
+}
+
 // propagate marks every function that passes a parameter on as a program name
 // as a launcher, until nothing changes.
 func (s *scanner) propagate() {
@@ -240,16 +256,8 @@ func (s *scanner) propagate() {
 					continue
 				}
 				params := paramIndex(fn.params)
-				ast.Inspect(fn.body, func(n ast.Node) bool {
-					c, ok := n.(*ast.CallExpr)
-					if !ok {
-						return true
-					}
-					l, ok := s.launchers[g.callee(c)]
-					if !ok {
-						return true
-					}
-					for _, e := range s.programs(c, l) {
+				s.launcherCalls(g, fn.body, func(progs []ast.Expr) bool {
+					for _, e := range progs {
 						if nl, ok := asParam(e, params); ok {
 							s.launchers[fn.key] = nl
 							changed = true
@@ -321,16 +329,8 @@ func (s *scanner) executions() []execution {
 			}
 			return true
 		})
-		ast.Inspect(g.ast, func(n ast.Node) bool {
-			c, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			l, ok := s.launchers[g.callee(c)]
-			if !ok {
-				return true
-			}
-			for _, e := range s.programs(c, l) {
+		s.launcherCalls(g, g.ast, func(progs []ast.Expr) bool {
+			for _, e := range progs {
 				var names []string
 				if v, ok := stringLit(e); ok {
 					names = []string{v}
