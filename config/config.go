@@ -36,7 +36,7 @@ const (
 	// DefaultWeight is a real server's weight when none is given.
 	DefaultWeight = 100
 	// DefaultMaglevSize is the Maglev lookup table size, a prime.
-	DefaultMaglevSize = 65537
+	DefaultMaglevSize = tables.DefaultMaglevSize
 	// MaxMaglevSize is the largest table size accepted (a prime below 2^24).
 	MaxMaglevSize = 16777213
 	// DefaultPersistenceTimeout is how long an idle client keeps its real server.

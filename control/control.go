@@ -19,6 +19,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -85,7 +86,7 @@ func New(cfg *config.Config, holder *tables.Holder, macs MACSource, log zerolog.
 		c.admin = map[Key]tables.State{}
 		for _, s := range cfg.Services {
 			for _, r := range s.RealServers {
-				c.admin[Key{s.Name, r.Name}] = tables.StateDrain
+				c.admin[Key{Service: s.Name, Server: r.Name}] = tables.StateDrain
 			}
 		}
 		log.Error().Err(err).Int("drained", len(c.admin)).
@@ -148,7 +149,7 @@ func (c *Controller) SetAdmin(service, server string, st tables.State) error {
 	if err := c.knownLocked(service, server); err != nil {
 		return err
 	}
-	k := Key{service, server}
+	k := Key{Service: service, Server: server}
 	prev, had := c.admin[k]
 	if st == tables.StateOnline {
 		delete(c.admin, k)
@@ -184,7 +185,7 @@ func (c *Controller) SetHealth(service, server string, up bool, reason string) {
 	if c.knownLocked(service, server) != nil {
 		return
 	}
-	k := Key{service, server}
+	k := Key{Service: service, Server: server}
 	h := c.health[k]
 	if h.Checked && h.Up == up {
 		h.Reason = reason
@@ -210,17 +211,25 @@ func (c *Controller) Refresh(reason string) {
 func (c *Controller) Admin(service, server string) tables.State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st, ok := c.admin[Key{service, server}]; ok {
+	if st, ok := c.admin[Key{Service: service, Server: server}]; ok {
 		return st
 	}
 	return tables.StateOnline
+}
+
+// States returns copies of the operators' states (online is left out) and of
+// the last health verdicts, by real server.
+func (c *Controller) States() (admin map[Key]tables.State, health map[Key]Health) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.admin), maps.Clone(c.health)
 }
 
 // HealthOf returns the last health verdict of a real server.
 func (c *Controller) HealthOf(service, server string) Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.health[Key{service, server}]
+	return c.health[Key{Service: service, Server: server}]
 }
 
 func (c *Controller) knownLocked(service, server string) error {

@@ -27,7 +27,7 @@ func TestCorruptAdminFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			c, h, logs := newTest(t, dir, allMACs())
-			for _, k := range []Key{{"Web", "HM1"}, {"Web", "HM2"}, {"Media", "HT1"}, {"Media", "HT2"}} {
+			for _, k := range []Key{{Service: "Web", Server: "HM1"}, {Service: "Web", Server: "HM2"}, {Service: "Media", Server: "HT1"}, {Service: "Media", Server: "HT2"}} {
 				if got := c.Admin(k.Service, k.Server); got != tables.StateDrain {
 					t.Errorf("%s: admin state %s, want drain", k, got)
 				}

@@ -8,28 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/probe"
+	"github.com/medialb/medialb/perf/xdpref"
 )
 
 // fpConfig is Harmonic_Traffic with the XDP fast path forced on and a short
 // persistence timeout, so that the test can outlive it.
-const fpConfig = nodeSection + `  xdp_fastpath: "on"
-` + apiSection + `
-virtual_services:
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 5s }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115 }
-      - { name: HT2, address: 192.168.94.116 }
-`
+var fpConfig = nodeSection + "  xdp_fastpath: \"on\"\n" + apiSection +
+	services(traffic().persist("{ mode: source-ip, timeout: 5s }"))
 
 // TestL4FastPath checks the XDP fast path from outside: once a client's server is
 // decided, its frames no longer reach the pipeline (the dataplane's forwarded counter
@@ -41,8 +28,8 @@ func TestL4FastPath(t *testing.T) {
 	// On veth, frames sent back with XDP_TX reach the bridge only if the bridge port has
 	// an XDP program (a NIC needs nothing).
 	lb := e.lab.LBs[0]
-	var pass *afxdp.Attachment
-	if err := lab.Do(e.lab.Switch, func() (err error) { pass, err = afxdp.AttachPass(lb.SwitchPort); return err }); err != nil {
+	var pass *xdpref.Attachment
+	if err := lab.Do(e.lab.Switch, func() (err error) { pass, err = xdpref.AttachPass(lb.SwitchPort); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pass.Close() })

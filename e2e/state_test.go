@@ -66,7 +66,7 @@ func TestHAUnhealthyReadOnlyStateDir(t *testing.T) {
 // message naming the first; after kill -9 of the first, a new one starts.
 func TestStateDirLocked(t *testing.T) {
 	e := newEnv(t, "sl", lab.Options{})
-	first := e.start(nodeSection + apiSection + "virtual_services:" + l7Service)
+	first := e.start(config(l7Service))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cmd := lab.Exec(e.lab.LBs[0].NS, filepath.Join(e.bin, "medialb"), "run", "--config", e.cfg)
@@ -98,7 +98,7 @@ func TestStateDirLocked(t *testing.T) {
 // within its timeout (SIGTERM was lost behind the queued SIGHUPs once).
 func TestSignalsTermAfterHUPs(t *testing.T) {
 	e := newEnv(t, "sg", lab.Options{})
-	p := e.start(nodeSection + apiSection + "virtual_services:" + l7Service)
+	p := e.start(config(l7Service))
 	for range 50 {
 		if err := p.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)

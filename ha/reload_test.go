@@ -1,10 +1,12 @@
 package ha
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,12 +93,7 @@ func TestReloadSync(t *testing.T) {
 	a.sup = newSupervisor(fakeKeepalived(t), t.TempDir(), a.log)
 	a.cur = config.HA{Peer: netip.MustParseAddr("127.0.0.1"), Priority: 150, RouterID: 51, Secret: "old-secret-0123456789", SyncPort: 1}
 	a.settings = KeepalivedSettings{Node: "lb1", Interface: "lo", Peer: a.cur.Peer, Priority: 150, RouterID: 51, Advert: time.Second}
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(free.Addr().(*net.TCPAddr).Port)
-	free.Close()
+	port := freePort(t)
 	h := a.cur
 	h.Secret, h.Peer, h.SyncPort = "new-secret-0123456789", netip.MustParseAddr("127.0.0.2"), port
 	r, err := a.PrepareReload("lb1", h, nil)
@@ -122,4 +119,18 @@ func TestReloadSync(t *testing.T) {
 		c.Close()
 		t.Errorf("the old sync listener %s still accepts", oldAddr)
 	}
+}
+
+// freePort returns a port nothing listens on, below the ephemeral range (so that
+// no outgoing connection takes it before the test binds it).
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	for p := 20000 + rand.IntN(5000); p < 32768; p++ {
+		if ln, err := net.Listen("tcp", ":"+strconv.Itoa(p)); err == nil {
+			ln.Close()
+			return uint16(p)
+		}
+	}
+	t.Fatal("no free port")
+	return 0
 }

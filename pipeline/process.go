@@ -57,7 +57,7 @@ func process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte, 
 	} else {
 		svc = snap.Lookup(p.Dst, p.Proto, p.DstPort)
 	}
-	if svc == nil || svc.Layer != 4 {
+	if svc == nil || svc.Layer != tables.Layer4 {
 		return NoService
 	}
 	srv, verdict := svc.Pick(p.Src, now)

@@ -115,3 +115,17 @@ func (s *Snapshot) Services() []*Service { return s.services }
 
 // Service returns the service named name, or nil.
 func (s *Snapshot) Service(name string) *Service { return s.byName[name] }
+
+// Server returns the real server named name, else the fallback server of
+// that name, else nil.
+func (svc *Service) Server(name string) *Server {
+	for _, s := range svc.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	if svc.Fallback != nil && svc.Fallback.Name == name {
+		return svc.Fallback
+	}
+	return nil
+}
