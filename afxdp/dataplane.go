@@ -280,11 +280,8 @@ func (d *Dataplane) SetVIPs(vips []VIP) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.objs.Vips == nil {
-		return errors.New("set VIPs: dataplane closed")
-	}
-	if max := d.objs.Vips.MaxEntries(); uint32(len(want)) > max {
-		return fmt.Errorf("set VIPs: %d steering keys exceed the map's %d entries (fewer VIPs or ports)", len(want), max)
+	if err := d.fitsLocked(len(want)); err != nil {
+		return err
 	}
 	add, del := diffKeys(d.keys, want)
 	if d.fp != nil {

@@ -31,7 +31,8 @@ type fakeSource struct {
 	mu        sync.Mutex
 	ov        Overview
 	calls     []call
-	setErr    error // returned by SetState instead of applying, when set
+	setErr    error    // returned by SetState instead of applying, when set
+	restart   []string // returned by Reload
 	reloadErr error
 	reloads   int
 	metrics   Metrics
@@ -147,11 +148,11 @@ func (f *fakeSource) setHealth(service, server string, up bool, reason string) {
 	f.effective(rs)
 }
 
-func (f *fakeSource) Reload() error {
+func (f *fakeSource) Reload() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reloads++
-	return f.reloadErr
+	return f.restart, f.reloadErr
 }
 
 func (f *fakeSource) Metrics() Metrics {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,14 +73,14 @@ const (
 // Server is the HTTPS server of the REST API, the WebUI and /metrics. Create it with
 // [New], then [Server.Start] it; [Server.Close] stops it.
 type Server struct {
-	cfg  Config
+	cfg  Config // as given to New; Listen, Users and TLS files may change (Prepare)
 	src  Source
 	log  zerolog.Logger
-	auth *authenticator
+	auth atomic.Pointer[authenticator]
 	lim  *limiter
 	now  func() time.Time
 
-	cert      tls.Certificate
+	cert      atomic.Pointer[tls.Certificate]
 	handler   http.Handler
 	registry  *prometheus.Registry
 	collector *collector
@@ -117,10 +118,12 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 		ev.Msg("API: generated a self-signed certificate (set api.tls_cert and api.tls_key to use your own)")
 	}
 	s := &Server{
-		cfg: cfg, src: src, log: log, auth: auth, cert: cert,
+		cfg: cfg, src: src, log: log,
 		lim: newLimiter(loginBurst, loginInterval, log),
 		now: time.Now,
 	}
+	s.auth.Store(auth)
+	s.cert.Store(&cert)
 	s.collector = newCollector(src, cfg.Version)
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(s.collector,
@@ -136,7 +139,7 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Certificate returns the certificate the listener serves.
-func (s *Server) Certificate() tls.Certificate { return s.cert }
+func (s *Server) Certificate() tls.Certificate { return *s.cert.Load() }
 
 // Start listens on cfg.Listen and serves in the background. It returns the listen
 // error, if any; errors after that are logged.
@@ -146,14 +149,32 @@ func (s *Server) Start() error {
 	if s.srv != nil {
 		return errors.New("start API: already started")
 	}
-	inner, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := listen(s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("start API: listen on %s: %w (is another process using api.listen?)", s.cfg.Listen, err)
+		return err
 	}
-	ln := newLimitListener(inner, maxConns, maxConnsPerSource, &s.collector.refused)
+	s.serveLocked(ln)
+	return nil
+}
+
+// listen binds the API's listener.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("start API: listen on %s: %w (is another process using api.listen?)", addr, err)
+	}
+	return ln, nil
+}
+
+// serveLocked serves the API on ln in the background, with the certificate in
+// force at each handshake.
+func (s *Server) serveLocked(ln net.Listener) {
+	// Connections beyond the limits are closed at accept (limit.go).
+	ln = newLimitListener(ln, maxConns, maxConnsPerSource, &s.collector.refused)
 	srv := &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12},
+		Handler: s.handler,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil }},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -170,7 +191,6 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info().Str("listen", ln.Addr().String()).Msg("API and WebUI listening (HTTPS)")
-	return nil
 }
 
 // Addr returns the listening address, nil before Start.
@@ -290,7 +310,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		user, pass, ok := r.BasicAuth()
-		if ok && s.auth.check(user, pass, now) {
+		if ok && s.auth.Load().check(user, pass, now) {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 			return
 		}
@@ -428,16 +448,21 @@ func (s *Server) handleSetState(w http.ResponseWriter, r *http.Request, state st
 
 // ReloadResult is the answer to POST /api/v1/reload.
 type ReloadResult struct {
-	Result   string   `json:"result,omitempty"` // "reloaded"
-	Error    string   `json:"error,omitempty"`
-	Problems []string `json:"problems,omitempty"` // "FILE:LINE: message"
+	Result        string   `json:"result,omitempty"` // "reloaded", or "reloaded; restart needed for: ..."
+	RestartNeeded []string `json:"restart_needed,omitempty"`
+	Error         string   `json:"error,omitempty"`
+	Problems      []string `json:"problems,omitempty"` // "FILE:LINE: message"
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
-	err := s.src.Reload()
+	restart, err := s.src.Reload()
 	if err == nil {
-		s.log.Info().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Msg("API: configuration reloaded")
-		writeJSON(w, http.StatusOK, ReloadResult{Result: "reloaded"})
+		res := ReloadResult{Result: "reloaded", RestartNeeded: restart}
+		if len(restart) > 0 {
+			res.Result += "; restart needed for: " + strings.Join(restart, ", ")
+		}
+		s.log.Info().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Msg("API: " + res.Result)
+		writeJSON(w, http.StatusOK, res)
 		return
 	}
 	s.log.Warn().Err(err).Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Msg("API: reload failed; the running configuration stays")

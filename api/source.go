@@ -20,7 +20,9 @@ type Source interface {
 	// Reload re-reads the configuration file. An error with a Lines() []string
 	// method (config.Errors) is an invalid file (the API answers 422 with the lines);
 	// any other error is a failure to apply it (500).
-	Reload() error
+	// The strings are settings that changed but take effect only after a
+	// restart (the answer names them).
+	Reload() (restartNeeded []string, err error)
 
 	// Metrics returns the node-wide numbers that are not part of the overview.
 	Metrics() Metrics

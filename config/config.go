@@ -47,8 +47,9 @@ const (
 	DefaultPersistenceTimeout = 30 * time.Minute
 	// DefaultPersistenceCapacity is the number of clients the persistence table holds.
 	DefaultPersistenceCapacity = 1 << 20
-	// MaxPersistenceCapacity bounds persistence.capacity.
-	MaxPersistenceCapacity = 1 << 28
+	// MaxPersistenceCapacity bounds persistence.capacity: the tables' limit
+	// (40 bytes per entry: 2.5 GiB).
+	MaxPersistenceCapacity = tables.MaxAffinityCap
 	// DefaultCheckInterval is the time between two health checks of a server.
 	DefaultCheckInterval = 5 * time.Second
 	// DefaultCheckTimeout is how long one health check may take.

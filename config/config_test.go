@@ -338,7 +338,7 @@ func TestParseErrors(t *testing.T) {
 `), []string{
 			`t.yaml:8: virtual_services[0].persistence.mode: "sourceip" is not one of source-ip, none (did you mean "source-ip"?)`,
 			`t.yaml:8: virtual_services[0].persistence.timeout: 0s is out of range 1s..720h0m0s`,
-			`t.yaml:8: virtual_services[0].persistence.capacity: 0 is out of range 1..268435456`,
+			`t.yaml:8: virtual_services[0].persistence.capacity: 0 is out of range 1..67108864`,
 			`t.yaml:14: virtual_services[1].persistence.timeout: has no effect with mode none (set mode: source-ip)`,
 		}},
 		{"maglev", svc(`    maglev_size: 4

@@ -15,6 +15,7 @@ func (p *parser) crossChecks(c *Config) {
 	p.uniqueServiceNames(c)
 	p.portClaims(c)
 	p.listenerClashes(c)
+	p.limits(c)
 }
 
 // uniqueServiceNames reports a service name used twice.

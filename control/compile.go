@@ -36,21 +36,7 @@ func (c *Controller) rebuildLocked(why string) error {
 	seen := make(map[Key]bool)
 	for i := range c.cfg.Services {
 		svc := &c.cfg.Services[i]
-		ss := tables.ServiceSpec{
-			Name:       svc.Name,
-			VIP:        svc.Address,
-			TCP:        svc.Protocol.Has(config.TCP),
-			UDP:        svc.Protocol.Has(config.UDP),
-			Layer:      tables.Layer(svc.Layer),
-			MaglevSize: uint32(svc.MaglevSize),
-		}
-		for _, r := range svc.Ports {
-			ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
-		}
-		if svc.Persistence.Mode == config.PersistSourceIP {
-			ss.PersistTimeout = svc.Persistence.Timeout
-			ss.AffinityCap = svc.Persistence.Capacity
-		}
+		ss := serviceSpec(svc)
 		eligible := 0
 		for _, rs := range svc.RealServers {
 			k := Key{Service: svc.Name, Server: rs.Name}
@@ -112,6 +98,50 @@ func (c *Controller) rebuildLocked(why string) error {
 	}
 	for _, l := range logs {
 		l()
+	}
+	return nil
+}
+
+// serviceSpec is the part of a service's table spec that comes from the
+// configuration alone (everything but the real servers and the fallback).
+func serviceSpec(svc *config.Service) tables.ServiceSpec {
+	ss := tables.ServiceSpec{
+		Name:       svc.Name,
+		VIP:        svc.Address,
+		TCP:        svc.Protocol.Has(config.TCP),
+		UDP:        svc.Protocol.Has(config.UDP),
+		Layer:      tables.Layer(svc.Layer),
+		MaglevSize: uint32(svc.MaglevSize),
+	}
+	for _, r := range svc.Ports {
+		ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
+	}
+	if svc.Persistence.Mode == config.PersistSourceIP {
+		ss.PersistTimeout = svc.Persistence.Timeout
+		ss.AffinityCap = svc.Persistence.Capacity
+	}
+	return ss
+}
+
+// Check builds the snapshot cfg would give, without putting it in force and
+// without touching the controller's states: what a reload must know before it
+// changes anything.
+func (c *Controller) Check(cfg *config.Config) error {
+	spec := tables.Spec{HashSeed: cfg.Node.HashSeed}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		ss := serviceSpec(svc)
+		for _, rs := range svc.RealServers {
+			ss.Servers = append(ss.Servers, tables.ServerSpec{Name: rs.Name, Addr: rs.Address, Port: rs.Port,
+				Weight: uint32(rs.Weight), State: tables.StateOnline})
+		}
+		if fb := svc.Fallback; fb != nil {
+			ss.Fallback = &tables.ServerSpec{Name: fb.Name, Addr: fb.Address, Port: fb.Port, Weight: 1, State: tables.StateOnline}
+		}
+		spec.Services = append(spec.Services, ss)
+	}
+	if _, err := tables.Build(spec, c.holder.Load()); err != nil {
+		return fmt.Errorf("compile snapshot: %w", err)
 	}
 	return nil
 }

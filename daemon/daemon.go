@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Daemon struct {
 	ha       *ha.Node     // nil without an ha section
 	hs       haSync       // the pair's configuration sync (ha.go)
 	alive    atomic.Int32 // dataplane workers running
+	lock     *os.File     // holds node.state_dir (lock.go); nil without one
 }
 
 // Start loads the configuration at path and brings the node up. On error, whatever
@@ -73,6 +75,12 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		}
 	}()
 
+	if cfg.Node.StateDir != "" {
+		// First of all: a second medialb on this directory must not touch anything.
+		if d.lock, err = lockStateDir(cfg.Node.StateDir, cfg.Node.Name); err != nil {
+			return d, err
+		}
+	}
 	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface, cfg.Node.StateDir); err != nil {
 		return d, err
 	}
@@ -223,76 +231,6 @@ func (d *Daemon) Dataplane() *afxdp.Dataplane { return d.dp }
 // Now returns the coarse clock used with the persistence tables (tables.Now).
 func (d *Daemon) Now() uint32 { return tables.Now() }
 
-// Reload re-reads the configuration file. An invalid file is refused with every
-// problem in the error and the running configuration stays.
-func (d *Daemon) Reload() error {
-	err := d.reload()
-	d.reloads.record(err)
-	if err == nil {
-		d.hs.kick() // the primary pushes its virtual_services to the peer
-	}
-	return err
-}
-
-func (d *Daemon) reload() error {
-	if !d.started.Load() {
-		// The API is up before HA and the last parts of Start; a reload now would
-		// race them.
-		return fmt.Errorf("reload %s refused: medialb is still starting (try again in a moment)", d.path)
-	}
-	cfg, err := loadConfig(d.path)
-	if err != nil {
-		return fmt.Errorf("reload %s refused, running configuration kept: %w", d.path, err)
-	}
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	old := d.controller().Config()
-	if old.Node.Interface != cfg.Node.Interface {
-		return fmt.Errorf("reload %s refused: node.interface changed from %s to %s (restart medialb for that)",
-			d.path, old.Node.Interface, cfg.Node.Interface)
-	}
-	if d.dp == nil && hasLayer(cfg, config.Layer4) {
-		return fmt.Errorf("reload %s refused: the first layer-4 service needs a restart to attach the dataplane", d.path)
-	}
-	if (old.HA == nil) != (cfg.HA == nil) {
-		return fmt.Errorf("reload %s refused: the ha section was added or removed (restart medialb for that)", d.path)
-	}
-	var up []netip.Addr
-	if cfg.HA == nil {
-		if up, err = d.vips.Set(vipAddrs(cfg)); err != nil {
-			return fmt.Errorf("reload %s: %w", d.path, err)
-		}
-	} else if err := d.ha.Reload(*cfg.HA, vipAddrs(cfg)); err != nil {
-		return fmt.Errorf("reload %s: %w", d.path, err)
-	}
-	if d.neigh != nil {
-		d.neigh.Want(l4Addrs(cfg))
-	}
-	if err := d.controller().Reload(cfg); err != nil {
-		return fmt.Errorf("reload %s: %w", d.path, err)
-	}
-	var errs []error
-	if d.dp != nil {
-		if err := d.dp.SetVIPs(steerVIPs(cfg, d.canTX)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := d.proxy.Apply(d.holder.Load(), l7Options(cfg, l7.NoFile())); err != nil {
-		errs = append(errs, err)
-	}
-	d.mon.Set(healthTargets(cfg))
-	for _, a := range up {
-		if err := netif.Announce(cfg.Node.Interface, a); err != nil {
-			d.log.Warn().Err(err).Str("vip", a.String()).Msg("VIP not announced")
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("reload %s applied with errors: %w", d.path, err)
-	}
-	d.log.Info().Str("config", d.path).Str("summary", cfg.Summary()).Msg("configuration reloaded")
-	return nil
-}
-
 // Close stops everything in the reverse order of Start and takes the VIPs down.
 func (d *Daemon) Close() error {
 	d.reloadMu.Lock()
@@ -331,6 +269,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.vips != nil {
 		errs = append(errs, d.vips.Close())
+	}
+	if d.lock != nil {
+		d.lock.Close() // last: the next medialb may take the directory now
 	}
 	return errors.Join(errs...)
 }

@@ -75,7 +75,7 @@ func (s source) SetState(service, server, state string) error {
 }
 
 // Reload re-reads the configuration file.
-func (s source) Reload() error { return s.d.Reload() }
+func (s source) Reload() ([]string, error) { return s.d.ReloadReport() }
 
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
@@ -110,19 +110,12 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	if cfg.API.Listen == "" {
 		return nil
 	}
-	listen, err := apiListen(cfg)
+	ac, err := apiConfig(cfg)
 	if err != nil {
 		return err
 	}
-	var users []api.User
-	for _, u := range cfg.API.Users {
-		users = append(users, api.User{Name: u.Name, PasswordHash: u.PasswordHash})
-	}
-	srv, err := api.New(api.Config{
-		Listen: listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
-		StateDir: cfg.Node.StateDir, Users: users, Version: Version,
-		Peer: d.haConfigHandler(cfg),
-	}, source{d}, d.log)
+	ac.Peer = d.haConfigHandler(cfg)
+	srv, err := api.New(ac, source{d}, d.log)
 	if err != nil {
 		return err
 	}

@@ -336,7 +336,7 @@ func nofileOf(pid int) (string, string, error) {
 // take a real server down.
 func TestHardeningFDExhaustion(t *testing.T) {
 	e := newEnv(t, "hf", lab.Options{Clients: 40})
-	p := e.start(nodeSection + apiSection + "virtual_services:" + l7Service)
+	p := e.start(config(l7Service))
 	e.waitChecked(15 * time.Second)
 	pid := p.Cmd.Process.Pid
 	soft, hard, err := nofileOf(pid)

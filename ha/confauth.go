@@ -10,13 +10,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/medialb/medialb/internal/atomicfile"
 )
 
 // The authentication of configuration-sync requests (see ConfigPath).
@@ -129,47 +130,11 @@ func (v *verifier) take(ts int64) error {
 		return fmt.Errorf("%w: request time not after the last one taken (a replay?)", errAuth)
 	}
 	if v.file != "" {
-		if err := writeFileAtomic(v.file, []byte(strconv.FormatInt(ts, 10)+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(v.file, []byte(strconv.FormatInt(ts, 10)+"\n"), 0o600); err != nil {
 			// Not kept: a replay after a restart could be taken; refuse instead.
 			return fmt.Errorf("keep the last configuration-sync time: %w", err)
 		}
 	}
 	v.last = ts
-	return nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, written, synced and renamed over path, then the directory synced.
-// (The same as internal/atomicfile.Write, being written on another branch.)
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 	return nil
 }

@@ -292,6 +292,7 @@ func testNode(t *testing.T, secret, role string, holder *tables.Holder, clock ui
 // link connects a (on 127.0.0.1) and b (on 127.0.0.2) over loopback.
 func link(t *testing.T, a, b *Node) {
 	la, lb := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	a.opts.Local, b.opts.Local = la, lb // where a reload's new syncer listens
 	a.sync = listenSync(t, a, la, lb)
 	b.sync = listenSync(t, b, lb, la)
 	a.sync.peer, b.sync.peer = b.sync.ln.Addr().String(), a.sync.ln.Addr().String()
@@ -305,7 +306,7 @@ func link(t *testing.T, a, b *Node) {
 // from peer only; its peer's port is set by the caller.
 func listenSync(t *testing.T, n *Node, local, peer netip.Addr) *syncer {
 	t.Helper()
-	s, err := newSyncer(n, netip.AddrPortFrom(local, 0), netip.AddrPortFrom(peer, 0))
+	s, err := newSyncerAt(n, netip.AddrPortFrom(local, 0), netip.AddrPortFrom(peer, 0), n.opts.HA.Secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,4 +455,43 @@ func TestRenderKeepalivedKnown(t *testing.T) {
 			t.Errorf("keepalived --config-test: %s", out)
 		}
 	}
+}
+
+// TestHealthFileRetried: while the track file cannot be written (state_dir full
+// or read-only), an unhealthy node holds keepalived stopped, so the VIPs go to the
+// peer; the write is retried every interval and, once it succeeds, keepalived may
+// run again with the file telling it the truth.
+func TestHealthFileRetried(t *testing.T) {
+	var bad atomic.Bool
+	n := testNode(t, "s", RoleMaster, nil, 1, nil)
+	n.opts.HA.AdvertInterval = 10 * time.Millisecond
+	n.opts.Health = func() (bool, string) { return !bad.Load(), "no XDP program" }
+	dir := filepath.Join(t.TempDir(), "ha")
+	n.health = filepath.Join(dir, "health")
+	n.sup = newSupervisor("keepalived", dir, zerolog.Nop())
+	if err := n.writeHealth(true); err != nil {
+		t.Fatal(err)
+	}
+	// The directory goes: a plain file in its place makes every write fail, even as root.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watchHealth() }()
+	defer n.Close()
+	bad.Store(true)
+	waitFor(t, "keepalived held while the health file cannot be written", n.sup.isHeld)
+	time.Sleep(50 * time.Millisecond)
+	if !n.sup.isHeld() {
+		t.Fatal("keepalived released while the node is unhealthy and the file still unwritten")
+	}
+	os.Remove(dir)
+	read := func() string { b, _ := os.ReadFile(n.health); return string(b) }
+	waitFor(t, "fault written once the directory is back", func() bool { return read() == "1\n" })
+	waitFor(t, "keepalived no longer held", func() bool { return !n.sup.isHeld() })
+	bad.Store(false)
+	waitFor(t, "healthy in the health file", func() bool { return read() == "0\n" })
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -79,7 +80,9 @@ type syncer struct {
 	key      []byte
 	ln       net.Listener
 	kick     chan struct{}
-	pending  chan struct{} // one token per connection not yet authenticated
+	pending  chan struct{}      // one token per connection not yet authenticated
+	cancel   context.CancelFunc // stops the dialer; set by start
+	loops    sync.WaitGroup     // serve and dialLoop
 	imported atomic.Uint64
 	exported atomic.Uint64
 	refused  atomic.Uint64 // connections closed at accept: not from the peer, or too many pending
@@ -91,9 +94,16 @@ type syncer struct {
 	recv  sync.WaitGroup // receive goroutines
 }
 
-// newSyncer listens on listen, this node's own address, takes connections
+// newSyncer listens on this node's own address (Options.Local) at
+// h.sync_port, takes connections from h.peer only, and will dial h.peer at
+// h.sync_port from the own address, with h.secret as the key.
+func newSyncer(n *Node, h config.HA) (*syncer, error) {
+	return newSyncerAt(n, netip.AddrPortFrom(n.opts.Local, h.SyncPort), netip.AddrPortFrom(h.Peer, h.SyncPort), h.Secret)
+}
+
+// newSyncerAt listens on listen, this node's own address, takes connections
 // from peer's address only and will dial peer from listen's address.
-func newSyncer(n *Node, listen, peer netip.AddrPort) (*syncer, error) {
+func newSyncerAt(n *Node, listen, peer netip.AddrPort, secret string) (*syncer, error) {
 	if !listen.Addr().IsValid() || listen.Addr().IsUnspecified() {
 		return nil, fmt.Errorf("listen for HA sync on %s: not this node's own address (the sync port must not answer on the VIPs)", listen)
 	}
@@ -102,19 +112,24 @@ func newSyncer(n *Node, listen, peer netip.AddrPort) (*syncer, error) {
 		return nil, fmt.Errorf("listen for HA sync on %s: %w (ha.sync_port in use?)", listen, err)
 	}
 	return &syncer{n: n, peer: peer.String(), peerAddr: peer.Addr().Unmap(), local: listen.Addr(),
-		key: []byte(n.opts.HA.Secret), ln: ln, kick: make(chan struct{}, 1),
+		key: []byte(secret), ln: ln, kick: make(chan struct{}, 1),
 		pending: make(chan struct{}, maxPending), conns: map[net.Conn]bool{}}, nil
 }
 
 func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, s.cancel = context.WithCancel(ctx)
 	wg.Add(2)
-	go func() { defer wg.Done(); s.serve() }()
-	go func() { defer wg.Done(); s.dialLoop(ctx) }()
+	s.loops.Add(2)
+	go func() { defer wg.Done(); defer s.loops.Done(); s.serve() }()
+	go func() { defer wg.Done(); defer s.loops.Done(); s.dialLoop(ctx) }()
 }
 
-// close stops accepting, closes every connection and waits for the receivers.
-// The caller stops the dialer (its context) and waits for it.
+// close stops accepting and dialing, closes every connection and waits for the
+// receivers (the dialer too when stop is called).
 func (s *syncer) close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
 	s.ln.Close()
 	s.mu.Lock()
 	s.done = true
@@ -244,9 +259,10 @@ func (s *syncer) receive(c net.Conn) {
 }
 
 type hello struct {
-	Node    string `json:"node"`
-	Role    string `json:"role"`
-	Healthy bool   `json:"healthy"`
+	Node     string `json:"node"`
+	Role     string `json:"role"`
+	Healthy  bool   `json:"healthy"`
+	Priority int    `json:"priority"` // ha.priority; 0 from a medialb before it was sent
 }
 
 // apply acts on one authenticated frame.
@@ -264,6 +280,7 @@ func (s *syncer) apply(typ byte, payload []byte) error {
 			n.peerRole = RoleFault
 		}
 		n.mu.Unlock()
+		n.heardPeer(h)
 	case msgEntries:
 		name, entries, err := decodeEntries(payload)
 		if err != nil {
@@ -348,7 +365,7 @@ func (s *syncer) send(ctx context.Context, c net.Conn) error {
 	sendHello := func() error {
 		n := s.n
 		n.mu.Lock()
-		h := hello{Node: n.opts.Node, Role: n.st.Role, Healthy: n.healthy}
+		h := hello{Node: n.opts.Node, Role: n.st.Role, Healthy: n.healthy, Priority: int(n.settings.Priority)}
 		n.mu.Unlock()
 		p, _ := json.Marshal(h)
 		return write(msgHello, p)

@@ -56,7 +56,7 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 func TestSyncListenerOwnAddressOnly(t *testing.T) {
 	n := testNode(t, "pair secret 0123456789", RoleBackup, nil, 0, nil)
 	for _, listen := range []string{"0.0.0.0:0", "[::]:0"} {
-		if s, err := newSyncer(n, netip.MustParseAddrPort(listen), netip.MustParseAddrPort("127.0.0.2:7778")); err == nil {
+		if s, err := newSyncerAt(n, netip.MustParseAddrPort(listen), netip.MustParseAddrPort("127.0.0.2:7778"), n.opts.HA.Secret); err == nil {
 			s.ln.Close()
 			t.Errorf("newSyncer listened on %s (every address, the VIPs too)", listen)
 		}

@@ -121,6 +121,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	closed    bool
 	listeners map[netip.AddrPort]*listener
+	reserved  map[netip.AddrPort]*net.TCPListener // bound by Reserve, not yet served
 	services  map[string]*svcState
 }
 
@@ -208,7 +209,12 @@ func (p *Proxy) Apply(snap *tables.Snapshot, opts map[string]ServiceOptions) err
 	}
 	slices.SortFunc(added, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	for _, addr := range added {
-		ln, err := listenFreebind(p.ctx, addr)
+		ln, ok := p.reserved[addr]
+		delete(p.reserved, addr)
+		var err error
+		if !ok {
+			ln, err = listenFreebind(p.ctx, addr)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -305,6 +311,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
+	p.unreserveLocked()
 	var kill []*conn
 	for _, ss := range p.services {
 		kill = append(kill, ss.allConns()...)

@@ -129,7 +129,7 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, c := range []string{"ip", "bridge", "ethtool", "taskset", "chrt"} {
 		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s (make deps-lab)", c)
+			t.Skipf("needs %s (make deps-bench)", c)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

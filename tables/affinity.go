@@ -8,8 +8,8 @@ import (
 // slotsPerBucket is the associativity of the affinity table.
 const slotsPerBucket = 8
 
-// maxAffinityCap bounds ServiceSpec.AffinityCap (40 bytes per slot: 2.5 GiB).
-const maxAffinityCap = 1 << 26
+// MaxAffinityCap bounds ServiceSpec.AffinityCap (40 bytes per slot: 2.5 GiB).
+const MaxAffinityCap = 1 << 26
 
 // seqReadTries bounds how often a reader retries a slot that a writer holds
 // before treating it as a miss (the packet is then picked by Maglev).
