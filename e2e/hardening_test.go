@@ -332,8 +332,8 @@ func nofileOf(pid int) (string, string, error) {
 
 // TestHardeningFDExhaustion lowers the file descriptor limit of a running
 // medialb (prlimit) and holds idle layer-7 connections until its accepts
-// fail: the health checks then fail for want of descriptors too, and must not
-// take a real server down.
+// fail, then takes every descriptor left (limit 3) for two seconds: the health
+// checks fail for want of descriptors, and must not take a real server down.
 func TestHardeningFDExhaustion(t *testing.T) {
 	e := newEnv(t, "hf", lab.Options{Clients: 40})
 	p := e.start(config(l7Service))
@@ -403,9 +403,15 @@ func TestHardeningFDExhaustion(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Four health check intervals of 500 ms with fall 2: long enough to take
-	// every server down twice if the failures counted.
+	// A descriptor that frees (a client reset because its server could not
+	// be dialled, a finished check) may still go to a health check now and
+	// then. To make the window deterministic, the limit then goes down to 3:
+	// stdin, stdout and stderr are open, so every new descriptor fails. Four
+	// health check intervals of 500 ms with fall 2: long enough to take every
+	// server down twice if the failures counted.
+	prlimit("3")
 	time.Sleep(2 * time.Second)
+	prlimit(strconv.Itoa(limit))
 	localErrors := 0
 	for _, ev := range p.Events()[mark:] {
 		if ev.Msg() == "real server state" && ev.Str("state") == "down" {
