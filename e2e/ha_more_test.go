@@ -36,14 +36,7 @@ func startedPair(t *testing.T, clients int) (*env, *pair) {
 	t.Helper()
 	e := newEnv(t, "hm", lab.Options{LoadBalancers: 2, Clients: clients})
 	p := newPair(e)
-	p.start(0)
-	p.start(1)
-	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool {
-		return o.HA.Role == "master" && o.HA.PeerState == "backup"
-	})
-	p.waitHA(1, 5*time.Second, "backup role with a master peer", func(o haOverview) bool {
-		return o.HA.Role == "backup" && o.HA.PeerState == "master"
-	})
+	p.startPrimaryFirst()
 	for i := range 2 {
 		p.e.proc = p.procs[i]
 		e.waitChecked(15 * time.Second)

@@ -123,6 +123,20 @@ func (p *pair) start(i int) {
 	}
 }
 
+// startPrimaryFirst starts lb1, then lb2, and waits until lb1 (the higher priority) is
+// master and lb2 its backup.
+func (p *pair) startPrimaryFirst() {
+	p.e.t.Helper()
+	p.start(0)
+	p.start(1)
+	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool {
+		return o.HA.Role == "master" && o.HA.PeerState == "backup"
+	})
+	p.waitHA(1, 5*time.Second, "backup role with a master peer", func(o haOverview) bool {
+		return o.HA.Role == "backup" && o.HA.PeerState == "master"
+	})
+}
+
 type haView struct {
 	Role         string `json:"role"`
 	Peer         string `json:"peer"`

@@ -103,14 +103,7 @@ func TestHardeningPair(t *testing.T) {
 		t.Fatal("haConfig has no api.listen line to leave out")
 	}
 	p := newPairFrom(e, tmpl)
-	p.start(0)
-	p.start(1)
-	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool {
-		return o.HA.Role == "master" && o.HA.PeerState == "backup"
-	})
-	p.waitHA(1, 5*time.Second, "backup role with a master peer", func(o haOverview) bool {
-		return o.HA.Role == "backup" && o.HA.PeerState == "master"
-	})
+	p.startPrimaryFirst()
 	e.proc = p.procs[0] // the API answers on the node's own address (the default)
 	e.waitChecked(15 * time.Second)
 
