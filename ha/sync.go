@@ -98,6 +98,9 @@ type syncer struct {
 // h.sync_port, takes connections from h.peer only, and will dial h.peer at
 // h.sync_port from the own address, with h.secret as the key.
 func newSyncer(n *Node, h config.HA) (*syncer, error) {
+	if l := n.opts.Local; l.IsValid() && l.Unmap().Is4() != h.Peer.Unmap().Is4() {
+		return nil, fmt.Errorf("sync with ha.peer %s from this node's address %s: other address families (restart medialb after changing ha.peer's family)", h.Peer, l)
+	}
 	return newSyncerAt(n, netip.AddrPortFrom(n.opts.Local, h.SyncPort), netip.AddrPortFrom(h.Peer, h.SyncPort), h.Secret)
 }
 
