@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/medialb/medialb/config"
 )
 
 // guardedSyncer serves a syncer on 127.0.0.1 that takes its peer 127.0.0.2.
@@ -162,5 +164,14 @@ func TestFrameReaderAllocation(t *testing.T) {
 				t.Errorf("read allocated %d bytes for a frame of which 1000 arrived", grown)
 			}
 		})
+	}
+}
+
+func TestSyncerFamily(t *testing.T) {
+	n := testNode(t, "pair secret 0123456789", RoleBackup, nil, 0, nil)
+	n.opts.Local = netip.MustParseAddr("127.0.0.1")
+	if s, err := newSyncer(n, config.HA{Peer: netip.MustParseAddr("::1"), SyncPort: 7778, Secret: "pair secret 0123456789"}); err == nil {
+		s.ln.Close()
+		t.Error("a syncer on an IPv4 address took an IPv6 peer")
 	}
 }
