@@ -311,9 +311,6 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // tk is the key of a test target: "service/server", or a service alone.
 func tk(s string) tables.Key {
-	k, ok := tables.ParseKey(s)
-	if !ok {
-		k.Service = s
-	}
-	return k
+	svc, srv, _ := strings.Cut(s, "/")
+	return tables.Key{Service: svc, Server: srv}
 }

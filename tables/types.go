@@ -2,7 +2,6 @@ package tables
 
 import (
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -63,12 +62,6 @@ type Key struct{ Service, Server string }
 // String returns "service/server", the form logs, the API's persistence sync
 // and an HA pair's exchange of operator states use.
 func (k Key) String() string { return k.Service + "/" + k.Server }
-
-// ParseKey reads the form String writes; ok is false without a "/".
-func ParseKey(s string) (k Key, ok bool) {
-	k.Service, k.Server, ok = strings.Cut(s, "/")
-	return k, ok
-}
 
 // PortRange is an inclusive range of destination ports.
 type PortRange struct{ Lo, Hi uint16 }
