@@ -166,7 +166,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if _, err := p.WaitFor(context.Background(), 0, time.Second, "restart-needed log line", func(ev lbproc.Event) bool {
-		return ev.Msg() == "configuration reloaded; restart needed for: node.queues"
+		return ev.Msg() == "configuration reloaded" && ev.Str("restart_needed") == "node.queues"
 	}); err != nil {
 		t.Error(err)
 	}
