@@ -22,14 +22,7 @@ type Update struct {
 // changed api.listen, changing nothing in force. cfg.Peer and cfg.Version are
 // ignored: they stay as New had them.
 func (s *Server) Prepare(cfg Config) (*Update, error) {
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
-	}
-	auth, err := newAuthenticator(cfg.Users)
-	if err != nil {
-		return nil, err
-	}
-	cert, _, err := loadCertificate(cfg)
+	auth, cert, _, err := usersAndCert(&cfg)
 	if err != nil {
 		return nil, err
 	}

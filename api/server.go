@@ -99,14 +99,7 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("start API: api.listen is empty")
 	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
-	}
-	auth, err := newAuthenticator(cfg.Users)
-	if err != nil {
-		return nil, err
-	}
-	cert, generated, err := loadCertificate(cfg)
+	auth, cert, generated, err := usersAndCert(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +125,20 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 	)
 	s.handler = s.routes()
 	return s, nil
+}
+
+// usersAndCert defaults cfg.StateDir and loads what cfg's users and certificate
+// need: the authenticator and the certificate (generated is true for a new
+// self-signed one).
+func usersAndCert(cfg *Config) (auth *authenticator, cert tls.Certificate, generated bool, err error) {
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if auth, err = newAuthenticator(cfg.Users); err != nil {
+		return nil, cert, false, err
+	}
+	cert, generated, err = loadCertificate(*cfg)
+	return auth, cert, generated, err
 }
 
 // Handler returns the server's handler (authentication included), for tests and for

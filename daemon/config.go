@@ -78,11 +78,10 @@ func (d *Daemon) reload() ([]string, error) {
 	restart := restartNeeded(old, cfg)
 	ev := d.log.Info().Str("config", d.path).Str("summary", cfg.Summary())
 	if len(restart) > 0 {
-		ev = ev.Strs("restart_needed", restart)
-		ev.Msg("configuration reloaded; restart needed for: " + strings.Join(restart, ", "))
-	} else {
-		ev.Msg("configuration reloaded")
+		// The message stays the same for whoever matches it; the field says it.
+		ev = ev.Str("restart_needed", strings.Join(restart, ", "))
 	}
+	ev.Msg("configuration reloaded")
 	return restart, nil
 }
 

@@ -11,9 +11,11 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,7 +166,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if _, err := p.WaitFor(context.Background(), 0, time.Second, "restart-needed log line", func(ev lbproc.Event) bool {
-		return ev.Msg() == "configuration reloaded; restart needed for: node.queues"
+		return ev.Msg() == "configuration reloaded" && ev.Str("restart_needed") == "node.queues"
 	}); err != nil {
 		t.Error(err)
 	}
@@ -193,4 +195,52 @@ func writeCert(t *testing.T, dir, cn string) (string, string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
+}
+
+// TestHAReloadSync: a reload of both nodes with a new ha.secret and ha.sync_port
+// restarts the sync channel on the new port with the new secret: the old port is
+// closed, the new one accepts, and each node hears its peer again.
+func TestHAReloadSync(t *testing.T) {
+	e, p := startedPair(t, 2)
+	marks := [2]int{p.procs[0].Mark(), p.procs[1].Mark()}
+	for i, cfg := range p.cfgs {
+		data, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(string(data), `secret: "lab pair secret"`, "secret: \"a new lab pair secret\"\n  sync_port: 7790", 1)
+		if text == string(data) {
+			t.Fatal("haConfig has no secret line to replace")
+		}
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.procs[i].Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if _, err := p.procs[i].WaitFor(context.Background(), marks[i], 10*time.Second, "sync restarted", func(ev lbproc.Event) bool {
+			return ev.Msg() == "HA: sync channel restarted with the new ha settings"
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	lb1 := e.lab.LBs[0].Addr4
+	if c, err := e.lab.DialTCP(ctx, e.lab.Client.Sources4[0], netip.AddrPortFrom(lb1, 7790)); err != nil {
+		t.Errorf("nothing listens on the new ha.sync_port 7790 of lb1: %v", err)
+	} else {
+		c.Close()
+	}
+	if c, err := e.lab.DialTCP(ctx, e.lab.Client.Sources4[0], netip.AddrPortFrom(lb1, 7778)); err == nil {
+		c.Close()
+		t.Error("lb1 still listens on the old ha.sync_port 7778")
+	}
+	// Heard again over the new channel: the peer states are fresh after more than
+	// the peer timeout.
+	time.Sleep(2 * time.Second)
+	p.waitHA(0, 5*time.Second, "the backup heard over the new channel", func(o haOverview) bool { return o.HA.PeerState == "backup" })
+	p.waitHA(1, 5*time.Second, "the master heard over the new channel", func(o haOverview) bool { return o.HA.PeerState == "master" })
 }

@@ -494,4 +494,18 @@ func TestHealthFileRetried(t *testing.T) {
 	waitFor(t, "keepalived no longer held", func() bool { return !n.sup.isHeld() })
 	bad.Store(false)
 	waitFor(t, "healthy in the health file", func() bool { return read() == "0\n" })
+
+	// Unhealthy and unwritable again, then healthy before the file could be
+	// written: the file's "0" (on a read-only state_dir it stays; here its
+	// directory is gone) is the truth again, so keepalived may run.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad.Store(true)
+	waitFor(t, "keepalived held again", n.sup.isHeld)
+	bad.Store(false)
+	waitFor(t, "keepalived released: the old file tells the truth", func() bool { return !n.sup.isHeld() })
 }

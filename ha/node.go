@@ -446,7 +446,10 @@ func (n *Node) watchHealth() {
 	}
 	t := time.NewTicker(max(n.opts.HA.AdvertInterval, 50*time.Millisecond))
 	defer t.Stop()
-	stale := false // the track file does not say what n.healthy says
+	n.mu.Lock()
+	inFile := n.healthy // what the track file says (Start wrote it)
+	n.mu.Unlock()
+	stale := false // a write failed: the file may not say what n.healthy says
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -463,24 +466,24 @@ func (n *Node) watchHealth() {
 		} else if changed {
 			n.log.Error().Str("reason", reason).Msg("HA: this node is unhealthy; keepalived releases the VIPs to the peer")
 		}
-		if !changed && !stale {
-			continue
-		}
-		if err := n.writeHealth(ok); err != nil {
-			if changed || !stale {
-				n.log.Error().Err(err).Bool("healthy", ok).
-					Msg("HA: health not passed to keepalived; retrying every advertisement interval (free or fix node.state_dir)")
+		if ok != inFile {
+			if err := n.writeHealth(ok); err != nil {
+				if !stale {
+					n.log.Error().Err(err).Bool("healthy", ok).
+						Msg("HA: health not passed to keepalived; retrying every advertisement interval (free or fix node.state_dir)")
+				}
+				stale = true
+				if !ok && n.sup != nil && n.sup.hold(true) {
+					n.log.Error().Msg("HA: keepalived stopped so that the VIPs go to the peer: this unhealthy node cannot tell it through the health file")
+				}
+				continue
 			}
-			stale = true
-			if !ok && n.sup != nil && n.sup.hold(true) {
-				n.log.Error().Msg("HA: keepalived stopped so that the VIPs go to the peer: this unhealthy node cannot tell it through the health file")
-			}
-			continue
+			inFile = ok
 		}
 		if stale {
-			n.log.Info().Bool("healthy", ok).Msg("HA: health file written again")
+			n.log.Info().Bool("healthy", ok).Msg("HA: the health file says this node's health again")
+			stale = false
 		}
-		stale = false
 		if n.sup != nil && n.sup.hold(false) {
 			n.log.Info().Msg("HA: keepalived starts again; the health file tells it this node's health")
 		}

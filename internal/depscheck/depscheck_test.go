@@ -129,3 +129,48 @@ func f(bin string) { exec.Command(filepath.Join(bin, "medialb")); exec.Command("
 		})
 	}
 }
+
+// TestMakefileInstallsFromList: every deps target of the Makefile installs through
+// scripts/deps.sh from the list (a package list of its own would bypass the check
+// above), and names a target the list has packages for.
+func TestMakefileInstallsFromList(t *testing.T) {
+	root, _ := repoRoot(t)
+	data, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	list, err := os.ReadFile(filepath.Join(root, "scripts", "packages.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(list), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && !strings.HasPrefix(f[0], "#") && f[1] != "-" {
+			for _, target := range strings.Split(f[2], ",") {
+				listed[target] = true
+			}
+		}
+	}
+	calls := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if strings.Contains(line, "apt-get") || strings.Contains(line, "dpkg") {
+			t.Errorf("Makefile:%d installs packages itself; use scripts/deps.sh TARGET", i+1)
+		}
+		_, rest, ok := strings.Cut(line, "scripts/deps.sh")
+		if !ok {
+			continue
+		}
+		calls++
+		for _, target := range strings.Fields(rest) {
+			if !listed[target] {
+				t.Errorf("Makefile:%d: scripts/deps.sh %s, but scripts/packages.list has no package for target %q", i+1, target, target)
+			}
+		}
+	}
+	if calls == 0 {
+		t.Error("the Makefile never calls scripts/deps.sh")
+	}
+}
