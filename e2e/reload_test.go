@@ -208,7 +208,7 @@ func TestHAReloadSync(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		text := strings.Replace(string(data), `secret: "lab pair secret"`, "secret: \"a new lab pair secret\"\n  sync_port: 7790", 1)
+		text := strings.Replace(string(data), `secret: "lab pair secret 0123456789"`, "secret: \"a new lab pair secret 0123456789\"\n  sync_port: 7790", 1)
 		if text == string(data) {
 			t.Fatal("haConfig has no secret line to replace")
 		}
