@@ -195,8 +195,8 @@ func (w *Worker) poll() bool {
 	if ntx > 0 {
 		sent = w.port.Transmit(descs[:ntx])
 		if sent < ntx {
-			bc[Forwarded] -= uint32(ntx - sent)
-			bc[TXFull] += uint32(ntx - sent)
+			bc.reasons[Forwarded] -= uint32(ntx - sent)
+			bc.reasons[TXFull] += uint32(ntx - sent)
 		}
 	}
 	if sent < n {
@@ -239,7 +239,7 @@ func (fp *fastPathState) resolve(snap *tables.Snapshot) {
 // record queues d for the fast-path map unless it was queued already in this
 // generation less than a second ago.
 func (fp *fastPathState) record(d *decision, localMAC [6]byte, now uint32) {
-	if d.frag || (d.verdict != tables.VerdictNew && d.verdict != tables.VerdictPersist) {
+	if d.frag || d.icmp != ICMPNone || (d.verdict != tables.VerdictNew && d.verdict != tables.VerdictPersist) {
 		return
 	}
 	var id uint32
@@ -280,8 +280,11 @@ func (w *Worker) processBatch(snap *tables.Snapshot, now uint32, descs []Desc, b
 	var dec decision
 	for i, d := range descs {
 		r := process(snap, w.localMAC, now, w.port.Frame(d), &dec)
-		bc[r]++
+		bc.reasons[r]++
 		if r == Forwarded {
+			if dec.icmp != ICMPNone {
+				bc.icmp[dec.icmp]++
+			}
 			descs[i], descs[ntx] = descs[ntx], d
 			ntx++
 			if w.fp != nil {
