@@ -1,0 +1,110 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// crossChecks finds problems between sections: duplicate service names, two
+// services claiming the same VIP, protocol and port, and the API or HA sync
+// listener on a VIP's port.
+func (p *parser) crossChecks(c *Config) {
+	p.uniqueServiceNames(c)
+	p.portClaims(c)
+	p.listenerClashes(c)
+}
+
+// uniqueServiceNames reports a service name used twice.
+func (p *parser) uniqueServiceNames(c *Config) {
+	names := map[string]int{}
+	for i, s := range c.Services {
+		if s.Name == "" {
+			continue
+		}
+		if line, dup := names[s.Name]; dup {
+			p.errorf(&yaml.Node{Line: s.Line}, "virtual_services[%d]: service name %q is already used on line %d", i, s.Name, line)
+		} else {
+			names[s.Name] = s.Line
+		}
+	}
+}
+
+// portClaims reports two services claiming the same VIP, protocol and port.
+func (p *parser) portClaims(c *Config) {
+	// Sweep each VIP's port ranges in order; a range that starts before the
+	// furthest end seen so far (per protocol) overlaps the range that set it.
+	type span struct {
+		r   PortRange
+		svc int
+	}
+	byAddr := map[netip.Addr][]span{}
+	for i, s := range c.Services {
+		if !s.Address.IsValid() {
+			continue
+		}
+		for _, r := range s.Ports {
+			byAddr[s.Address] = append(byAddr[s.Address], span{r, i})
+		}
+	}
+	reported := map[[2]int]bool{}
+	for _, spans := range byAddr {
+		slices.SortFunc(spans, func(a, b span) int { return int(a.r.Lo) - int(b.r.Lo) })
+		for _, proto := range []Protocol{TCP, UDP} {
+			maxHi, owner := -1, -1
+			for _, sp := range spans {
+				s := c.Services[sp.svc]
+				if !s.Protocol.Has(proto) {
+					continue
+				}
+				if owner >= 0 && owner != sp.svc && int(sp.r.Lo) <= maxHi {
+					a, b := min(owner, sp.svc), max(owner, sp.svc)
+					if !reported[[2]int{a, b}] {
+						reported[[2]int{a, b}] = true
+						first, later := c.Services[a], c.Services[b]
+						port := sp.r.Lo
+						p.errorf(&yaml.Node{Line: later.Line}, "virtual_services[%d]: %s %s port %d is already claimed by virtual service %q (line %d)",
+							b, later.Address, proto, port, first.Name, first.Line)
+					}
+				}
+				if int(sp.r.Hi) > maxHi {
+					maxHi, owner = int(sp.r.Hi), sp.svc
+				}
+			}
+		}
+	}
+}
+
+// listenerClashes reports the API listener on a VIP's port, and the HA peer
+// on a VIP's address.
+func (p *parser) listenerClashes(c *Config) {
+	// Listeners of our own that would collide with a VIP.
+	// The API listener binds host:port; a layer-7 VIP listener on the same
+	// port collides with a wildcard host, and XDP steers a layer-4 VIP's
+	// ports away from the kernel.
+	if host, port, err := net.SplitHostPort(c.API.Listen); err == nil && c.API.Listen != "" {
+		pn, _ := parsePort(port)
+		var la netip.Addr
+		if host != "" && host != "localhost" {
+			la, _ = netip.ParseAddr(host)
+		}
+		wildcard := host == "" || la.IsUnspecified()
+		for _, s := range c.Services {
+			if pn == 0 || !s.Protocol.Has(TCP) || !s.Ports.Contains(pn) {
+				continue
+			}
+			if la == s.Address || (wildcard && s.Layer == Layer7) {
+				p.localErrorf(p.apiListen, "api.listen: port %d is also a port of virtual service %q (line %d)", pn, s.Name, s.Line)
+			}
+		}
+	}
+	if c.HA != nil && c.HA.Peer.IsValid() {
+		for _, s := range c.Services {
+			if s.Address == c.HA.Peer {
+				p.localErrorf(p.haPeer, "ha.peer: %s is the address of virtual service %q (line %d); give the other node's own address", c.HA.Peer, s.Name, s.Line)
+			}
+		}
+	}
+}
