@@ -27,6 +27,7 @@ type collector struct {
 	revision  string
 
 	svcState, svcConns, svcClients, svcPackets, svcBytes                      *prometheus.Desc
+	svcEvictions, svcRefused                                                  *prometheus.Desc
 	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
 	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
@@ -63,6 +64,10 @@ func newCollector(src Source, version string) *collector {
 		svcClients: d("service_active_clients", "Source-IP persistence entries (clients) of a virtual service.", svc...),
 		svcPackets: d("service_packets_total", "Packets forwarded for a virtual service by the layer-4 dataplane.", svc...),
 		svcBytes:   d("service_bytes_total", "Bytes forwarded for a virtual service, both directions.", svc...),
+		svcEvictions: d("service_persistence_evictions_total",
+			"Live persistence entries of a virtual service overwritten for a new client (unconfirmed ones first, established ones only when idle).", svc...),
+		svcRefused: d("service_persistence_refused_total",
+			"New clients of a virtual service not recorded because their bucket held only active established clients (a flood of new sources).", svc...),
 
 		rsState:         d("real_server_state", "Real server state: 1 for the current one of online, drain, halt, down.", "service", "server", "state"),
 		rsWeight:        d("real_server_weight", "Configured weight of a real server.", rs...),
@@ -92,7 +97,7 @@ func newCollector(src Source, version string) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo,
-		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes,
+		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
 		c.forwarded, c.fastpath, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
@@ -124,6 +129,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.svcClients, float64(svc.ActiveClients), svc.Name)
 		counter(c.svcPackets, svc.Packets, svc.Name)
 		counter(c.svcBytes, svc.Bytes, svc.Name)
+		counter(c.svcEvictions, svc.PersistEvictions, svc.Name)
+		counter(c.svcRefused, svc.PersistRefused, svc.Name)
 		for _, rs := range svc.RealServers {
 			for _, st := range serverStates {
 				gauge(c.rsState, b2f(st == rs.State), svc.Name, rs.Name, st)

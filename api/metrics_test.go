@@ -62,6 +62,14 @@ medialb_service_state{service="Harmonic_Management",state="online"} 0
 medialb_service_state{service="Harmonic_Traffic",state="degraded"} 1
 medialb_service_state{service="Harmonic_Traffic",state="down"} 0
 medialb_service_state{service="Harmonic_Traffic",state="online"} 0
+# HELP medialb_service_persistence_evictions_total Live persistence entries of a virtual service overwritten for a new client (unconfirmed ones first, established ones only when idle).
+# TYPE medialb_service_persistence_evictions_total counter
+medialb_service_persistence_evictions_total{service="Harmonic_Management"} 0
+medialb_service_persistence_evictions_total{service="Harmonic_Traffic"} 12
+# HELP medialb_service_persistence_refused_total New clients of a virtual service not recorded because their bucket held only active established clients (a flood of new sources).
+# TYPE medialb_service_persistence_refused_total counter
+medialb_service_persistence_refused_total{service="Harmonic_Management"} 0
+medialb_service_persistence_refused_total{service="Harmonic_Traffic"} 345
 # HELP medialb_dataplane_dropped_packets_total Frames the layer-4 dataplane dropped, by reason.
 # TYPE medialb_dataplane_dropped_packets_total counter
 medialb_dataplane_dropped_packets_total{reason="malformed_ipv4"} 1
@@ -84,7 +92,8 @@ medialb_config_last_reload_successful 0
 	f.setHealth("Harmonic_Traffic", "HT1", false, "refused")
 	err := testutil.CollectAndCompare(s.collector, strings.NewReader(want),
 		"medialb_real_server_state", "medialb_real_server_health_check_up", "medialb_real_server_packets_total",
-		"medialb_service_state", "medialb_dataplane_dropped_packets_total", "medialb_config_reloads_total",
+		"medialb_service_state", "medialb_service_persistence_evictions_total", "medialb_service_persistence_refused_total",
+		"medialb_dataplane_dropped_packets_total", "medialb_config_reloads_total",
 		"medialb_config_last_reload_successful")
 	if err != nil {
 		t.Error(err)

@@ -75,12 +75,18 @@ type Service struct {
 	Persistence string `json:"persistence"` // e.g. "source-ip 30m0s", or "none"
 	// State is "online", "degraded" or "down" (see [ServiceState]); the API fills
 	// it in from the real servers when the Source leaves it empty.
-	State         string       `json:"state"`
-	Connections   int64        `json:"connections"`    // established layer-7 connections now
-	ActiveClients int64        `json:"active_clients"` // persistence entries now
-	Packets       uint64       `json:"packets"`        // packets forwarded (layer 4)
-	Bytes         uint64       `json:"bytes"`          // bytes forwarded, both directions
-	RealServers   []RealServer `json:"real_servers"`
+	State         string `json:"state"`
+	Connections   int64  `json:"connections"`    // established layer-7 connections now
+	ActiveClients int64  `json:"active_clients"` // persistence entries now
+	Packets       uint64 `json:"packets"`        // packets forwarded (layer 4)
+	Bytes         uint64 `json:"bytes"`          // bytes forwarded, both directions
+	// PersistEvictions counts live persistence entries overwritten for a new client
+	// (unconfirmed ones, or established ones idle for a while); PersistRefused counts
+	// new clients not recorded because their bucket held only active established
+	// ones (a flood of new sources shows here).
+	PersistEvictions uint64       `json:"persistence_evictions"`
+	PersistRefused   uint64       `json:"persistence_refused"`
+	RealServers      []RealServer `json:"real_servers"`
 }
 
 // RealServer is one real server of a virtual service.

@@ -145,6 +145,8 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 		XDPMode:   string(cfg.Node.XDPMode),
 		ZeroCopy:  string(cfg.Node.ZeroCopy),
 		Logger:    d.log,
+		// The fast-path map mirrors the persistence tables: one size.
+		FastPathEntries: fastPathEntries(cfg),
 	})
 	if err != nil {
 		return err

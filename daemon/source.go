@@ -73,6 +73,8 @@ func (s source) Overview() api.Overview {
 		if cs.Layer == config.Layer7 {
 			as.Forwarding = "proxy"
 		}
+		aff := ts.AffinityStats()
+		as.PersistEvictions, as.PersistRefused = aff.Evictions, aff.Refused
 		if cs.Persistence.Mode == config.PersistSourceIP {
 			as.Persistence += " " + cs.Persistence.Timeout.String()
 		}

@@ -237,9 +237,13 @@ func (fp *fastPathState) resolve(snap *tables.Snapshot) {
 }
 
 // record queues d for the fast-path map unless it was queued already in this
-// generation less than a second ago.
+// generation less than a second ago, or the client is new (see below).
 func (fp *fastPathState) record(d *decision, localMAC [6]byte, now uint32) {
-	if d.frag || d.icmp != ICMPNone || (d.verdict != tables.VerdictNew && d.verdict != tables.VerdictPersist) {
+	// Admission: a client enters the map on its second packet (an affinity hit), so
+	// a flood of one-packet sources never fills it; without persistence there is no
+	// second look, and Maglev's choice is recorded at once.
+	if d.frag || d.icmp != ICMPNone || (d.verdict != tables.VerdictPersist &&
+		(d.verdict != tables.VerdictNew || d.svc.PersistTimeout != 0)) {
 		return
 	}
 	var id uint32

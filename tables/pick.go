@@ -34,6 +34,7 @@ func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
 	b := a.bucketFor(h)
 	p := b.scan(k0, k1, now, svc.timeout)
 	if v := p.view; p.kind == kindOwn && !expired(v.t, now, svc.timeout) {
+		// Seen again in a later second: the client is established (confirmed).
 		id := uint32(v.val)
 		if id < uint32(len(svc.byID)) {
 			if i := svc.byID[id]; i >= 0 {
@@ -50,7 +51,7 @@ func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
 	}
 	srv, verdict := svc.pickNew(h)
 	if verdict == VerdictNew {
-		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now)
+		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now, false)
 	}
 	return srv, verdict
 }
