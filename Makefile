@@ -68,7 +68,7 @@ fuzz:
 
 # Rebuild the committed BPF objects (needs clang; make build does not).
 generate: deps-gen
-	$(GO) generate ./afxdp/...
+	$(GO) generate ./afxdp/... ./perf/xdpref/...
 
 clean:
 	rm -rf $(BIN)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -383,26 +382,17 @@ func TestAttachLifecycle(t *testing.T) {
 		t.Fatalf("fresh veth has XDP program %d", id)
 	}
 	// Someone attached a program through netlink (as ip link set ... xdp does).
-	spec, err := loadSteer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objs struct {
-		Prog *ebpf.Program `ebpf:"xdp_pass"`
-	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		t.Fatal(err)
-	}
+	prog := passProgram(t)
 	if err := inNS(p.hA, func() error {
 		l, err := netlink.LinkByName("xa")
 		if err != nil {
 			return err
 		}
-		return netlink.LinkSetXdpFdWithFlags(l, objs.Prog.FD(), unix.XDP_FLAGS_SKB_MODE)
+		return netlink.LinkSetXdpFdWithFlags(l, prog.FD(), unix.XDP_FLAGS_SKB_MODE)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	objs.Prog.Close()
+	prog.Close()
 	foreign := xdpProgID(t, p.hA, "xa")
 	if foreign == 0 {
 		t.Fatal("netlink attach left no program")
@@ -571,71 +561,6 @@ func TestHelperProcess(t *testing.T) {
 	}
 	os.Stdout.WriteString("HELPER READY\n")
 	time.Sleep(time.Minute)
-}
-
-// TestXDPTXForwarder: the in-kernel reference reflects VIP frames with
-// rewritten MACs; the peer needs xdp_pass to receive XDP_TX frames.
-func TestXDPTXForwarder(t *testing.T) {
-	p := newPair(t)
-	var fwd, pass *Attachment
-	vips := []VIP{{Addr: ipA4, Proto: ProtoUDP, Ports: []PortRange{{5000, 5000}}}}
-	// Destination MAC: a made-up real server's; source: the interface's.
-	rs := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x42}
-	if err := inNS(p.hA, func() (err error) { fwd, err = AttachXDPTXForwarder("xa", rs, p.macA, vips); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer fwd.Close()
-	if err := inNS(p.hB, func() (err error) { pass, err = AttachPass("xb"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer pass.Close()
-	t.Logf("forwarder in %s mode, pass in %s mode", fwd.Mode(), pass.Mode())
-	// Capture on the peer what comes back.
-	var fd int
-	if err := inNS(p.hB, func() (err error) {
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: p.idxB})
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 0, Usec: 200000})
-	send := rawSender(t, p.hB, p.idxB)
-	const n = 50
-	for i := 0; i < n; i++ {
-		send(udp4(p.macA, p.macB, ipB4, ipA4, 40000, 5000, []byte("reflect")))
-	}
-	send(udp4(p.macA, p.macB, ipB4, ipA4, 40000, 5001, []byte("kernel")))
-	got := 0
-	buf := make([]byte, 2048)
-	deadline := time.Now().Add(2 * time.Second)
-	for got < n && time.Now().Before(deadline) {
-		m, from, err := unix.Recvfrom(fd, buf, 0)
-		if err != nil {
-			continue
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		f := frame(buf[:m])
-		if string(f[0:6]) == string(rs) && string(f[6:12]) == string(p.macA) {
-			if _, _, port, _ := f.v4(); port == 5000 {
-				got++
-			}
-		}
-	}
-	if got != n {
-		t.Errorf("peer saw %d of %d reflected frames", got, n)
-	}
-	st := fwd.ProgramStats()
-	if st["tx_fwd"] != n || st["pass_no_vip"] == 0 {
-		t.Errorf("forwarder stats %v: want tx_fwd %d and the port-5001 frame passed", st, n)
-	}
-	fwd.Close()
-	if id := xdpProgID(t, p.hA, "xa"); id != 0 {
-		t.Errorf("program %d left after Close", id)
-	}
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

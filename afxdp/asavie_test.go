@@ -10,6 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Why Socket is ours: github.com/asavie/xdp v0.3.3's socket, on this kernel,
+// stops its copy-mode transmit after the kernel's 32-frame sendto budget,
+// spins in Poll on POLLOUT, has frame accounting that can put one frame on
+// two rings, and leaves the rings mapped on Close so the queue stays claimed.
+// TestAsavieBugs shows three of these.
+
 // TestAsavieBugs shows, on this kernel, why Socket replaces asavie/xdp
 // v0.3.3's socket: its Transmit makes one sendto, which in copy mode sends 32
 // frames and answers EAGAIN, so the rest of a batch sits on the TX ring; its

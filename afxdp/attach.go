@@ -3,7 +3,6 @@ package afxdp
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -79,6 +78,20 @@ const (
 	nl_XDP_ATTACHED_SKB = 2
 	nl_XDP_ATTACHED_HW  = 3
 )
+
+// AttachProgram attaches an XDP program to ifname as Open attaches the
+// steering program: through a BPF link, replacing a program attached through
+// netlink, in mode (auto: native, else generic). It returns the link, which
+// detaches the program when closed, and the mode in use. The interface is
+// looked up in the calling thread's network namespace. It is for programs
+// built on bpf/parse.h beside the product (perf/xdpref's references).
+func AttachProgram(prog *ebpf.Program, ifname, mode string, log zerolog.Logger) (link.Link, string, error) {
+	l, err := lookupLink(ifname)
+	if err != nil {
+		return nil, "", err
+	}
+	return attachXDP(prog, l, mode, log)
+}
 
 // attachXDP attaches prog through a BPF link (the kernel removes it when the
 // process dies) in the requested mode; in auto mode native is tried first and
@@ -175,119 +188,4 @@ func ethtoolRxChannels(ifname string) (int, error) {
 		return 0, e
 	}
 	return int(ch.rxCount + ch.combinedCount), nil
-}
-
-// Attachment is an XDP program attached through a BPF link by
-// AttachXDPTXForwarder or AttachPass. Close detaches it.
-type Attachment struct {
-	link  link.Link
-	objs  []interface{ Close() error }
-	stats *ebpf.Map
-	mode  string
-}
-
-// Mode returns the XDP mode the program runs in: native or generic.
-func (a *Attachment) Mode() string { return a.mode }
-
-// ProgramStats returns the program's counters by name (see Dataplane.ProgramStats);
-// AttachPass has none.
-func (a *Attachment) ProgramStats() map[string]uint64 {
-	if a.stats == nil {
-		return map[string]uint64{}
-	}
-	return readStats(a.stats, true)
-}
-
-// Close detaches the program; the interface is left without one.
-func (a *Attachment) Close() error {
-	var errs []error
-	if a.link != nil {
-		if err := a.link.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach XDP program: %w", err))
-		}
-		a.link = nil
-	}
-	for _, o := range a.objs {
-		if err := o.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	a.objs = nil
-	return errors.Join(errs...)
-}
-
-// AttachPass attaches xdp_pass (every frame to the kernel) to ifname. On a
-// veth it makes the interface receive frames its peer sends with XDP_TX or
-// redirects into it. It replaces a program attached through netlink.
-func AttachPass(ifname string) (*Attachment, error) {
-	l, err := lookupLink(ifname)
-	if err != nil {
-		return nil, err
-	}
-	var objs struct {
-		Prog *ebpf.Program `ebpf:"xdp_pass"`
-	}
-	spec, err := loadSteer()
-	if err != nil {
-		return nil, fmt.Errorf("load BPF spec: %w", err)
-	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, fmt.Errorf("load xdp_pass: %w", err)
-	}
-	lk, mode, err := attachXDP(objs.Prog, l, ModeAuto, zerolog.Nop())
-	if err != nil {
-		objs.Prog.Close()
-		return nil, err
-	}
-	return &Attachment{link: lk, objs: []interface{ Close() error }{objs.Prog}, mode: mode}, nil
-}
-
-// AttachXDPTXForwarder attaches xdp_tx_fwd to ifname: frames matching vips
-// (the same steering keys as the AF_XDP path) get dstMAC as destination and
-// srcMAC (normally the interface's) as source and leave through XDP_TX; the
-// rest goes to the kernel. It is the in-kernel reference the perf harness
-// compares the AF_XDP pipeline with.
-func AttachXDPTXForwarder(ifname string, dstMAC, srcMAC net.HardwareAddr, vips []VIP) (*Attachment, error) {
-	if len(dstMAC) != 6 || len(srcMAC) != 6 {
-		return nil, fmt.Errorf("attach XDP_TX forwarder: MAC addresses must be 6 bytes (dst %v, src %v)", dstMAC, srcMAC)
-	}
-	keys, err := vipKeys(vips)
-	if err != nil {
-		return nil, fmt.Errorf("attach XDP_TX forwarder: %w", err)
-	}
-	l, err := lookupLink(ifname)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := loadSteer()
-	if err != nil {
-		return nil, fmt.Errorf("load BPF spec: %w", err)
-	}
-	if n := uint32(len(keys)); n > spec.Maps["fwd_vips"].MaxEntries {
-		return nil, fmt.Errorf("attach XDP_TX forwarder: %d steering keys exceed the map's %d entries (fewer ports or VIPs)", n, spec.Maps["fwd_vips"].MaxEntries)
-	}
-	var objs struct {
-		Prog  *ebpf.Program `ebpf:"xdp_tx_fwd"`
-		Fwd   *ebpf.Map     `ebpf:"fwd_vips"`
-		Stats *ebpf.Map     `ebpf:"stats"`
-	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, fmt.Errorf("load xdp_tx_fwd: %w", err)
-	}
-	a := &Attachment{objs: []interface{ Close() error }{objs.Prog, objs.Fwd, objs.Stats}, stats: objs.Stats}
-	var v steerFwdValue
-	copy(v.DstMac[:], dstMAC)
-	copy(v.SrcMac[:], srcMAC)
-	for k := range keys {
-		if err := objs.Fwd.Put(k, v); err != nil {
-			a.Close()
-			return nil, fmt.Errorf("fill forwarder map: %w", err)
-		}
-	}
-	a.link, a.mode, err = attachXDP(objs.Prog, l, ModeAuto, zerolog.Nop())
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	return a, nil
 }

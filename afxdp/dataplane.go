@@ -149,21 +149,10 @@ func Open(cfg Config) (*Dataplane, error) {
 	}
 	spec.Maps["fastpath"].MaxEntries = uint32(cfg.FastPathEntries)
 	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, linkType: l.Type(), keys: map[steerVipKey]uint8{}}
-	// Only the steering program and its maps: the forwarder's map stays unloaded.
-	var objs struct {
-		Prog     *ebpf.Program `ebpf:"xdp_steer"`
-		Vips     *ebpf.Map     `ebpf:"vips"`
-		Xsks     *ebpf.Map     `ebpf:"xsks"`
-		Stats    *ebpf.Map     `ebpf:"stats"`
-		Fastpath *ebpf.Map     `ebpf:"fastpath"`
-		FpGen    *ebpf.Map     `ebpf:"fp_gen"`
-	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		return nil, fmt.Errorf("load XDP steering program: %w", err)
 	}
-	d.objs.XdpSteer, d.objs.Vips, d.objs.Xsks, d.objs.Stats = objs.Prog, objs.Vips, objs.Xsks, objs.Stats
-	d.objs.Fastpath, d.objs.FpGen = objs.Fastpath, objs.FpGen
-	if d.fp, err = newFastPath(objs.Fastpath, objs.FpGen); err != nil {
+	if d.fp, err = newFastPath(d.objs.Fastpath, d.objs.FpGen); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -328,13 +317,17 @@ func readKeys(m *ebpf.Map) map[steerVipKey]uint8 {
 	return keys
 }
 
+// ParseCounters names the counters of bpf/parse.h's pass reasons, index =
+// enum parse_stat (index 0, "parsed", is never counted). Every program built
+// on parse.h starts its per-CPU stats array with them; its own counters follow.
+var ParseCounters = []string{
+	"", "pass_not_ip", "pass_no_vip", "pass_no_ports", "pass_malformed", "pass_vlan_stacked", "pass_ext_hdrs",
+}
+
 // statNames are the steering program's counters, index = enum stat in
 // bpf/steer.c.
-var statNames = [...]string{
-	"redirect", "redirect_frag", "pass_no_socket", "pass_not_ip", "pass_no_vip",
-	"pass_no_ports", "pass_malformed", "pass_vlan_stacked", "pass_ext_hdrs", "tx_fwd",
-	"fastpath_tx",
-}
+var statNames = append(ParseCounters[:len(ParseCounters):len(ParseCounters)],
+	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx")
 
 // ProgramStats returns the steering program's counters summed over CPUs:
 // fastpath_tx (sent back with XDP_TX by the fast path), redirect (to a
@@ -347,14 +340,17 @@ func (d *Dataplane) ProgramStats() map[string]uint64 {
 	if d.objs.Stats == nil {
 		return map[string]uint64{}
 	}
-	return readStats(d.objs.Stats, false)
+	return ReadCounters(d.objs.Stats, statNames)
 }
 
-func readStats(m *ebpf.Map, withFwd bool) map[string]uint64 {
-	out := make(map[string]uint64, len(statNames))
+// ReadCounters reads a program's per-CPU stats array m, whose counter i is
+// names[i] (an empty name is skipped), summed over CPUs; "pass" is the sum
+// of the pass_* counters. A counter that cannot be read is 0.
+func ReadCounters(m *ebpf.Map, names []string) map[string]uint64 {
+	out := make(map[string]uint64, len(names)+1)
 	var per []uint64
-	for i, name := range statNames {
-		if name == "tx_fwd" && !withFwd {
+	for i, name := range names {
+		if name == "" {
 			continue
 		}
 		var sum uint64

@@ -1,9 +1,10 @@
 // Package afxdp is medialb's L4 dataplane below the pipeline: the XDP steering
 // program, its maps, and one AF_XDP socket per RX queue of an interface.
 //
-// Open loads the steering program (bpf/steer.c, compiled by bpf2go; the
-// objects are committed), attaches it through a BPF link, so that the kernel
-// removes it when the process dies, and opens the sockets. A program some
+// Open loads the steering program (bpf/steer.c with the frame parser of
+// bpf/parse.h, compiled by bpf2go; the objects are committed), attaches it
+// through a BPF link, so that the kernel removes it when the process dies, and
+// opens the sockets. A program some
 // other tool attached through netlink (ip link set ... xdp, xdp-loader, an
 // older run) is reported and removed first; Close detaches ours and leaves the
 // interface without an XDP program. The program redirects a frame to the
@@ -18,17 +19,17 @@
 // reaches a socket. The control plane bumps the generation on every
 // snapshot swap, which makes every recorded decision stale at once.
 //
-// Socket owns its rings and UMEM directly (x/sys/unix); it does not use
-// github.com/asavie/xdp's socket, whose copy-mode transmit stops after the
-// kernel's 32-frame sendto budget, whose Poll spins on POLLOUT, whose frame
-// accounting can put one frame on two rings, and whose Close leaves the rings
-// mapped so the queue stays claimed (TestAsavieBugs shows three of these).
-// Every frame is in exactly one place: the free pool (a stack), the fill ring,
+// Socket owns its rings and UMEM directly (x/sys/unix; asavie_test.go says
+// why not github.com/asavie/xdp's). Every frame is in exactly one place: the free pool (a stack), the fill ring,
 // the RX ring, the caller, or the TX/completion rings.
 //
 // Interface lookups, the queue count (ethtool channels, sysfs, netlink) and
 // the attach happen in the calling thread's network namespace; sockets and
 // maps, once open, may be used from any goroutine.
+//
+// The parser, its keys ([Keys]), its counters ([ParseCounters],
+// [ReadCounters]) and the attach ([AttachProgram]) are shared with the
+// benchmark references in perf/xdpref, which are not part of this package.
 //
 // This is the only medialb package that uses unsafe and raw syscalls; every
 // use carries a comment saying why it is sound.

@@ -55,14 +55,7 @@ func TestFastPath(t *testing.T) {
 	if ok, why := d.CanXDPTX(); d.xdpMode == ModeNative && (ok || why == "") {
 		t.Errorf("CanXDPTX on a veth in native mode: %v %q, want false and why", ok, why)
 	}
-	pass, err := func() (a *Attachment, err error) {
-		err = inNS(p.hB, func() error { a, err = AttachPass("xb"); return err })
-		return
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pass.Close() })
+	attachPass(t, p.hB, "xb")
 	vips := []VIP{{Addr: ipA4, Proto: ProtoUDP, Ports: []PortRange{{5000, 5000}}, Service: "S", FastPath: true}}
 	if err := d.SetVIPs(vips); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -124,6 +127,34 @@ func linkInfo(t testing.TB, h netns.NsHandle, name string) (net.HardwareAddr, in
 		t.Fatal(err)
 	}
 	return l.Attrs().HardwareAddr, l.Attrs().Index
+}
+
+// passProgram loads an XDP program that passes every frame to the kernel,
+// as a stand-in for a program someone else attached.
+func passProgram(t testing.TB) *ebpf.Program {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "pass", Type: ebpf.XDP, License: "MIT",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+	})
+	if err != nil {
+		t.Fatalf("load an XDP_PASS program: %v", err)
+	}
+	return prog
+}
+
+// attachPass attaches passProgram to ifname in namespace h until the test
+// ends: a veth receives the frames its peer sends with XDP_TX only when it
+// has an XDP program.
+func attachPass(t testing.TB, h netns.NsHandle, ifname string) {
+	t.Helper()
+	prog := passProgram(t)
+	t.Cleanup(func() { prog.Close() })
+	var lk link.Link
+	if err := inNS(h, func() (err error) { lk, _, err = AttachProgram(prog, ifname, ModeAuto, zerolog.Nop()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Close() })
 }
 
 // inNS runs fn on a thread switched into namespace h. Sockets fn creates stay

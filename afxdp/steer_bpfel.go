@@ -27,12 +27,6 @@ type steerFpValue struct {
 	SeenNs uint64
 }
 
-type steerFwdValue struct {
-	_      structs.HostLayout
-	DstMac [6]uint8
-	SrcMac [6]uint8
-}
-
 type steerVipKey struct {
 	_     structs.HostLayout
 	Addr  [16]uint8
@@ -47,13 +41,10 @@ type steerVipKey struct {
 const (
 	steerMapFastpath  = "fastpath"
 	steerMapFpGen     = "fp_gen"
-	steerMapFwdVips   = "fwd_vips"
 	steerMapStats     = "stats"
 	steerMapVips      = "vips"
 	steerMapXsks      = "xsks"
-	steerProgXdpPass  = "xdp_pass"
 	steerProgXdpSteer = "xdp_steer"
-	steerProgXdpTxFwd = "xdp_tx_fwd"
 )
 
 // loadSteer returns the embedded CollectionSpec for steer.
@@ -98,9 +89,7 @@ type steerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerProgramSpecs struct {
-	XdpPass  *ebpf.ProgramSpec `ebpf:"xdp_pass"`
 	XdpSteer *ebpf.ProgramSpec `ebpf:"xdp_steer"`
-	XdpTxFwd *ebpf.ProgramSpec `ebpf:"xdp_tx_fwd"`
 }
 
 // steerMapSpecs contains maps before they are loaded into the kernel.
@@ -109,7 +98,6 @@ type steerProgramSpecs struct {
 type steerMapSpecs struct {
 	Fastpath *ebpf.MapSpec `ebpf:"fastpath"`
 	FpGen    *ebpf.MapSpec `ebpf:"fp_gen"`
-	FwdVips  *ebpf.MapSpec `ebpf:"fwd_vips"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	Vips     *ebpf.MapSpec `ebpf:"vips"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
@@ -143,7 +131,6 @@ func (o *steerObjects) Close() error {
 type steerMaps struct {
 	Fastpath *ebpf.Map `ebpf:"fastpath"`
 	FpGen    *ebpf.Map `ebpf:"fp_gen"`
-	FwdVips  *ebpf.Map `ebpf:"fwd_vips"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	Vips     *ebpf.Map `ebpf:"vips"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
@@ -153,7 +140,6 @@ func (m *steerMaps) Close() error {
 	return _SteerClose(
 		m.Fastpath,
 		m.FpGen,
-		m.FwdVips,
 		m.Stats,
 		m.Vips,
 		m.Xsks,
@@ -170,16 +156,12 @@ type steerVariables struct {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerPrograms struct {
-	XdpPass  *ebpf.Program `ebpf:"xdp_pass"`
 	XdpSteer *ebpf.Program `ebpf:"xdp_steer"`
-	XdpTxFwd *ebpf.Program `ebpf:"xdp_tx_fwd"`
 }
 
 func (p *steerPrograms) Close() error {
 	return _SteerClose(
-		p.XdpPass,
 		p.XdpSteer,
-		p.XdpTxFwd,
 	)
 }
 

@@ -35,7 +35,7 @@ func TestVIPKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys, err := vipKeys(tt.vips)
+			keys, err := Keys(tt.vips)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)
@@ -66,8 +66,8 @@ func TestKeyOfIPv4Mapped(t *testing.T) {
 
 func TestDiffKeys(t *testing.T) {
 	a := netip.MustParseAddr("192.0.2.1")
-	old, _ := vipKeys([]VIP{{Addr: a, Proto: ProtoUDP, Ports: []PortRange{{100, 109}}}})
-	cur, _ := vipKeys([]VIP{{Addr: a, Proto: ProtoUDP, Ports: []PortRange{{105, 114}}}, {Addr: a, Proto: ProtoTCP, Ports: []PortRange{{1, 1}}}})
+	old, _ := Keys([]VIP{{Addr: a, Proto: ProtoUDP, Ports: []PortRange{{100, 109}}}})
+	cur, _ := Keys([]VIP{{Addr: a, Proto: ProtoUDP, Ports: []PortRange{{105, 114}}}, {Addr: a, Proto: ProtoTCP, Ports: []PortRange{{1, 1}}}})
 	add, del := diffKeys(old, cur)
 	if len(add) != 5+2 || len(del) != 5 {
 		t.Errorf("add %d del %d, want 7 and 5", len(add), len(del))

@@ -39,13 +39,20 @@ func keyOf(addr netip.Addr, proto uint8, port uint16) steerVipKey {
 	return steerVipKey{Addr: addr.As16(), Proto: proto, Port: port}
 }
 
-// vipKeys expands vips into the set of map keys, checking them.
-func vipKeys(vips []VIP) (map[steerVipKey]struct{}, error) {
+// Key is a steering key as bpf/parse.h's struct vip_key lays it out: the
+// destination address (IPv4 as the IPv4-mapped IPv6 address), the IP protocol
+// and the destination port in host byte order (0: a non-first fragment).
+// Other programs built on parse.h (perf/xdpref) key their maps with it.
+type Key = steerVipKey
+
+// Keys expands vips into the set of steering keys, checking them: the keys a
+// program built on bpf/parse.h looks up for the frames SetVIPs would steer.
+func Keys(vips []VIP) (map[Key]struct{}, error) {
 	kv, err := vipKeyValues(vips, nil)
 	if err != nil {
 		return nil, err
 	}
-	keys := make(map[steerVipKey]struct{}, len(kv))
+	keys := make(map[Key]struct{}, len(kv))
 	for k := range kv {
 		keys[k] = struct{}{}
 	}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/probe"
+	"github.com/medialb/medialb/perf/xdpref"
 )
 
 // fpConfig is Harmonic_Traffic with the XDP fast path forced on and a short
@@ -41,8 +41,8 @@ func TestL4FastPath(t *testing.T) {
 	// On veth, frames sent back with XDP_TX reach the bridge only if the bridge port has
 	// an XDP program (a NIC needs nothing).
 	lb := e.lab.LBs[0]
-	var pass *afxdp.Attachment
-	if err := lab.Do(e.lab.Switch, func() (err error) { pass, err = afxdp.AttachPass(lb.SwitchPort); return err }); err != nil {
+	var pass *xdpref.Attachment
+	if err := lab.Do(e.lab.Switch, func() (err error) { pass, err = xdpref.AttachPass(lb.SwitchPort); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pass.Close() })

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medialb/medialb/afxdp"
+	"github.com/medialb/medialb/perf/xdpref"
 	"github.com/medialb/medialb/pipeline"
 	"github.com/rs/zerolog"
 )
@@ -266,7 +267,7 @@ type phase struct {
 // downstream is what receives the forwarded frames: counting programs, and the
 // XDP_PASS on the bridge port that a veth needs to receive XDP_TX frames.
 type downstream struct {
-	pass     *afxdp.Attachment
+	pass     *xdpref.Attachment
 	counters []*counter
 }
 
@@ -311,7 +312,7 @@ func setDownstream(t *topo, countAt string, cpu int) (d *downstream, err error) 
 		}
 		d.counters = append(d.counters, c)
 	} else {
-		if err := inNS(t.sw, func() (err error) { d.pass, err = afxdp.AttachPass(t.lb.port); return err }); err != nil {
+		if err := inNS(t.sw, func() (err error) { d.pass, err = xdpref.AttachPass(t.lb.port); return err }); err != nil {
 			return nil, fmt.Errorf("attach XDP_PASS to %s: %w", t.lb.port, err)
 		}
 		if countAt == CountAtServer {

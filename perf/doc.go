@@ -5,7 +5,7 @@
 // how many of them arrive at the real servers through each forwarder:
 //
 //   - xdp_tx: the in-kernel reference, an XDP program rewriting the MACs and sending
-//     with XDP_TX (afxdp.AttachXDPTXForwarder): the limit of this path on the machine;
+//     with XDP_TX (xdpref.AttachXDPTXForwarder): the limit of this path on the machine;
 //   - medialb: the real dataplane, afxdp.Open on the load balancer's interface and one
 //     pipeline.Worker per RX queue, in this process;
 //   - medialb+fastpath: the same with the steering program's fast path

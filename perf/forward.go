@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/medialb/medialb/afxdp"
+	"github.com/medialb/medialb/perf/xdpref"
 	"github.com/medialb/medialb/pipeline"
 	"github.com/medialb/medialb/tables"
 	"github.com/rs/zerolog"
@@ -77,14 +78,14 @@ func startForwarder(t *topo, name string, cpus []int, cfg Config) (forwarder, er
 }
 
 type xdpTX struct {
-	a    *afxdp.Attachment
+	a    *xdpref.Attachment
 	napi []int
 }
 
 func startXDPTX(t *topo, cpus []int) (*xdpTX, error) {
 	f := &xdpTX{}
 	err := inNS(t.lb.ns, func() (err error) {
-		f.a, err = afxdp.AttachXDPTXForwarder(t.lb.link, t.rs[0].mac, t.lb.mac, vips())
+		f.a, err = xdpref.AttachXDPTXForwarder(t.lb.link, t.rs[0].mac, t.lb.mac, vips())
 		return err
 	})
 	if err != nil {

@@ -184,7 +184,7 @@ func (r *Results) Markdown(command string) string {
 	w("server's destination MAC, dropped there, so that the bridge and real-server work does not load the\n")
 	w("generator's CPU) or on the real servers' veths (`server`: frames with the server's MAC after the bridge):\n")
 	w("forwarded = arrived, not sent. %s of sending per point after a warm-up of a tenth of that.\n\n", r.Config.Duration)
-	w("References: **xdp_tx** = afxdp.AttachXDPTXForwarder (in-kernel MAC rewrite + XDP_TX, one real server);\n")
+	w("References: **xdp_tx** = xdpref.AttachXDPTXForwarder (in-kernel MAC rewrite + XDP_TX, one real server);\n")
 	w("**medialb** = afxdp.Open + one pipeline.Worker per RX queue (Harmonic_Traffic service, two real servers,\n")
 	batch := "the pipeline's default, " + fmt.Sprint(pipeline.DefaultBatchSize)
 	if r.Config.BatchSize > 0 {

@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/lbproc"
+	"github.com/medialb/medialb/perf/xdpref"
 )
 
 func main() { os.Exit(run()) }
@@ -64,7 +64,7 @@ type demo struct {
 	lab     *lab.Lab
 	tmp     string
 	medialb *lbproc.Process
-	pass    *afxdp.Attachment
+	pass    *xdpref.Attachment
 }
 
 func (d *demo) run() error {
@@ -86,7 +86,7 @@ func (d *demo) run() error {
 	}
 	fmt.Println("   simulated VOS servers up: HTTPS /admin/status, HTTP 8080, HTTPS 8443, TCP+UDP 1935, 554,", l.MediaPorts)
 	// XDP_TX on a veth reaches the peer only if the peer runs an XDP program.
-	if err := lab.Do(l.Switch, func() (err error) { d.pass, err = afxdp.AttachPass(lb.SwitchPort); return err }); err != nil {
+	if err := lab.Do(l.Switch, func() (err error) { d.pass, err = xdpref.AttachPass(lb.SwitchPort); return err }); err != nil {
 		return fmt.Errorf("XDP_PASS on the switch port %s: %w", lb.SwitchPort, err)
 	}
 	fmt.Printf("   XDP_PASS on the switch port %s, so the load balancer's XDP_TX fast path reaches the bridge\n", lb.SwitchPort)
