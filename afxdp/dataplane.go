@@ -322,18 +322,21 @@ func readKeys(m *ebpf.Map) map[steerVipKey]uint8 {
 // on parse.h starts its per-CPU stats array with them; its own counters follow.
 var ParseCounters = []string{
 	"", "pass_not_ip", "pass_no_vip", "pass_no_ports", "pass_malformed", "pass_vlan_stacked", "pass_ext_hdrs",
+	"pass_icmp_malformed",
 }
 
 // statNames are the steering program's counters, index = enum stat in
 // bpf/steer.c.
 var statNames = append(ParseCounters[:len(ParseCounters):len(ParseCounters)],
-	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx")
+	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx", "redirect_icmp")
 
 // ProgramStats returns the steering program's counters summed over CPUs:
 // fastpath_tx (sent back with XDP_TX by the fast path), redirect (to a
-// socket), redirect_frag (of which non-first fragments), pass
+// socket), redirect_frag (of which non-first fragments), redirect_icmp (of
+// which ICMP errors), pass
 // (to the kernel) and pass_* by reason (no_socket, not_ip, no_vip, no_ports,
-// malformed, vlan_stacked, ext_hdrs).
+// malformed, vlan_stacked, ext_hdrs, icmp_malformed: an ICMP error with a bad
+// quote to an address that is no layer-4 VIP).
 func (d *Dataplane) ProgramStats() map[string]uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()

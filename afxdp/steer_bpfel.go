@@ -31,7 +31,7 @@ type steerVipKey struct {
 	_     structs.HostLayout
 	Addr  [16]uint8
 	Proto uint8
-	Pad   uint8
+	Kind  uint8
 	Port  uint16
 }
 

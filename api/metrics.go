@@ -31,7 +31,7 @@ type collector struct {
 	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
 	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
-	haRole                                                                    *prometheus.Desc
+	haRole, icmpRouted                                                        *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
 }
 
@@ -78,9 +78,11 @@ func newCollector(src Source, version string) *collector {
 		rsHealthUp:      d("real_server_health_check_up", "Result of the last health check: 1 passed, 0 failed; absent before the first check.", rs...),
 		rsHealthSeconds: d("real_server_health_check_duration_seconds", "How long the last health check of a real server took.", rs...),
 
-		forwarded:              d("dataplane_forwarded_packets_total", "Frames the layer-4 dataplane transmitted."),
-		fastpath:               d("dataplane_fastpath_packets_total", "Frames of clients with a decided server that the XDP steering program forwarded itself (XDP_TX), without the AF_XDP pipeline."),
-		drops:                  d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
+		forwarded: d("dataplane_forwarded_packets_total", "Frames the layer-4 dataplane transmitted."),
+		fastpath:  d("dataplane_fastpath_packets_total", "Frames of clients with a decided server that the XDP steering program forwarded itself (XDP_TX), without the AF_XDP pipeline."),
+		drops:     d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
+		icmpRouted: d("dataplane_icmp_errors_routed_total",
+			"ICMP errors to a VIP about a direct-routing flow (frag needed / packet too big, unreachable, time exceeded, parameter problem) sent to the client's real server, by kind.", "kind"),
 		reloads:                d("config_reloads_total", "Configuration reloads (SIGHUP and API), by result.", "result"),
 		lastReloadOK:           d("config_last_reload_successful", "Whether the last configuration reload succeeded (1) or was refused (0)."),
 		lastReloadSuccessStamp: d("config_last_reload_success_timestamp_seconds", "When the configuration in force was loaded, in seconds since the epoch."),
@@ -99,7 +101,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo,
 		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
-		c.forwarded, c.fastpath, c.drops, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
+		c.forwarded, c.fastpath, c.drops, c.icmpRouted, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
 	} {
 		ch <- d
@@ -171,6 +173,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	sort.Strings(reasons)
 	for _, r := range reasons {
 		counter(c.drops, m.Drops[r], r)
+	}
+	kinds := make([]string, 0, len(m.ICMPRouted))
+	for k := range m.ICMPRouted {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		counter(c.icmpRouted, m.ICMPRouted[k], k)
 	}
 	counter(c.reloads, m.Reloads-min(m.ReloadFailures, m.Reloads), "success")
 	counter(c.reloads, m.ReloadFailures, "failure")

@@ -121,6 +121,10 @@ type Metrics struct {
 	// Drops is the number of frames the layer-4 dataplane dropped, by reason
 	// (pipeline.Reason's names, such as "no_service").
 	Drops map[string]uint64
+	// ICMPRouted counts the ICMP errors about direct-routing flows sent to the
+	// client's real server, by kind (pipeline.ICMPKind's names, such as
+	// "frag_needed").
+	ICMPRouted map[string]uint64
 	// Reloads and ReloadFailures count configuration reloads (SIGHUP and API)
 	// and how many of them were refused or failed.
 	Reloads, ReloadFailures uint64

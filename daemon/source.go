@@ -137,7 +137,12 @@ func (s source) Reload() error { return s.d.Reload() }
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
-	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}}
+	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, ICMPRouted: map[string]uint64{}}
+	for k, n := range c.ICMPRouted {
+		if n > 0 {
+			m.ICMPRouted[pipeline.ICMPKind(k).String()] = n
+		}
+	}
 	if s.d.dp != nil {
 		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
 	}

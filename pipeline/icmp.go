@@ -39,10 +39,10 @@ const (
 	// quotedL4Len is what an ICMP error must quote of the L4 header: RFC 792 promises
 	// 8 bytes, enough for the ports.
 	quotedL4Len = 8
-	// maxQuotedL4Off bounds the frame offset of the quoted headers, as bpf/steer.c's
-	// MAX_L4_OFF bounds what the XDP program reads; a quoted header beyond it is
-	// malformed for both.
-	maxQuotedL4Off = 512
+	// maxL4Off bounds the frame offset of the ICMP header and the quoted headers, as
+	// bpf/parse.h's MAX_L4_OFF bounds what the XDP program reads: an ICMP header
+	// beyond it is the kernel's, a quoted header beyond it malformed, for both.
+	maxL4Off = 4096
 )
 
 // icmpKind maps an ICMP (v6: ICMPv6) type and code to the kind of error, or ICMPNone.
@@ -88,7 +88,7 @@ func icmpKind(v6 bool, typ, code uint8) ICMPKind {
 // test checks.
 func ParseICMPError(frame []byte, p *Packet) Reason {
 	v6 := p.Proto == protoICMPv6
-	if (p.Proto != protoICMP && !v6) || p.Frag == FragLater || p.L4Off == 0 ||
+	if (p.Proto != protoICMP && !v6) || p.Frag == FragLater || p.L4Off == 0 || p.L4Off > maxL4Off ||
 		p.L4End > len(frame) || p.L4Off > p.L4End || v6 != p.Dst.Is6() {
 		return NotForUs
 	}
@@ -155,7 +155,7 @@ func parseQuotedIPv6(b []byte, off int, p *Packet) Reason {
 	at := ipv6HdrLen
 	frag := FragNone
 	for n := 0; isIPv6Ext(nh); n++ {
-		if n == MaxIPv6ExtHeaders || off+at > maxQuotedL4Off || len(b) < at+8 {
+		if n == MaxIPv6ExtHeaders || off+at > maxL4Off || len(b) < at+8 {
 			return MalformedICMP
 		}
 		h := b[at:]
@@ -192,7 +192,7 @@ func parseQuotedIPv6(b []byte, off int, p *Packet) Reason {
 // quotedPorts reads the ports of the quoted L4 header at b[at:] (frame offset off+at)
 // and fills p with the quoted packet.
 func quotedPorts(b []byte, at, off int, p *Packet, src, dst netip.Addr, proto uint8) Reason {
-	if off+at > maxQuotedL4Off || len(b) < at+quotedL4Len {
+	if off+at > maxL4Off || len(b) < at+quotedL4Len {
 		return MalformedICMP
 	}
 	return quoted(p, src, dst, proto, FragNone, uint16(b[at])<<8|uint16(b[at+1]), uint16(b[at+2])<<8|uint16(b[at+3]))

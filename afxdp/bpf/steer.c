@@ -3,17 +3,21 @@
  *
  * xdp_steer: frames for a VIP with a matching protocol and destination port
  *            (and non-first IP fragments of a VIP's protocol, which carry no
- *            port) go to the AF_XDP socket of their RX queue; everything else
- *            (ARP, ND, ICMP, the API, health-check replies, SSH, ...) goes to
- *            the kernel with XDP_PASS. A queue without a socket also means
- *            "to the kernel", never a drop.
+ *            port) go to the AF_XDP socket of their RX queue, and so do ICMP
+ *            errors quoting a packet from such a VIP:port (PMTU: the pipeline
+ *            sends them to the client's real server) and ICMP errors to a
+ *            layer-4 VIP whose quote is cut or bad (the pipeline counts and
+ *            drops them); everything else (ARP, ND, echo requests, the API,
+ *            health-check replies, SSH, ...) goes to the kernel with
+ *            XDP_PASS. A queue without a socket also means "to the kernel",
+ *            never a drop.
  *            Fast path: when the VIP entry carries a fast-path service id
  *            (its value, 0 = none) and the fastpath map holds a decision for
  *            (service id, client source address) recorded under the current
  *            generation (fp_gen, bumped by user space on every snapshot swap),
  *            the frame (if addressed to our MAC) gets the server's MAC and
  *            leaves with XDP_TX; its last-seen time is refreshed. Non-first
- *            fragments always go to the socket.
+ *            fragments and ICMP errors always go to the socket.
  *
  * The frame parser is parse.h's, which perf/xdpref's benchmark references
  * share. Build with `make generate` (bpf2go); the objects are committed. */
@@ -49,6 +53,7 @@ enum stat {
 	STAT_REDIRECT_FRAG,          /* ... of which non-first IP fragments */
 	STAT_PASS_NO_SOCKET,         /* a VIP's frame, but no socket on this RX queue */
 	STAT_FASTPATH_TX,            /* fast path, rewritten and sent with XDP_TX */
+	STAT_REDIRECT_ICMP,          /* redirected: ICMP errors (of STAT_REDIRECT) */
 	STAT_MAX,
 };
 
@@ -135,16 +140,47 @@ static __always_inline int fast_path(struct xdp_md *ctx, __u32 svc, const __u8 *
 	return XDP_TX;
 }
 
+/* l4_vip says whether addr is the address of a layer-4 service: it has a
+ * fragment key for TCP or UDP. */
+static __always_inline int l4_vip(const struct vip_key *k)
+{
+	struct vip_key fk = { .kind = KEY_FRAG, .proto = IPPROTO_TCP };
+
+	__builtin_memcpy(fk.addr, k->addr, 16);
+	if (bpf_map_lookup_elem(&vips, &fk))
+		return 1;
+	fk.proto = IPPROTO_UDP;
+	return bpf_map_lookup_elem(&vips, &fk) != 0;
+}
+
+/* to_socket redirects the frame to its queue's socket, counting it. */
+static __always_inline long to_socket(struct xdp_md *ctx, int flags)
+{
+	long act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+
+	if (act == XDP_REDIRECT) {
+		count(STAT_REDIRECT);
+		if (flags & PARSED_ICMP)
+			count(STAT_REDIRECT_ICMP);
+		else if (flags & PARSED_FRAG)
+			count(STAT_REDIRECT_FRAG);
+	} else {
+		count(STAT_PASS_NO_SOCKET);
+	}
+	return act;
+}
+
 SEC("xdp")
 int xdp_steer(struct xdp_md *ctx)
 {
 	struct vip_key key = {};
 	__u8 src[16] = {};
-	int frag = 0;
-	int reason = parse(ctx, &key, src, &frag);
+	int flags = 0;
+	int reason = parse(ctx, &key, src, &flags);
 	__u8 *svc;
-	long act;
 
+	if (reason == STAT_PASS_ICMP_MALFORMED && l4_vip(&key))
+		return to_socket(ctx, PARSED_ICMP);
 	if (reason) {
 		count(reason);
 		return XDP_PASS;
@@ -154,17 +190,9 @@ int xdp_steer(struct xdp_md *ctx)
 		count(STAT_PASS_NO_VIP);
 		return XDP_PASS;
 	}
-	if (*svc && !frag && fast_path(ctx, *svc, src) == XDP_TX)
+	if (*svc && !flags && fast_path(ctx, *svc, src) == XDP_TX)
 		return XDP_TX;
-	act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	if (act == XDP_REDIRECT) {
-		count(STAT_REDIRECT);
-		if (frag)
-			count(STAT_REDIRECT_FRAG);
-	} else {
-		count(STAT_PASS_NO_SOCKET);
-	}
-	return act;
+	return to_socket(ctx, flags);
 }
 
 char __license[] SEC("license") = "Dual MIT/GPL";
