@@ -31,7 +31,7 @@ type collector struct {
 	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
 	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
-	haRole, icmpRouted                                                        *prometheus.Desc
+	haRole, icmpRouted, txCompleted, txInvalid, ifTXDropped                   *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
 }
 
@@ -78,9 +78,13 @@ func newCollector(src Source, version string) *collector {
 		rsHealthUp:      d("real_server_health_check_up", "Result of the last health check: 1 passed, 0 failed; absent before the first check.", rs...),
 		rsHealthSeconds: d("real_server_health_check_duration_seconds", "How long the last health check of a real server took.", rs...),
 
-		forwarded: d("dataplane_forwarded_packets_total", "Frames the layer-4 dataplane transmitted."),
-		fastpath:  d("dataplane_fastpath_packets_total", "Frames of clients with a decided server that the XDP steering program forwarded itself (XDP_TX), without the AF_XDP pipeline."),
-		drops:     d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
+		forwarded: d("dataplane_forwarded_packets_total",
+			"Frames the layer-4 pipeline put on the AF_XDP TX ring; the kernel may still refuse or drop some (see dataplane_tx_completed_packets_total, dataplane_tx_invalid_total, interface_tx_dropped_total)."),
+		txCompleted: d("dataplane_tx_completed_packets_total", "Frames of the layer-4 pipeline the kernel reported sent (AF_XDP completion rings)."),
+		txInvalid:   d("dataplane_tx_invalid_total", "TX descriptors of the layer-4 pipeline the kernel refused."),
+		ifTXDropped: d("interface_tx_dropped_total", "The node interface's tx_dropped counter: frames its driver dropped (the pipeline's and the kernel's)."),
+		fastpath:    d("dataplane_fastpath_packets_total", "Frames of clients with a decided server that the XDP steering program forwarded itself (XDP_TX), without the AF_XDP pipeline."),
+		drops:       d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
 		icmpRouted: d("dataplane_icmp_errors_routed_total",
 			"ICMP errors to a VIP about a direct-routing flow (frag needed / packet too big, unreachable, time exceeded, parameter problem) sent to the client's real server, by kind.", "kind"),
 		reloads:                d("config_reloads_total", "Configuration reloads (SIGHUP and API), by result.", "result"),
@@ -101,7 +105,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo,
 		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
-		c.forwarded, c.fastpath, c.drops, c.icmpRouted, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
+		c.forwarded, c.fastpath, c.drops, c.icmpRouted, c.txCompleted, c.txInvalid, c.ifTXDropped, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
 	} {
 		ch <- d
@@ -165,6 +169,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	m := c.src.Metrics()
 	counter(c.forwarded, m.Forwarded)
+	counter(c.txCompleted, m.TXCompleted)
+	counter(c.txInvalid, m.TXInvalid)
+	counter(c.ifTXDropped, m.IfTXDropped)
 	counter(c.fastpath, m.FastPathTX)
 	reasons := make([]string, 0, len(m.Drops))
 	for r := range m.Drops {

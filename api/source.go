@@ -114,8 +114,13 @@ type RealServer struct {
 // Metrics are node-wide counters for /metrics that the overview does not carry.
 // The zero value is a node that has forwarded nothing and never reloaded.
 type Metrics struct {
-	// Forwarded is the number of frames the layer-4 dataplane transmitted.
+	// Forwarded is the number of frames the layer-4 pipeline put on the TX ring
+	// (not all of them need leave: see TXCompleted, TXInvalid, IfTXDropped).
 	Forwarded uint64
+	// TXCompleted counts the frames the kernel reported sent (the AF_XDP
+	// completion rings); TXInvalid the descriptors it refused; IfTXDropped is the
+	// interface's tx_dropped counter (the driver's drops, ours and the kernel's).
+	TXCompleted, TXInvalid, IfTXDropped uint64
 	// FastPathTX counts frames the XDP steering program forwarded itself (XDP_TX).
 	FastPathTX uint64
 	// Drops is the number of frames the layer-4 dataplane dropped, by reason

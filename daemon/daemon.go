@@ -246,6 +246,24 @@ func (d *Daemon) Proxy() *l7.Proxy { return d.proxy }
 // Counters sums the layer-4 dataplane counters of all workers.
 func (d *Daemon) Counters() pipeline.Counters { return pipeline.Sum(d.workers...) }
 
+// ServerCount returns what the layer-4 dataplane sent to the real server with counter
+// slot slot (tables.Server.Slot): the pipeline's frames the TX ring took, plus the
+// XDP fast path's frames, in frames and bytes.
+func (d *Daemon) ServerCount(slot uint32) pipeline.ServerCount {
+	var c pipeline.ServerCount
+	for _, w := range d.workers {
+		wc := w.ServerCount(slot)
+		c.Packets += wc.Packets
+		c.Bytes += wc.Bytes
+	}
+	if d.dp != nil {
+		p, b := d.dp.ServerCount(slot)
+		c.Packets += p
+		c.Bytes += b
+	}
+	return c
+}
+
 // Dataplane returns the AF_XDP dataplane, or nil without layer-4 services.
 func (d *Daemon) Dataplane() *afxdp.Dataplane { return d.dp }
 

@@ -101,6 +101,12 @@ func (s source) Overview() api.Overview {
 				// Direct routing never sees the replies, so connections are not
 				// tracked: the persistence entries stand for them, as for the service.
 				rs.Connections = rs.ActiveClients
+				// Frames and bytes sent to the server (client to server only: the
+				// replies bypass us), the pipeline's and the XDP fast path's.
+				sc := d.ServerCount(srv.Slot)
+				rs.Packets, rs.Bytes = sc.Packets, sc.Bytes
+				as.Packets += sc.Packets
+				as.Bytes += sc.Bytes
 			}
 			as.RealServers = append(as.RealServers, rs)
 		}
@@ -145,6 +151,8 @@ func (s source) Metrics() api.Metrics {
 	}
 	if s.d.dp != nil {
 		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
+		tx := s.d.dp.TXStats()
+		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
 	}
 	for r, n := range c.ByReason {
 		if r != 0 && n > 0 {

@@ -133,6 +133,7 @@ type counters struct {
 
 	fpEntries, fpFlushes, fpErrors atomic.Uint64
 	icmp                           [numICMPKinds]atomic.Uint64
+	srv                            []serverCounter // by tables.Server.Slot
 	_                              cpu.CacheLinePad
 }
 
@@ -171,4 +172,47 @@ func (c *counters) load() Counters {
 		s.ICMPRouted[i] = c.icmp[i].Load()
 	}
 	return s
+}
+
+// ServerCount is what a layer-4 real server was sent: frames and their bytes
+// (Ethernet frame lengths), counted when the TX ring took them.
+type ServerCount struct{ Packets, Bytes uint64 }
+
+// serverCounter is one server slot's live counts.
+type serverCounter struct{ pkts, bytes atomic.Uint64 }
+
+// batchServers accumulates a batch's per-server counts on the worker's stack: a few
+// distinct servers per batch, each added to the live counters once.
+type batchServers struct {
+	n    int
+	slot [8]uint32
+	pkts [8]uint32
+	byts [8]uint64
+}
+
+// add counts one frame of length n for slot; it reports false when the batch
+// already holds 8 other servers (the caller then adds it directly).
+func (b *batchServers) add(slot uint32, n int) bool {
+	for i := 0; i < b.n; i++ {
+		if b.slot[i] == slot {
+			b.pkts[i]++
+			b.byts[i] += uint64(n)
+			return true
+		}
+	}
+	if b.n == len(b.slot) {
+		return false
+	}
+	b.slot[b.n], b.pkts[b.n], b.byts[b.n] = slot, 1, uint64(n)
+	b.n++
+	return true
+}
+
+// addServer adds packets and bytes to a server slot's live counters.
+func (c *counters) addServer(slot uint32, pkts, bytes uint64) {
+	if slot == 0 || int(slot) >= len(c.srv) {
+		return
+	}
+	c.srv[slot].pkts.Add(pkts)
+	c.srv[slot].bytes.Add(bytes)
 }

@@ -19,6 +19,7 @@ type Snapshot struct {
 	// vipList holds the same entries as vips when there are at most
 	// vipScanMax of them: a linear scan of a few addresses beats the map.
 	vipList []vipSlot
+	slots   *slotRegistry // shared by every snapshot built from this one
 }
 
 // vipScanMax is the most VIPs looked up by linear scan rather than the map.

@@ -120,6 +120,10 @@ type Server struct {
 	HasMAC     bool
 	Generation uint32
 	Index      int // position in Service.Servers; -1 for a fallback server
+	// Slot is the server's counter slot (layer 4 only; 0: not counted): the same
+	// for the same service and server name in every snapshot built from the first.
+	// See MaxServerSlots.
+	Slot uint32
 
 	id uint32 // affinity identity (by name), stable across snapshots
 }

@@ -16,8 +16,10 @@
  *            (service id, client source address) recorded under the current
  *            generation (fp_gen, bumped by user space on every snapshot swap),
  *            the frame (if addressed to our MAC) gets the server's MAC and
- *            leaves with XDP_TX; its last-seen time is refreshed. Non-first
- *            fragments and ICMP errors always go to the socket.
+ *            leaves with XDP_TX; its last-seen time is refreshed and its
+ *            server's per-CPU frame and byte counters (srv_stats, at the slot
+ *            the decision carries) move. Non-first fragments and ICMP errors
+ *            always go to the socket.
  *
  * The frame parser is parse.h's, which perf/xdpref's benchmark references
  * share. Build with `make generate` (bpf2go); the objects are committed. */
@@ -37,14 +39,25 @@ struct fp_key {
 
 /* fp_value: the pipeline's decision for a client: the server's MAC, our MAC
  * (the frame's destination on arrival and source on departure), the
- * generation it was made under and when the client was last seen
- * (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
+ * generation it was made under, the server's counter slot in srv_stats (0:
+ * not counted) and when the client was last seen (bpf_ktime_get_ns,
+ * CLOCK_MONOTONIC). */
 struct fp_value {
 	__u8 dst_mac[6];
 	__u8 src_mac[6];
 	__u32 gen;
+	__u32 slot;
 	__u64 seen_ns;
 };
+
+/* srv_count: frames and bytes the fast path sent to one real server. */
+struct srv_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Counter slots of real servers (tables.MaxServerSlots). */
+#define SRV_SLOTS 4096
 
 /* Counter indexes of the per-CPU stats array after parse.h's pass reasons;
  * the Go side names them. */
@@ -97,6 +110,14 @@ struct {
 	__uint(max_entries, STAT_MAX);
 } stats SEC(".maps");
 
+/* Per-CPU, so that no two CPUs write one counter; user space folds them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct srv_count);
+	__uint(max_entries, SRV_SLOTS);
+} srv_stats SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	stat_inc(&stats, idx);
@@ -137,6 +158,14 @@ static __always_inline int fast_path(struct xdp_md *ctx, __u32 svc, const __u8 *
 	if (now - fv->seen_ns > SEEN_RESOLUTION_NS)
 		fv->seen_ns = now;
 	count(STAT_FASTPATH_TX);
+	if (fv->slot) {
+		__u32 slot = fv->slot;
+		struct srv_count *sc = bpf_map_lookup_elem(&srv_stats, &slot);
+		if (sc) {
+			sc->packets += 1;
+			sc->bytes += (__u64)(data_end - data);
+		}
+	}
 	return XDP_TX;
 }
 
