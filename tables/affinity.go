@@ -32,9 +32,9 @@ const seqReadTries = 4
 // and active takes no new client (counted in Refused; the newcomer is served
 // by Maglev alone until a slot frees).
 //
-// Admission: a client is unconfirmed until it is seen again in a later
-// second of the clock (or recorded by Touch or the HA sync, which only carry
-// clients seen before). A flood of one-packet sources, spoofed SYNs or UDP
+// Admission: a client is unconfirmed until it is seen again, with a second
+// packet (or recorded by Touch or the HA sync, which only carry clients seen
+// before). A flood of one-packet sources, spoofed SYNs or UDP
 // from random addresses, therefore only ever replaces other unconfirmed
 // entries or idle ones, never a live established media client. (Katran's
 // per-CPU LRU connection table and Maglev's connection tracking table let a
@@ -85,8 +85,8 @@ type slot struct {
 	k1  atomic.Uint64
 	val atomic.Uint64 // server id (low 32 bits, 0 = empty) | generation << 32
 	t   atomic.Uint32 // last seen, caller's seconds
-	// confirmed is 1 once the client was seen in two different seconds (or came
-	// from Touch or the HA sync); it fills the slot's padding.
+	// confirmed is 1 once the client was seen twice (or came from Touch or the
+	// HA sync); it fills the slot's padding.
 	confirmed atomic.Uint32
 }
 

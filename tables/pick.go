@@ -34,15 +34,17 @@ func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
 	b := a.bucketFor(h)
 	p := b.scan(k0, k1, now, svc.timeout)
 	if v := p.view; p.kind == kindOwn && !expired(v.t, now, svc.timeout) {
-		// Seen again in a later second: the client is established (confirmed).
 		id := uint32(v.val)
 		if id < uint32(len(svc.byID)) {
 			if i := svc.byID[id]; i >= 0 {
 				srv := svc.Servers[i]
 				if srv.Generation == uint32(v.val>>32) && svc.eligiblePersist(srv) {
-					if int32(now-v.t) > 0 { // never move a time back
-
+					// Seen again: the client is confirmed (established), and its time
+					// moves forward, never back.
+					if int32(now-v.t) > 0 {
 						b[p.slot].touch(v.seq, now)
+					} else if !v.confirmed {
+						b[p.slot].touch(v.seq, v.t)
 					}
 					return srv, VerdictPersist
 				}

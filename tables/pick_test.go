@@ -290,7 +290,7 @@ func TestAffinityFull(t *testing.T) {
 		}
 	}
 	// ... and client 1 comes back as new; every slot now holds an established
-	// client (seen in two seconds) active within ActiveWindow: it is refused.
+	// client (seen twice) active within ActiveWindow: it is refused.
 	if _, v := svc.Pick(cl[1], 23); v != VerdictNew {
 		t.Errorf("evicted client 1: %v, want new", v)
 	}
@@ -552,12 +552,12 @@ func TestAffinityFloodKeepsEstablished(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[:], rng.Uint32())
 		return netip.AddrFrom4(b)
 	}
-	// 2048 clients, seen at 100 and again at 101: established.
+	// 2048 clients, each seen twice: established.
 	est := map[netip.Addr]string{}
 	for range 2048 {
 		c := randAddr()
 		svc.Pick(c, 100)
-		if srv, v := svc.Pick(c, 101); v == VerdictPersist {
+		if srv, v := svc.Pick(c, 100); v == VerdictPersist {
 			est[c] = srv.Name
 		}
 	}
