@@ -67,6 +67,9 @@ type FloodResult struct {
 	// LinkDrops are the lab's interface drop counters that grew during the spray
 	// (frames lost before any XDP program ran: the load balancer's veth backlog).
 	LinkDrops string
+	// LBRingDrops counts the frames the switch could not hand to the load balancer's
+	// veth (its receive backlog full: the load balancer's core saturated).
+	LBRingDrops uint64
 }
 
 // Mpps returns the rate the generator sent at.
@@ -143,7 +146,10 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 	res.Pipeline = diffCounters(f.counters(), c0)
 	res.RxRingDropped = rxDropped(f.dp) - rx0
 	res.Affinity = svc.AffinityStats()
-	res.LinkDrops = dropDelta(ld0, t.linkDrops())
+	ld1 := t.linkDrops()
+	res.LinkDrops = dropDelta(ld0, ld1)
+	k := t.lb.port + " tx_dropped"
+	res.LBRingDrops = ld1[k] - ld0[k]
 
 	fp := f.dp.FastPath()
 	id := fp.ServiceID("Harmonic_Traffic")
@@ -267,6 +273,35 @@ func (g *Generator) spray(ctx context.Context, d time.Duration, every int) (spra
 	}()
 	o := <-done
 	return o.r, o.err
+}
+
+// Markers of the flood section of BENCHMARKS.md.
+const (
+	FloodBeginMarker = "<!-- flood:begin -->"
+	FloodEndMarker   = "<!-- flood:end -->"
+)
+
+// Section renders the result as the flood section of BENCHMARKS.md, with the command
+// that produced it.
+func (r FloodResult) Section(command string) string {
+	return FloodBeginMarker + "\n## A flood of new sources while established media flows\n\n" +
+		"`" + command + "` (root; " + r.Config.Duration.String() + " of spray). " +
+		fmt.Sprintf("%d established clients (UDP and TCP, 64-byte frames, one in %d frames) ", r.Config.Established, r.Config.Every) +
+		"took the fast path during a 2.5 s warm-up; then the same AF_XDP generator (CPU 0) sprayed frames from never-repeated " +
+		"source addresses at VIP:50000-65535 between them, at the highest rate it reaches, while medialb (fast path on, " +
+		fmt.Sprintf("persistence capacity and fast-path map %d entries) forwarded on CPU 1.\n\n", r.Config.Capacity) +
+		r.Markdown() + "\n" + fmt.Sprintf("Reading: %.1f %% of the established clients' frames missed the fast path, "+
+		"and %.1f %% of all frames were dropped by the switch before they reached the load balancer's XDP program "+
+		"(its veth backlog full: one core runs NAPI, XDP and the pipeline); such drops hit established clients and new "+
+		"sources alike. No established client lost its persistence entry or fast-path decision: the new sources only "+
+		"evicted each other.\n\n",
+		100*float64(r.EstOffFastPath)/float64(max(r.EstSent, 1)), 100*float64(r.LBRingDrops)/float64(max(r.Sent, 1))) +
+		FloodEndMarker + "\n"
+}
+
+// UpdateFloodFile replaces the flood section of the Markdown file at path.
+func UpdateFloodFile(path, section string) error {
+	return updateFile(path, section, FloodBeginMarker, FloodEndMarker)
 }
 
 // Markdown renders the result as a BENCHMARKS.md table.
