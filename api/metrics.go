@@ -27,7 +27,7 @@ type collector struct {
 	revision  string
 
 	svcState, svcConns, svcClients, svcPackets, svcBytes                      *prometheus.Desc
-	svcEvictions, svcRefused                                                  *prometheus.Desc
+	svcEvictions, svcRefused, svcPanic, svcPanics                             *prometheus.Desc
 	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
 	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
@@ -66,6 +66,9 @@ func newCollector(src Source, version string) *collector {
 		svcBytes:   d("service_bytes_total", "Bytes forwarded for a virtual service, both directions.", svc...),
 		svcEvictions: d("service_persistence_evictions_total",
 			"Live persistence entries of a virtual service overwritten for a new client (unconfirmed ones first, established ones only when idle).", svc...),
+		svcPanic: d("service_panic",
+			"1 while the panic threshold keeps real servers of a virtual service in service although their health checks fail without an answer (the node suspects itself).", svc...),
+		svcPanics: d("service_panics_total", "Panics of a virtual service: more than panic_threshold of its real servers stopped answering health checks at once.", svc...),
 		svcRefused: d("service_persistence_refused_total",
 			"New clients of a virtual service not recorded because their bucket held only active established clients (a flood of new sources).", svc...),
 
@@ -103,7 +106,7 @@ func newCollector(src Source, version string) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo,
-		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused,
+		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused, c.svcPanic, c.svcPanics,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
 		c.forwarded, c.fastpath, c.drops, c.icmpRouted, c.txCompleted, c.txInvalid, c.ifTXDropped, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
@@ -137,6 +140,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.svcBytes, svc.Bytes, svc.Name)
 		counter(c.svcEvictions, svc.PersistEvictions, svc.Name)
 		counter(c.svcRefused, svc.PersistRefused, svc.Name)
+		gauge(c.svcPanic, b2f(svc.Panic), svc.Name)
+		counter(c.svcPanics, svc.Panics, svc.Name)
 		for _, rs := range svc.RealServers {
 			for _, st := range serverStates {
 				gauge(c.rsState, b2f(st == rs.State), svc.Name, rs.Name, st)

@@ -84,6 +84,12 @@ type Service struct {
 	// (unconfirmed ones, or established ones idle for a while); PersistRefused counts
 	// new clients not recorded because their bucket held only active established
 	// ones (a flood of new sources shows here).
+	// Panic is true while the service's panic threshold keeps real servers in service
+	// whose health checks fail without an answer (the node suspects itself: see
+	// config's panic_threshold); PanicSince is when it began, Panics counts them.
+	Panic            bool         `json:"panic"`
+	PanicSince       *time.Time   `json:"panic_since,omitempty"`
+	Panics           uint64       `json:"panics"`
 	PersistEvictions uint64       `json:"persistence_evictions"`
 	PersistRefused   uint64       `json:"persistence_refused"`
 	RealServers      []RealServer `json:"real_servers"`

@@ -369,6 +369,12 @@ type Service struct {
 	ServerTimeout time.Duration
 	// MaxConnections caps the service's concurrent connections (layer 7); 0 is unlimited.
 	MaxConnections int
+	// PanicThreshold is the share of the real servers, in percent (0..99), whose
+	// health checks may fail without an answer (timeouts, unreachable) within one
+	// check interval; when more fail, the load balancer suspects itself (a saturated
+	// receive path) rather than the servers and keeps forwarding to them. 0 is off.
+	// Default DefaultPanicThreshold for layer 4, 0 for layer 7.
+	PanicThreshold int
 
 	// Line is the service's line in the file, for later error messages.
 	Line int

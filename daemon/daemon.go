@@ -194,7 +194,7 @@ func (d *Daemon) onHealth(t health.Transition) {
 		return
 	}
 	if c := d.controller(); c != nil {
-		c.SetHealth(svc, srv, t.Up, t.Result.Reason)
+		c.SetHealthResult(svc, srv, t.Up, t.Result.Reason, t.Result.NoAnswer)
 	}
 }
 

@@ -75,6 +75,11 @@ func (s source) Overview() api.Overview {
 		}
 		aff := ts.AffinityStats()
 		as.PersistEvictions, as.PersistRefused = aff.Evictions, aff.Refused
+		if ps := ctrl.Panic(cs.Name); ps.Count > 0 {
+			as.Panic, as.Panics = ps.Active, ps.Count
+			since := ps.Since.UTC()
+			as.PanicSince = &since
+		}
 		if cs.Persistence.Mode == config.PersistSourceIP {
 			as.Persistence += " " + cs.Persistence.Timeout.String()
 		}

@@ -190,7 +190,7 @@ func (c *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	}
 	d := time.Since(start)
 	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d}
+		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d, NoAnswer: noAnswer(ctx, err)}
 	}
 
 	status := resp.StatusCode()
