@@ -169,9 +169,12 @@ func (c *Controller) SetHealthResult(service, server string, up bool, reason str
 		return
 	}
 	k := Key{service, server}
-	panicChanged := c.panicCheckLocked(k, up, noAnswer, time.Now())
+	verdict := c.panicCheckLocked(k, up, noAnswer, reason, time.Now())
+	if verdict == holdDown {
+		return // applied one window later unless the panic keeps it (panic.go)
+	}
 	h := c.health[k]
-	if h.Checked && h.Up == up && !panicChanged {
+	if h.Checked && h.Up == up && verdict == applyNow {
 		h.Reason = reason
 		c.health[k] = h
 		return

@@ -9,7 +9,10 @@ import (
 // unreachable) within one check interval, the likelier culprit is this node (its
 // receive path saturated, so the replies to the checks die here), not the servers.
 // The controller then keeps those servers in service, logs and counts it, and the
-// overview shows it, until their checks pass again. A failure that is an answer
+// overview shows it, until their checks pass again. So that no server goes down in
+// the moments before the threshold is crossed, a failure without an answer is held
+// for one window (check interval plus timeout) before it takes its server out: a
+// server that really stopped answering goes down that much later. A failure that is an answer
 // (refused, a wrong status or body) still takes its server out at once, panic or
 // not: a server that really fails during a surge is still taken out. Envoy's panic
 // threshold is the model: past it, traffic goes to all servers.
@@ -26,6 +29,7 @@ type PanicStatus struct {
 type panicState struct {
 	noAnswer map[string]time.Time // server -> when its check failed without an answer
 	kept     map[string]bool      // servers kept in service by the panic
+	pending  map[string]string    // server -> reason: a failure held for one window
 	active   bool
 	since    time.Time
 	count    uint64
@@ -38,7 +42,7 @@ func (c *Controller) panicLocked(service string) *panicState {
 	}
 	ps := c.panics[service]
 	if ps == nil {
-		ps = &panicState{noAnswer: map[string]time.Time{}, kept: map[string]bool{}}
+		ps = &panicState{noAnswer: map[string]time.Time{}, kept: map[string]bool{}, pending: map[string]string{}}
 		c.panics[service] = ps
 	}
 	return ps
@@ -65,28 +69,39 @@ func (c *Controller) keptLocked(k Key) bool {
 	return ps != nil && ps.active && ps.kept[k.Server]
 }
 
+// Verdicts of panicCheckLocked.
+const (
+	applyNow     = iota // apply the health verdict as it is
+	applyRebuild        // apply it, and rebuild: the panic stopped keeping the server
+	keepPanic           // a failure the panic keeps in service
+	holdDown            // a failure held for one window (see holdLocked)
+)
+
 // panicCheckLocked updates the panic state of k's service for a health verdict (up,
-// noAnswer) seen at now, before it is applied. It reports whether the panic state
-// changed in a way the snapshot must see.
-func (c *Controller) panicCheckLocked(k Key, up, noAnswer bool, now time.Time) bool {
+// noAnswer, reason) seen at now, before it is applied, and says what to do with it.
+func (c *Controller) panicCheckLocked(k Key, up, noAnswer bool, reason string, now time.Time) int {
 	svc := c.cfg.Service(k.Service)
 	if svc == nil {
-		return false
+		return applyNow
 	}
 	ps := c.panicLocked(k.Service)
 	if up || !noAnswer {
 		delete(ps.noAnswer, k.Server)
-		changed := ps.kept[k.Server]
-		delete(ps.kept, k.Server)
+		delete(ps.pending, k.Server)
+		verdict := applyNow
+		if ps.kept[k.Server] {
+			delete(ps.kept, k.Server)
+			verdict = applyRebuild
+		}
 		if ps.active && len(ps.kept) == 0 {
 			ps.active = false
 			c.log.Warn().Str("service", k.Service).Dur("lasted", now.Sub(ps.since)).
 				Msg("panic over: the real servers' health checks are answered again")
 		}
-		return changed
+		return verdict
 	}
 	if svc.PanicThreshold <= 0 {
-		return false
+		return applyNow
 	}
 	ps.noAnswer[k.Server] = now
 	window := svc.HealthCheck.Interval + svc.HealthCheck.Timeout
@@ -100,17 +115,24 @@ func (c *Controller) panicCheckLocked(k Key, up, noAnswer bool, now time.Time) b
 	}
 	total := len(svc.RealServers)
 	if !ps.active && recent*100 <= svc.PanicThreshold*total {
-		return false
+		ps.pending[k.Server] = reason
+		c.holdLocked(k, window)
+		return holdDown
 	}
 	if !ps.active {
 		ps.active, ps.since = true, now
 		ps.count++
-		// Servers that went down without an answer moments ago are kept too.
+		// Servers whose failure is held, or that went down without an answer
+		// moments ago, are kept too.
 		for s, t := range ps.noAnswer {
 			if now.Sub(t) <= window {
 				ps.kept[s] = true
 			}
 		}
+		for s := range ps.pending {
+			ps.kept[s] = true
+		}
+		clear(ps.pending)
 		c.log.Error().Str("service", k.Service).Int("failed", recent).Int("servers", total).
 			Int("panic_threshold_percent", svc.PanicThreshold).Dur("window", window).
 			Msg("PANIC: most real servers stopped answering health checks at once; suspecting this node " +
@@ -118,5 +140,27 @@ func (c *Controller) panicCheckLocked(k Key, up, noAnswer bool, now time.Time) b
 				"that it is unwell is still taken out.")
 	}
 	ps.kept[k.Server] = true
-	return true
+	return keepPanic
+}
+
+// holdLocked applies k's held failure after window, unless an answer (or a panic)
+// came first.
+func (c *Controller) holdLocked(k Key, window time.Duration) {
+	time.AfterFunc(window, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		ps := c.panics[k.Service]
+		if ps == nil || c.knownLocked(k.Service, k.Server) != nil {
+			return
+		}
+		reason, ok := ps.pending[k.Server]
+		if !ok {
+			return
+		}
+		delete(ps.pending, k.Server)
+		c.health[k] = Health{Up: false, Checked: true, Reason: reason, Since: time.Now()}
+		if err := c.rebuildLocked("health check"); err != nil {
+			c.log.Error().Err(err).Msg("health change not applied")
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -57,15 +58,15 @@ func states(h *tables.Holder) string {
 }
 
 // TestPanicThreshold: with the default threshold (50 %), two of four servers failing
-// without an answer go down; a third within the check interval is a panic: all three
-// are kept in service, loudly; a server that answers it is unwell still goes down;
+// without an answer are held (still online, for one window); a third within the window
+// is a panic: all three are kept in service, loudly; a server that answers it is unwell still goes down;
 // the panic ends when the kept servers' checks pass again.
 func TestPanicThreshold(t *testing.T) {
 	c, h, logs := newPanicTest(t, "")
 	c.SetHealthResult("Media", "A", false, "timeout after 1s (connecting)", true)
 	c.SetHealthResult("Media", "B", false, "timeout after 1s (connecting)", true)
-	if got := states(h); got != "A=down B=down C=online D=online" {
-		t.Fatalf("two of four without an answer: %s", got)
+	if got := states(h); got != "A=online B=online C=online D=online" {
+		t.Fatalf("two of four without an answer (held): %s", got)
 	}
 	if c.Panic("Media").Active {
 		t.Fatal("panic at 50 %: the threshold is more than half")
@@ -101,6 +102,23 @@ func TestPanicThreshold(t *testing.T) {
 	}
 	if got := states(h); got != "A=down B=online C=online D=down" {
 		t.Errorf("after the panic: %s", got)
+	}
+}
+
+// A failure without an answer below the threshold takes its server out one window
+// (interval + timeout) later; an answer before that cancels it.
+func TestPanicHeldFailure(t *testing.T) {
+	c, h, _ := newPanicTest(t, "")
+	c.cfg.Services[0].HealthCheck.Interval, c.cfg.Services[0].HealthCheck.Timeout = 100*time.Millisecond, 50*time.Millisecond
+	c.SetHealthResult("Media", "A", false, "timeout", true)
+	c.SetHealthResult("Media", "B", false, "timeout", true)
+	c.SetHealthResult("Media", "B", true, "connected", false) // B answers again in time
+	if got := states(h); got != "A=online B=online C=online D=online" {
+		t.Fatalf("right after: %s, want A held", got)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if got := states(h); got != "A=down B=online C=online D=online" {
+		t.Errorf("a window later: %s, want A down, B online", got)
 	}
 }
 
