@@ -123,4 +123,3 @@ func TestL4SurgePanic(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-
