@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
 )
 
@@ -29,7 +30,7 @@ const Realm = "medialb"
 
 // DefaultStateDir is where the generated certificate is kept when Config.StateDir
 // is empty (node.state_dir's default).
-const DefaultStateDir = "/var/lib/medialb"
+const DefaultStateDir = config.DefaultStateDir
 
 // Config configures the API server (the api section and node.state_dir).
 type Config struct {

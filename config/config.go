@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/medialb/medialb/tables"
 )
 
 // Defaults applied to fields the configuration leaves out.
@@ -34,7 +36,7 @@ const (
 	// DefaultWeight is a real server's weight when none is given.
 	DefaultWeight = 100
 	// DefaultMaglevSize is the Maglev lookup table size, a prime.
-	DefaultMaglevSize = 65537
+	DefaultMaglevSize = tables.DefaultMaglevSize
 	// MaxMaglevSize is the largest table size accepted (a prime below 2^24).
 	MaxMaglevSize = 16777213
 	// DefaultPersistenceTimeout is how long an idle client keeps its real server.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/medialb/medialb/tables"
 )
 
 // FuzzLoad feeds arbitrary text to the loader: it must never panic, and it
@@ -32,7 +34,7 @@ func FuzzLoad(f *testing.F) {
 				t.Fatalf("valid config breaks invariants: %+v", cfg)
 			}
 			for _, s := range cfg.Services {
-				if len(s.Ports) == 0 || (s.Layer != Layer4 && s.Layer != Layer7) || s.Protocol == 0 || !isPrime(int64(s.MaglevSize)) ||
+				if len(s.Ports) == 0 || (s.Layer != Layer4 && s.Layer != Layer7) || s.Protocol == 0 || !tables.IsPrime(uint64(s.MaglevSize)) ||
 					s.HealthCheck.Type == "" || (len(s.RealServers) == 0 && s.Fallback == nil) {
 					t.Fatalf("valid service breaks invariants: %+v", s)
 				}

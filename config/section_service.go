@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/medialb/medialb/tables"
 )
 
 // serviceKeys are the keys of one of virtual_services.
@@ -126,7 +128,7 @@ func (p *parser) maglevSize(f fields, path string, s *Service) {
 	if v := f.get("maglev_size"); v != nil {
 		if x, ok := p.integer(v, path+".maglev_size", 2, MaxMaglevSize); ok {
 			s.MaglevSize = int(x)
-			if !isPrime(x) {
+			if !tables.IsPrime(uint64(x)) {
 				p.errorf(v, "%s.maglev_size: %d is not a prime (the Maglev table size must be; e.g. %d)", path, x, nextPrime(x))
 			}
 		}
@@ -266,25 +268,9 @@ func (p *parser) families(f fields, path string, s *Service) {
 	}
 }
 
-// isPrime reports whether n is a prime.
-func isPrime(n int64) bool {
-	if n < 2 {
-		return false
-	}
-	if n%2 == 0 {
-		return n == 2
-	}
-	for d := int64(3); d*d <= n; d += 2 {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // nextPrime is the smallest prime not below n.
 func nextPrime(n int64) int64 {
-	for !isPrime(n) {
+	for !tables.IsPrime(uint64(n)) {
 		n++
 	}
 	return n

@@ -29,8 +29,6 @@ func (c *Controller) effectiveLocked(k Key) (tables.State, string) {
 	return tables.StateOnline, "not checked yet"
 }
 
-func out(st tables.State) bool { return st == tables.StateHalt || st == tables.StateDown }
-
 // rebuildLocked compiles the configuration and states into a snapshot, swaps it in,
 // runs the hooks, then logs every state change once with its reason: a change is
 // logged only once it is in force (the dataplanes and the fast path see it), so
@@ -46,7 +44,7 @@ func (c *Controller) rebuildLocked(why string) error {
 			VIP:        svc.Address,
 			TCP:        svc.Protocol.Has(config.TCP),
 			UDP:        svc.Protocol.Has(config.UDP),
-			Layer:      uint8(svc.Layer),
+			Layer:      tables.Layer(svc.Layer),
 			MaglevSize: uint32(svc.MaglevSize),
 		}
 		for _, r := range svc.Ports {
@@ -58,18 +56,18 @@ func (c *Controller) rebuildLocked(why string) error {
 		}
 		eligible := 0
 		for _, rs := range svc.RealServers {
-			k := Key{svc.Name, rs.Name}
+			k := Key{Service: svc.Name, Server: rs.Name}
 			seen[k] = true
 			st, reason := c.effectiveLocked(k)
 			prev, known := c.last[k]
-			if out(st) && known && !out(prev) {
+			if !st.InService() && known && prev.InService() {
 				c.gens[k]++ // drop its persistence entries: its clients move now
 			}
 			if !known || prev != st {
 				svcName, rs := svc.Name, rs
 				logs = append(logs, func() {
 					ev := c.log.Info()
-					if out(st) {
+					if !st.InService() {
 						ev = c.log.Warn()
 					}
 					ev.Str("service", svcName).Str("server", rs.Name).Str("address", rs.Address.String()).

@@ -19,6 +19,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sync"
 	"time"
@@ -132,7 +133,7 @@ func (c *Controller) SetAdmin(service, server string, st tables.State) error {
 	if err := c.knownLocked(service, server); err != nil {
 		return err
 	}
-	k := Key{service, server}
+	k := Key{Service: service, Server: server}
 	prev, had := c.admin[k]
 	if st == tables.StateOnline {
 		delete(c.admin, k)
@@ -168,7 +169,7 @@ func (c *Controller) SetHealthResult(service, server string, up bool, reason str
 	if c.knownLocked(service, server) != nil {
 		return
 	}
-	k := Key{service, server}
+	k := Key{Service: service, Server: server}
 	verdict := c.panicCheckLocked(k, up, noAnswer, reason, time.Now())
 	if verdict == holdDown {
 		return // applied one window later unless the panic keeps it (panic.go)
@@ -198,17 +199,25 @@ func (c *Controller) Refresh(reason string) {
 func (c *Controller) Admin(service, server string) tables.State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st, ok := c.admin[Key{service, server}]; ok {
+	if st, ok := c.admin[Key{Service: service, Server: server}]; ok {
 		return st
 	}
 	return tables.StateOnline
+}
+
+// States returns copies of the operators' states (online is left out) and of
+// the last health verdicts, by real server.
+func (c *Controller) States() (admin map[Key]tables.State, health map[Key]Health) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.admin), maps.Clone(c.health)
 }
 
 // HealthOf returns the last health verdict of a real server.
 func (c *Controller) HealthOf(service, server string) Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.health[Key{service, server}]
+	return c.health[Key{Service: service, Server: server}]
 }
 
 func (c *Controller) knownLocked(service, server string) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -154,11 +155,21 @@ func TestStatesAndSemantics(t *testing.T) {
 	if !c.ServiceDown("Media") || strings.Count(logs.String(), "new flows are dropped") != 1 {
 		t.Errorf("service down not reported once:\n%s", logs)
 	}
+	// States: copies of what Admin and HealthOf answer one by one.
+	admin, health := c.States()
+	k1, k2 := Key{Service: "Media", Server: "HT1"}, Key{Service: "Media", Server: "HT2"}
+	if len(admin) != 1 || admin[k1] != tables.StateHalt || !health[k1].Up || health[k2].Up || !health[k2].Checked {
+		t.Errorf("States() = %v, %v", admin, health)
+	}
+	admin[k1] = tables.StateOnline
+	if c.Admin("Media", "HT1") != tables.StateHalt {
+		t.Error("changing the map States returned changed the controller")
+	}
 }
 
 func TestUnknownNames(t *testing.T) {
 	c, _, _ := newTest(t, t.TempDir(), allMACs())
-	for _, k := range []Key{{"Nope", "HT1"}, {"Media", "Nope"}} {
+	for _, k := range []Key{{Service: "Nope", Server: "HT1"}, {Service: "Media", Server: "Nope"}} {
 		if err := c.SetAdmin(k.Service, k.Server, tables.StateDrain); !errors.Is(err, ErrUnknown) {
 			t.Errorf("SetAdmin(%s) = %v, want ErrUnknown", k, err)
 		}
@@ -191,5 +202,37 @@ func TestUnresolvedMACNotPicked(t *testing.T) {
 	c.Refresh("test")
 	if got := len(clientsOf(h.Load().Service("Media"), "HT2", 200, 1000)); got == 0 {
 		t.Error("HT2 not picked after its MAC was learned")
+	}
+}
+
+// TestAdminStatesBetweenPair: what one node's AdminStates gives, another's
+// ApplyAdminStates takes: drain and halt arrive, a server missing from the
+// map goes online, an unknown state name is left alone.
+func TestAdminStatesBetweenPair(t *testing.T) {
+	master, _, _ := newTest(t, t.TempDir(), allMACs())
+	backup, _, logs := newTest(t, t.TempDir(), allMACs())
+	if err := master.SetAdmin("Media", "HT1", tables.StateDrain); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.SetAdmin("Web", "HM2", tables.StateHalt); err != nil {
+		t.Fatal(err)
+	}
+	if err := backup.SetAdmin("Media", "HT2", tables.StateHalt); err != nil {
+		t.Fatal(err)
+	}
+	states := master.AdminStates()
+	if want := map[string]string{"Media/HT1": "drain", "Web/HM2": "halt"}; !maps.Equal(states, want) {
+		t.Fatalf("AdminStates() = %v, want %v", states, want)
+	}
+	backup.ApplyAdminStates(states)
+	if !maps.Equal(backup.AdminStates(), states) {
+		t.Errorf("after ApplyAdminStates the backup has %v, want %v", backup.AdminStates(), states)
+	}
+	if !strings.Contains(logs.String(), "administrative state taken from the master") {
+		t.Errorf("not logged:\n%s", logs)
+	}
+	backup.ApplyAdminStates(map[string]string{"Media/HT1": "sideways", "Web/HM2": "halt"})
+	if got := backup.Admin("Media", "HT1"); got != tables.StateDrain {
+		t.Errorf("an unknown state name changed HT1 to %v", got)
 	}
 }

@@ -12,11 +12,8 @@ import (
 	"github.com/medialb/medialb/tables"
 )
 
-// Key names one real server of one virtual service.
-type Key struct{ Service, Server string }
-
-// String returns "service/server".
-func (k Key) String() string { return k.Service + "/" + k.Server }
+// Key names one real server of one virtual service (tables' word for it).
+type Key = tables.Key
 
 // AdminStore keeps the administrative states an operator set (drain, halt) in a file in
 // node.state_dir, so that a server drained for maintenance stays drained across a
@@ -68,7 +65,7 @@ func (s *AdminStore) Load() (map[Key]tables.State, error) {
 		if !ok || st == tables.StateOnline {
 			continue
 		}
-		m[Key{e.Service, e.Server}] = st
+		m[Key{Service: e.Service, Server: e.Server}] = st
 	}
 	return m, nil
 }

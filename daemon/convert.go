@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"net/netip"
-	"strings"
 
 	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/config"
@@ -142,7 +141,7 @@ func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
 	return out
 }
 
-// healthTargets lists one health-check target per real server, keyed "service/server".
+// healthTargets lists one health-check target per real server.
 func healthTargets(cfg *config.Config) []health.Target {
 	var out []health.Target
 	for _, s := range cfg.Services {
@@ -154,24 +153,11 @@ func healthTargets(cfg *config.Config) []health.Target {
 		}
 		for _, r := range s.RealServers {
 			out = append(out, health.Target{
-				Key:  s.Name + "/" + r.Name,
+				Key:  tables.Key{Service: s.Name, Server: r.Name},
 				Addr: netip.AddrPortFrom(r.Address, r.HealthPort),
 				Spec: spec,
 			})
 		}
 	}
 	return out
-}
-
-func splitKey(k string) (service, server string, ok bool) {
-	return strings.Cut(k, "/")
-}
-
-func findServer(svc *tables.Service, name string) *tables.Server {
-	for _, s := range svc.Servers {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
 }

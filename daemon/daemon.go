@@ -34,7 +34,6 @@ import (
 type Daemon struct {
 	log    zerolog.Logger
 	path   string
-	start  time.Time
 	holder tables.Holder
 
 	ctx    context.Context
@@ -66,7 +65,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d = &Daemon{log: log, path: path, start: time.Now(), ctx: ctx, cancel: cancel}
+	d = &Daemon{log: log, path: path, ctx: ctx, cancel: cancel}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -105,8 +104,8 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		return d, err
 	}
 	d.ctrl.Store(ctrl)
-	d.proxy = l7.New(&d.holder, log, l7.WithClock(d.now))
-	ctrl.OnSnapshot(d.closeOutServers)
+	d.proxy = l7.New(&d.holder, log)
+	ctrl.OnSnapshot(d.proxy.OnSnapshot)
 
 	if hasLayer(cfg, config.Layer4) {
 		if err = d.startDataplane(cfg); err != nil {
@@ -135,9 +134,6 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 // atomic pointer so that callbacks (health, neighbours) never wait for a reload.
 func (d *Daemon) controller() *control.Controller { return d.ctrl.Load() }
 
-// now is the coarse clock shared by every user of the persistence tables.
-func (d *Daemon) now() uint32 { return uint32(time.Since(d.start)/time.Second) + 1 }
-
 func (d *Daemon) startDataplane(cfg *config.Config) error {
 	dp, err := afxdp.Open(afxdp.Config{
 		Interface: cfg.Node.Interface,
@@ -161,7 +157,15 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	if err := dp.SetVIPs(steerVIPs(cfg, canTX)); err != nil {
 		return err
 	}
-	d.startFastPath(d.ctx, dp.FastPath())
+	// The fast-path map follows the snapshots: a new generation on every swap,
+	// ageing and persistence refresh in the background.
+	ager := pipeline.NewFastPathAger(dp.FastPath(), &d.holder, nil, d.log)
+	d.controller().OnSnapshot(ager.OnSnapshot)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ager.Run(d.ctx)
+	}()
 	ifi, err := net.InterfaceByName(cfg.Node.Interface)
 	if err != nil {
 		return fmt.Errorf("read MAC of %s: %w", cfg.Node.Interface, err)
@@ -169,7 +173,7 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	var mac [6]byte
 	copy(mac[:], ifi.HardwareAddr)
 	for _, s := range dp.Sockets() {
-		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{Clock: d.now, FastPath: dp.FastPath()})
+		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{FastPath: dp.FastPath()})
 		d.workers = append(d.workers, w)
 		d.wg.Add(1)
 		d.alive.Add(1)
@@ -189,39 +193,8 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 
 // onHealth feeds a health transition into the control plane.
 func (d *Daemon) onHealth(t health.Transition) {
-	svc, srv, ok := splitKey(t.Key)
-	if !ok {
-		return
-	}
 	if c := d.controller(); c != nil {
-		c.SetHealthResult(svc, srv, t.Up, t.Result.Reason, t.Result.NoAnswer)
-	}
-}
-
-// closeOutServers closes the layer-7 connections of servers that went halt or down.
-func (d *Daemon) closeOutServers(prev, next *tables.Snapshot) {
-	if d.proxy == nil || prev == nil {
-		return
-	}
-	for _, svc := range next.Services() {
-		if svc.Layer != 7 {
-			continue
-		}
-		old := prev.Service(svc.Name)
-		for _, s := range svc.Servers {
-			if s.State != tables.StateHalt && s.State != tables.StateDown {
-				continue
-			}
-			if old != nil {
-				if o := findServer(old, s.Name); o != nil && o.State == s.State {
-					continue
-				}
-			}
-			if n := d.proxy.CloseServer(svc.Name, s.Name); n > 0 {
-				d.log.Info().Str("service", svc.Name).Str("server", s.Name).Int("connections", n).
-					Str("state", s.State.String()).Msg("closed established connections")
-			}
-		}
+		c.SetHealthResult(t.Key.Service, t.Key.Server, t.Up, t.Result.Reason, t.Result.NoAnswer)
 	}
 }
 
@@ -267,8 +240,8 @@ func (d *Daemon) ServerCount(slot uint32) pipeline.ServerCount {
 // Dataplane returns the AF_XDP dataplane, or nil without layer-4 services.
 func (d *Daemon) Dataplane() *afxdp.Dataplane { return d.dp }
 
-// Now returns the coarse clock used with the persistence tables.
-func (d *Daemon) Now() uint32 { return d.now() }
+// Now returns the coarse clock used with the persistence tables (tables.Now).
+func (d *Daemon) Now() uint32 { return tables.Now() }
 
 // Reload re-reads the configuration file. An invalid file is refused with every
 // problem in the error and the running configuration stays.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
-	"github.com/medialb/medialb/control"
 	"github.com/medialb/medialb/ha"
 	"github.com/medialb/medialb/tables"
 )
@@ -33,8 +32,8 @@ func (d *Daemon) startHA(cfg *config.Config) error {
 		Health:    d.haHealth,
 		OnMaster:  func() { d.announce(vipAddrs(d.controller().Config())) },
 		Tables:    &d.holder,
-		Clock:     d.now,
-		Admin:     haAdmin{d},
+		Clock:     tables.Now,
+		Admin:     d.controller(),
 		Log:       d.log,
 	})
 	if err != nil {
@@ -96,51 +95,6 @@ func (d *Daemon) HARole() string {
 		return ""
 	}
 	return d.ha.Role()
-}
-
-// haAdmin carries the operators' states between the pair.
-type haAdmin struct{ d *Daemon }
-
-// AdminStates returns the states set here other than online, keyed "service/server".
-func (a haAdmin) AdminStates() map[string]string {
-	ctrl := a.d.controller()
-	cfg := ctrl.Config()
-	m := map[string]string{}
-	for _, s := range cfg.Services {
-		for _, r := range s.RealServers {
-			if st := ctrl.Admin(s.Name, r.Name); st != tables.StateOnline {
-				m[s.Name+"/"+r.Name] = st.String()
-			}
-		}
-	}
-	return m
-}
-
-// ApplyAdminStates makes this node's operator states equal to the master's.
-func (a haAdmin) ApplyAdminStates(states map[string]string) {
-	ctrl := a.d.controller()
-	cfg := ctrl.Config()
-	for _, s := range cfg.Services {
-		for _, r := range s.RealServers {
-			want := tables.StateOnline
-			if v, ok := states[s.Name+"/"+r.Name]; ok {
-				st, ok := control.ParseAdminState(v)
-				if !ok {
-					continue
-				}
-				want = st
-			}
-			if ctrl.Admin(s.Name, r.Name) == want {
-				continue
-			}
-			if err := ctrl.SetAdmin(s.Name, r.Name, want); err != nil {
-				a.d.log.Error().Err(err).Msg("HA: the master's administrative state not applied")
-				continue
-			}
-			a.d.log.Info().Str("service", s.Name).Str("server", r.Name).Str("state", want.String()).
-				Msg("HA: administrative state taken from the master")
-		}
-	}
 }
 
 // haSync is the daemon's side of the pair's configuration sync (see

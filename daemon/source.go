@@ -8,8 +8,9 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
-	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/pipeline"
+	"github.com/medialb/medialb/status"
+	"github.com/medialb/medialb/tables"
 )
 
 // This file is the daemon's side of the REST API and the WebUI: api.Source.
@@ -40,91 +41,30 @@ type source struct{ d *Daemon }
 
 var _ api.Source = source{}
 
-// Overview builds the System Overview from the snapshot in force, the control plane's
-// states, the health monitor, the proxy's connection counts and the persistence tables.
+// Overview builds the System Overview (status.Overview) from the snapshot in force,
+// the control plane's states, the health monitor, the proxy's connection counts and
+// the persistence tables.
 func (s source) Overview() api.Overview {
 	d := s.d
 	ctrl := d.controller()
 	cfg := ctrl.Config()
-	snap := d.holder.Load()
-	now := d.now()
-	// Layer-7 connection and byte counts, by service and by service/server.
-	l7svc := map[string]l7.ServiceStats{}
-	l7srv := map[string]l7.ServerStats{}
-	for _, st := range d.proxy.Stats() {
-		l7svc[st.Name] = st
-		for _, ss := range st.Servers {
-			l7srv[st.Name+"/"+ss.Name] = ss
-		}
+	admin, hl := ctrl.States()
+	return status.Overview(status.Inputs{
+		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
+		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
+		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
+		L4Count: func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
+		Panic:   d.panics(cfg),
+	})
+}
+
+// panics returns the panic state of every service of cfg.
+func (d *Daemon) panics(cfg *config.Config) map[string]control.PanicStatus {
+	out := make(map[string]control.PanicStatus, len(cfg.Services))
+	for _, s := range cfg.Services {
+		out[s.Name] = d.controller().Panic(s.Name)
 	}
-	ov := api.Overview{Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview()}
-	for i := range cfg.Services {
-		cs := &cfg.Services[i]
-		ts := snap.Service(cs.Name)
-		if ts == nil {
-			continue
-		}
-		as := api.Service{
-			Name: cs.Name, Address: cs.Address.String(), Ports: cs.Ports.String(), Layer: int(cs.Layer),
-			Protocol: cs.Protocol.String(), Forwarding: string(cs.Forwarding), Persistence: string(cs.Persistence.Mode),
-			Connections: l7svc[cs.Name].Active,
-			Bytes:       l7svc[cs.Name].BytesIn + l7svc[cs.Name].BytesOut,
-		}
-		if cs.Layer == config.Layer7 {
-			as.Forwarding = "proxy"
-		}
-		aff := ts.AffinityStats()
-		as.PersistEvictions, as.PersistRefused = aff.Evictions, aff.Refused
-		if ps := ctrl.Panic(cs.Name); ps.Count > 0 {
-			as.Panic, as.Panics = ps.Active, ps.Count
-			since := ps.Since.UTC()
-			as.PanicSince = &since
-		}
-		if cs.Persistence.Mode == config.PersistSourceIP {
-			as.Persistence += " " + cs.Persistence.Timeout.String()
-		}
-		for _, srv := range ts.Servers {
-			h := ctrl.HealthOf(cs.Name, srv.Name)
-			rs := api.RealServer{
-				Name: srv.Name, Address: srv.Addr.String(), Port: srv.Port, Weight: int(srv.Weight),
-				State: srv.State.String(), Admin: ctrl.Admin(cs.Name, srv.Name).String(),
-				Health: "unknown", HealthReason: h.Reason,
-				Connections: l7srv[cs.Name+"/"+srv.Name].Active,
-				Bytes:       l7srv[cs.Name+"/"+srv.Name].BytesIn + l7srv[cs.Name+"/"+srv.Name].BytesOut,
-			}
-			if h.Checked {
-				rs.Health = map[bool]string{true: "up", false: "down"}[h.Up]
-			}
-			if st, ok := d.mon.Status(cs.Name + "/" + srv.Name); ok {
-				rs.HealthCheckSeconds = st.LastResult.Duration.Seconds()
-			}
-			if cs.Persistence.Mode == config.PersistSourceIP {
-				rs.ActiveClients = int64(ts.ActiveClients(srv, now))
-				as.ActiveClients += rs.ActiveClients
-			}
-			if cs.Layer == config.Layer4 {
-				// Direct routing never sees the replies, so connections are not
-				// tracked: the persistence entries stand for them, as for the service.
-				rs.Connections = rs.ActiveClients
-				// Frames and bytes sent to the server (client to server only: the
-				// replies bypass us), the pipeline's and the XDP fast path's.
-				sc := d.ServerCount(srv.Slot)
-				rs.Packets, rs.Bytes = sc.Packets, sc.Bytes
-				as.Packets += sc.Packets
-				as.Bytes += sc.Bytes
-			}
-			as.RealServers = append(as.RealServers, rs)
-		}
-		if cs.Layer == config.Layer4 {
-			as.Connections = as.ActiveClients
-		}
-		as.State = api.ServiceState(as.RealServers)
-		if as.State == api.ServiceDown && ts.Fallback != nil {
-			as.State = "fallback"
-		}
-		ov.Services = append(ov.Services, as)
-	}
-	return ov
+	return out
 }
 
 // SetState applies an operator's drain, halt or online.

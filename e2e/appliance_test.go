@@ -46,55 +46,27 @@ var (
 	vipMedia = netip.MustParseAddr("192.168.94.101") // layer 7 onto the servers' media port
 )
 
-// apServices is the guide's two services with quick health checks. @W1@ is HT1's
-// weight, @EXTRA@ more services.
-const apServices = `
-virtual_services:
-  - name: Harmonic_Management
-    address: 192.168.94.100
-    ports: "8080,8443"
-    layer: 7
-    protocol: tcp
-    persistence: { mode: source-ip, timeout: 30m }
-    health_check: { type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 1s, timeout: 800ms, rise: 1, fall: 2 }
-    real_servers:
-      - { name: HM1, address: 192.168.94.105 }
-      - { name: HM2, address: 192.168.94.106 }
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: { type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 1s, timeout: 800ms, rise: 1, fall: 2 }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115, weight: @W1@ }
-      - { name: HT2, address: 192.168.94.116, weight: 100 }
-@EXTRA@`
+// apCheck is the appliance tests' quick health check.
+const apCheck = "{ type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 1s, timeout: 800ms, rise: 1, fall: 2 }"
 
-// apMedia7 is a layer-7 service whose real servers answer on their media port 1935:
-// a long-lived line protocol through the SNAT proxy. @W7@ is HM1's weight.
-const apMedia7 = `  - name: Media_Control
-    address: 192.168.94.101
-    ports: "1935"
-    layer: 7
-    protocol: tcp
-    persistence: { mode: source-ip, timeout: 30m }
-    health_check: { type: tcp-connect, port: 1935, interval: 1s, timeout: 800ms, rise: 1, fall: 2 }
-    real_servers:
-      - { name: HM1, address: 192.168.94.105, port: 1935, weight: @W7@ }
-      - { name: HM2, address: 192.168.94.106, port: 1935 }
-`
-
-// apConfig returns a config template with HT1's weight w1; w7 > 0 adds Media_Control
-// with HM1's weight w7.
+// apConfig returns a config template of the guide's two services with quick health
+// checks and HT1's weight w1; w7 > 0 adds Media_Control, a layer-7 service whose real
+// servers answer on their media port 1935 (a long-lived line protocol through the SNAT
+// proxy), with HM1's weight w7.
 func apConfig(w1, w7 int) string {
-	extra := ""
-	if w7 > 0 {
-		extra = strings.ReplaceAll(apMedia7, "@W7@", fmt.Sprint(w7))
+	svcs := []service{
+		management().check(apCheck),
+		traffic().check(apCheck).withServers(fmt.Sprintf("{ name: HT1, address: 192.168.94.115, weight: %d }", w1),
+			"{ name: HT2, address: 192.168.94.116, weight: 100 }"),
 	}
-	return nodeSection + apiSection + strings.NewReplacer("@W1@", fmt.Sprint(w1), "@EXTRA@", extra).Replace(apServices)
+	if w7 > 0 {
+		svcs = append(svcs, service{name: svcMedia7, address: "192.168.94.101", ports: "1935", layer: "7", protocol: "tcp",
+			persistence: "{ mode: source-ip, timeout: 30m }",
+			healthCheck: "{ type: tcp-connect, port: 1935, interval: 1s, timeout: 800ms, rise: 1, fall: 2 }",
+			servers: []string{fmt.Sprintf("{ name: HM1, address: 192.168.94.105, port: 1935, weight: %d }", w7),
+				"{ name: HM2, address: 192.168.94.106, port: 1935 }"}})
+	}
+	return config(svcs...)
 }
 
 // apiDo calls the API from the client namespace with the test user.

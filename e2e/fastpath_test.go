@@ -15,21 +15,8 @@ import (
 
 // fpConfig is Harmonic_Traffic with the XDP fast path forced on and a short
 // persistence timeout, so that the test can outlive it.
-const fpConfig = nodeSection + `  xdp_fastpath: "on"
-` + apiSection + `
-virtual_services:
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 5s }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115 }
-      - { name: HT2, address: 192.168.94.116 }
-`
+var fpConfig = nodeSection + "  xdp_fastpath: \"on\"\n" + apiSection +
+	services(traffic().persist("{ mode: source-ip, timeout: 5s }"))
 
 // TestL4FastPath checks the XDP fast path from outside: once a client's server is
 // decided, its frames no longer reach the pipeline (the dataplane's forwarded counter

@@ -38,7 +38,7 @@ var haTrials = flag.Int("ha.trials", 1, "kill -9 failovers measured by TestHAFai
 // haConfig is one node of the pair: the guide's Harmonic_Management (layer 7) and
 // Harmonic_Traffic (layer 4, IPv4 and IPv6) VIPs, a 100 ms advertisement
 // interval, no preemption.
-const haConfig = `
+var haConfig = `
 node:
   name: {{.Name}}
   interface: {{.Iface}}
@@ -53,39 +53,14 @@ ha:
   priority: {{.Priority}}
   router_id: 51
   advert_interval: 100ms
-  secret: "lab pair secret"
-virtual_services:
-  - name: Harmonic_Management
-    address: 192.168.94.100
-    ports: "8080,8443"
-    layer: 7
-    protocol: tcp
-    persistence: { mode: source-ip, timeout: 30m }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HM1, address: 192.168.94.105 }
-      - { name: HM2, address: 192.168.94.106 }
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115 }
-      - { name: HT2, address: 192.168.94.116 }
-  - name: Harmonic_Traffic6
-    address: fd94::110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: "fd94::115" }
-      - { name: HT2, address: "fd94::116" }
-`
+  secret: "lab pair secret"` + services(management(), haTraffic(), traffic6())
+
+// haTraffic is traffic with forwarding left to its default, as the pair's file has it.
+func haTraffic() service {
+	s := traffic()
+	s.forwarding = ""
+	return s
+}
 
 // pair is the two load balancers of one lab, each running medialb with haConfig.
 type pair struct {

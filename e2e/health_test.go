@@ -46,57 +46,13 @@ const (
 // The IPv4 layer-4 VIP has a fallback, HM1: a real server that is not in its list but,
 // like every real server of the lab, holds the VIPs on lo (direct routing needs that).
 // The IPv6 one has none: with all its servers down, new flows are dropped.
-const hcConfig = nodeSection + apiSection + `
-virtual_services:
-  - name: Harmonic_Management
-    address: 192.168.94.100
-    ports: "8080,8443"
-    layer: 7
-    protocol: tcp
-    persistence: { mode: source-ip, timeout: 30m }
-    health_check: ` + hcCheck + `
-    real_servers:
-      - { name: HM1, address: 192.168.94.105 }
-      - { name: HM2, address: 192.168.94.106 }
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: ` + hcCheck + `
-    fallback: { address: 192.168.94.105 }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115 }
-      - { name: HT2, address: 192.168.94.116 }
-  - name: Harmonic_Traffic6
-    address: fd94::110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: ` + hcCheck + `
-    real_servers:
-      - { name: HT1, address: "fd94::115" }
-      - { name: HT2, address: "fd94::116" }
-`
+var hcConfig = config(
+	management().check(hcCheck),
+	traffic().check(hcCheck).withFallback("{ address: 192.168.94.105 }"),
+	traffic6().check(hcCheck))
 
 // hcTimingConfig is the IPv4 layer-4 VIP alone, for the timing trials.
-const hcTimingConfig = nodeSection + apiSection + `
-virtual_services:
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: ` + hcCheck + `
-    real_servers:
-      - { name: HT1, address: 192.168.94.115 }
-      - { name: HT2, address: 192.168.94.116 }
-`
+var hcTimingConfig = config(traffic().check(hcCheck))
 
 const (
 	hcL4  = "Harmonic_Traffic"

@@ -15,30 +15,9 @@ import (
 
 // l4Config is the guide's Harmonic_Traffic VIP, in IPv4 and IPv6, with HT1 weighted
 // three times HT2, and health checks that never fail here (tcp-connect to 8443).
-const l4Config = nodeSection + apiSection + `
-virtual_services:
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115, weight: 300 }
-      - { name: HT2, address: 192.168.94.116, weight: 100 }
-  - name: Harmonic_Traffic6
-    address: fd94::110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: { type: tcp-connect, port: 8443, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: "fd94::115" }
-      - { name: HT2, address: "fd94::116" }
-`
+var l4Config = config(
+	traffic().withServers("{ name: HT1, address: 192.168.94.115, weight: 300 }", "{ name: HT2, address: 192.168.94.116, weight: 100 }"),
+	traffic6())
 
 func l4Targets(vip netip.Addr, udpPorts []uint16) []probe.Target {
 	ts := []probe.Target{

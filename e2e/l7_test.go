@@ -27,33 +27,11 @@ import (
 // l7Service is the guide's Harmonic_Management VIP (layer-7 SNAT proxy, 8080 and 8443,
 // source-IP persistence), with a fast HTTPS health check so that a failed check takes a
 // server down within a second or two.
-const l7Service = `
-  - name: Harmonic_Management
-    address: 192.168.94.100
-    ports: "8080,8443"
-    layer: 7
-    protocol: tcp
-    persistence: { mode: source-ip, timeout: 30m }
-    health_check: { type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 500ms, timeout: 400ms, rise: 2, fall: 2 }
-    real_servers:
-      - { name: HM1, address: 192.168.94.105 }
-      - { name: HM2, address: 192.168.94.106 }
-`
+var l7Service = management().check("{ type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 500ms, timeout: 400ms, rise: 2, fall: 2 }")
 
 // l7Config adds an IPv6 twin of the service.
-const l7Config = nodeSection + apiSection + `
-virtual_services:` + l7Service + `
-  - name: Harmonic_Management6
-    address: fd94::100
-    ports: "8080,8443"
-    layer: 7
-    protocol: tcp
-    persistence: { mode: source-ip, timeout: 30m }
-    health_check: { type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 500ms, timeout: 400ms }
-    real_servers:
-      - { name: HM1, address: "fd94::105" }
-      - { name: HM2, address: "fd94::106" }
-`
+var l7Config = config(l7Service,
+	management6().check("{ type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 500ms, timeout: 400ms }"))
 
 var (
 	l7VIP      = netip.MustParseAddr("192.168.94.100")
@@ -362,7 +340,7 @@ func l7CheckClosed(t *testing.T, what string, closed, open []*l7Conn) {
 
 func TestL7DrainHaltDown(t *testing.T) {
 	e := newEnv(t, "l7d", lab.Options{Clients: 100, Servers: lab.DefaultServers(2)})
-	p := e.start(nodeSection + apiSection + "\nvirtual_services:" + l7Service)
+	p := e.start(config(l7Service))
 	e.waitChecked(15 * time.Second)
 	const svc = "Harmonic_Management"
 	srcs := e.lab.Client.Sources4
@@ -458,17 +436,9 @@ func TestL7DrainHaltDown(t *testing.T) {
 // l7ReloadConfig has the unchanged Harmonic_Management and a second layer-7 service
 // whose port set the test changes (vossim serves TCP lines on 1935 and 554).
 func l7ReloadConfig(mediaPorts string) string {
-	return nodeSection + apiSection + "\nvirtual_services:" + l7Service + `
-  - name: Media7
-    address: 192.168.94.110
-    ports: "` + mediaPorts + `"
-    layer: 7
-    protocol: tcp
-    health_check: { type: tcp-connect, port: 8080, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HM1, address: 192.168.94.105 }
-      - { name: HM2, address: 192.168.94.106 }
-`
+	media := service{name: "Media7", address: "192.168.94.110", ports: mediaPorts, layer: "7", protocol: "tcp",
+		healthCheck: "{ type: tcp-connect, port: 8080, interval: 1s, timeout: 500ms }", servers: management().servers}
+	return config(l7Service, media)
 }
 
 func TestL7Reload(t *testing.T) {

@@ -15,20 +15,7 @@ import (
 )
 
 // mediaConfig is the guide's Harmonic_Traffic VIP with HT1 and HT2, checked every second.
-const mediaConfig = nodeSection + apiSection + `
-virtual_services:
-  - name: Harmonic_Traffic
-    address: 192.168.94.110
-    ports: "1935,554,50000-65535"
-    layer: 4
-    forwarding: direct-routing
-    protocol: tcp+udp
-    persistence: { mode: source-ip, timeout: 300s }
-    health_check: { type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 1s, timeout: 500ms }
-    real_servers:
-      - { name: HT1, address: 192.168.94.115 }
-      - { name: HT2, address: 192.168.94.116 }
-`
+var mediaConfig = config(traffic().check(httpsCheck))
 
 // mediaUDPPort is the MPEG-TS port: in the VIP's range, not one of vossim's.
 const mediaUDPPort = 50010

@@ -20,6 +20,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/medialb/medialb/config"
 )
 
 // Check types, as written in the configuration's health_check.type.
@@ -30,14 +32,14 @@ const (
 	TypeNone       = "none"
 )
 
-// Defaults used for zero fields of a [Spec]. The config package applies the
-// same defaults before a Spec reaches this package; they are repeated here so
-// that a zero Spec is usable.
+// Defaults used for zero fields of a [Spec]: the configuration's own, which
+// package config keeps in one place and applies before a Spec reaches this
+// package; they apply here too so that a zero Spec is usable.
 const (
-	DefaultInterval = 5 * time.Second
-	DefaultTimeout  = 3 * time.Second
-	DefaultRise     = 2
-	DefaultFall     = 3
+	DefaultInterval = config.DefaultCheckInterval
+	DefaultTimeout  = config.DefaultCheckTimeout
+	DefaultRise     = config.DefaultCheckRise
+	DefaultFall     = config.DefaultCheckFall
 )
 
 // MaxBodySize is the largest response body an HTTP(S) check reads. A larger

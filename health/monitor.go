@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/medialb/medialb/tables"
 )
 
 // Target is one server to check.
 type Target struct {
-	// Key names the target in transitions and Status, e.g.
-	// "Harmonic_Traffic/HT1". Keys are unique within one Set.
-	Key string
+	// Key names the target in transitions and Status: the real server of a
+	// service it checks. Keys are unique within one Set.
+	Key tables.Key
 	// Addr is the address checked; its port is used unless Spec.Port is set.
 	Addr netip.AddrPort
 	// Spec says how to check.
@@ -25,10 +27,10 @@ type Target struct {
 // Transition reports that a target went up or down, or the first result
 // of a target.
 type Transition struct {
-	Key    string    // the target's key
-	Up     bool      // the target's new state
-	Result Result    // the check that caused the transition
-	At     time.Time // when that check completed
+	Key    tables.Key // the target's key
+	Up     bool       // the target's new state
+	Result Result     // the check that caused the transition
+	At     time.Time  // when that check completed
 }
 
 // Status is the state of one target.
@@ -77,10 +79,10 @@ type Status struct {
 type Monitor struct {
 	log      zerolog.Logger
 	onChange func(Transition)
-	onResult atomic.Pointer[func(key string, r Result)]
+	onResult atomic.Pointer[func(key tables.Key, r Result)]
 
 	mu     sync.Mutex
-	probes map[string]*probe
+	probes map[tables.Key]*probe
 	closed bool
 
 	// emitMu serializes onChange calls, so that a removed target's last
@@ -91,7 +93,7 @@ type Monitor struct {
 
 // probe is one target being checked.
 type probe struct {
-	key     string
+	key     tables.Key
 	addr    netip.AddrPort
 	spec    Spec // as given, to compare across Set calls
 	eff     Spec // with defaults
@@ -108,14 +110,14 @@ type probe struct {
 // run the checks; it should return quickly, as the target's next check waits
 // for it.
 func NewMonitor(log zerolog.Logger, onChange func(Transition)) *Monitor {
-	return &Monitor{log: log, onChange: onChange, probes: make(map[string]*probe)}
+	return &Monitor{log: log, onChange: onChange, probes: make(map[tables.Key]*probe)}
 }
 
 // OnResult sets f to be called after every check with the target's key and
 // the result, e.g. to export the result and duration as metrics. f is called
 // from the checks' goroutines, concurrently for different targets. A nil f
 // removes it.
-func (m *Monitor) OnResult(f func(key string, r Result)) {
+func (m *Monitor) OnResult(f func(key tables.Key, r Result)) {
 	if f == nil {
 		m.onResult.Store(nil)
 		return
@@ -137,11 +139,11 @@ func (m *Monitor) Set(targets []Target) {
 		m.log.Warn().Msg("health monitor: Set after Close ignored")
 		return
 	}
-	next := make(map[string]*probe, len(targets))
+	next := make(map[tables.Key]*probe, len(targets))
 	checkers := make(map[Spec]checkerOrErr) // targets with one spec share a checker
 	for _, t := range targets {
 		if _, dup := next[t.Key]; dup {
-			m.log.Error().Str("target", t.Key).Msg("health monitor: duplicate target key ignored")
+			m.log.Error().Stringer("target", t.Key).Msg("health monitor: duplicate target key ignored")
 			continue
 		}
 		old := m.probes[t.Key]
@@ -195,7 +197,7 @@ func (m *Monitor) newProbe(t Target, ce checkerOrErr) *probe {
 	case err != nil:
 		now := time.Now()
 		p.st = Status{Checked: true, LastResult: Result{Reason: t.Spec.Type + " " + t.Addr.String() + ": " + err.Error()}, LastChange: now, LastCheck: now}
-		m.log.Error().Err(err).Str("target", t.Key).Msg("health monitor: invalid check, target down")
+		m.log.Error().Err(err).Stringer("target", t.Key).Msg("health monitor: invalid check, target down")
 	case p.eff.Type == TypeNone:
 		now := time.Now()
 		p.st = Status{Up: true, Checked: true, LastResult: c.Check(context.Background(), t.Addr), LastChange: now, LastCheck: now}
@@ -206,7 +208,7 @@ func (m *Monitor) newProbe(t Target, ce checkerOrErr) *probe {
 
 // Status returns the state of the target with key, and false if there is
 // no such target.
-func (m *Monitor) Status(key string) (Status, bool) {
+func (m *Monitor) Status(key tables.Key) (Status, bool) {
 	m.mu.Lock()
 	p := m.probes[key]
 	m.mu.Unlock()
@@ -216,6 +218,23 @@ func (m *Monitor) Status(key string) (Status, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.st, true
+}
+
+// Statuses returns the state of every target, by key.
+func (m *Monitor) Statuses() map[tables.Key]Status {
+	m.mu.Lock()
+	probes := make([]*probe, 0, len(m.probes))
+	for _, p := range m.probes {
+		probes = append(probes, p)
+	}
+	m.mu.Unlock()
+	out := make(map[tables.Key]Status, len(probes))
+	for _, p := range probes {
+		p.mu.Lock()
+		out[p.key] = p.st
+		p.mu.Unlock()
+	}
+	return out
 }
 
 // Close stops all checks and waits for them to return. In-flight checks are
@@ -256,7 +275,7 @@ func (m *Monitor) run(ctx context.Context, p *probe) {
 		if tr, ok := p.record(r, time.Now()); ok {
 			m.emit(p, tr)
 		} else if !r.OK {
-			m.log.Debug().Str("target", p.key).Str("reason", r.Reason).Msg("health check failed")
+			m.log.Debug().Stringer("target", p.key).Str("reason", r.Reason).Msg("health check failed")
 		}
 		wait := p.eff.Interval + jitter(p.eff.Jitter) - time.Since(start)
 		timer.Reset(max(wait, 0))
@@ -309,7 +328,7 @@ func (m *Monitor) emit(p *probe, tr Transition) {
 	if !tr.Up {
 		ev, state = m.log.Warn(), "down"
 	}
-	ev.Str("target", tr.Key).Str("state", state).Str("reason", tr.Result.Reason).Msg("health state")
+	ev.Stringer("target", tr.Key).Str("state", state).Str("reason", tr.Result.Reason).Msg("health state")
 	if m.onChange != nil {
 		m.onChange(tr)
 	}

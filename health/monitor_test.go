@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/medialb/medialb/tables"
 )
 
 // switchServer answers Healthy or Unhealthy as told, and counts the
@@ -79,14 +81,14 @@ func TestRiseFall(t *testing.T) {
 			ch := make(chan seen, 16)
 			m := NewMonitor(zerolog.New(zerolog.NewTestWriter(t)), func(tr Transition) { ch <- seen{tr, srv.count()} })
 			defer m.Close()
-			m.Set([]Target{{Key: "svc/a", Addr: addr, Spec: fastSpec()}})
-			if st, ok := m.Status("svc/a"); !ok || !st.Up || st.Checked {
+			m.Set([]Target{{Key: tk("svc/a"), Addr: addr, Spec: fastSpec()}})
+			if st, ok := m.Status(tk("svc/a")); !ok || !st.Up || st.Checked {
 				t.Fatalf("status before the first check: %+v %v, want up and not checked", st, ok)
 			}
 
 			// The first result decides at once.
 			s := wait(t, ch)
-			if s.Up != startHealthy || s.served != 1 || s.Key != "svc/a" {
+			if s.Up != startHealthy || s.served != 1 || s.Key != tk("svc/a") {
 				t.Fatalf("first transition %+v after %d checks, want up=%v after 1", s.Transition, s.served, startHealthy)
 			}
 			// Then fall (3) failures take it down, rise (2) passes bring it up.
@@ -100,7 +102,7 @@ func TestRiseFall(t *testing.T) {
 				if s.Up != healthy || s.served != want {
 					t.Fatalf("transition %+v after %d checks, want up=%v after %d", s.Transition, s.served, healthy, want)
 				}
-				st, _ := m.Status("svc/a")
+				st, _ := m.Status(tk("svc/a"))
 				if st.Up != healthy || !st.Checked || st.ConsecutiveOK+st.ConsecutiveFail < want || st.LastChange != s.At {
 					t.Errorf("status %+v does not match transition %+v", st, s.Transition)
 				}
@@ -132,38 +134,41 @@ func TestSetReconciles(t *testing.T) {
 	defer m.Close()
 
 	spec := fastSpec()
-	a := Target{Key: "svc/a", Addr: addrA, Spec: spec}
-	d := Target{Key: "svc/d", Addr: down, Spec: spec}
-	m.Set([]Target{a, {Key: "svc/b", Addr: addrB, Spec: spec}, d})
+	a := Target{Key: tk("svc/a"), Addr: addrA, Spec: spec}
+	d := Target{Key: tk("svc/d"), Addr: down, Spec: spec}
+	m.Set([]Target{a, {Key: tk("svc/b"), Addr: addrB, Spec: spec}, d})
 	waitFor(t, func() bool {
-		sa, _ := m.Status("svc/a")
-		sd, _ := m.Status("svc/d")
+		sa, _ := m.Status(tk("svc/a"))
+		sd, _ := m.Status(tk("svc/d"))
 		return sa.ConsecutiveOK >= 3 && sd.Checked && !sd.Up
 	})
-	before, _ := m.Status("svc/a")
+	before, _ := m.Status(tk("svc/a"))
+	if all := m.Statuses(); len(all) != 3 || all[tk("svc/a")].ConsecutiveOK < 3 || !all[tk("svc/d")].Checked || all[tk("svc/d")].Up {
+		t.Errorf("Statuses() = %v, want svc/a up, svc/b, and svc/d checked down", all)
+	}
 	m.mu.Lock()
-	probeA := m.probes["svc/a"]
+	probeA := m.probes[tk("svc/a")]
 	m.mu.Unlock()
 
 	// Unchanged a keeps its state, b goes, c comes, d changes its spec but
 	// not its address: it stays down until its next check.
 	slowD := d
 	slowD.Spec.Interval, slowD.Spec.Jitter = time.Hour, time.Hour
-	m.Set([]Target{a, {Key: "svc/c", Addr: addrB, Spec: spec}, slowD})
-	after, _ := m.Status("svc/a")
+	m.Set([]Target{a, {Key: tk("svc/c"), Addr: addrB, Spec: spec}, slowD})
+	after, _ := m.Status(tk("svc/a"))
 	m.mu.Lock()
-	same := m.probes["svc/a"] == probeA
+	same := m.probes[tk("svc/a")] == probeA
 	m.mu.Unlock()
 	if !same || !after.Checked || after.LastChange != before.LastChange || after.ConsecutiveOK < before.ConsecutiveOK {
 		t.Errorf("unchanged target lost its state: before %+v, after %+v (same probe %v)", before, after, same)
 	}
-	if _, ok := m.Status("svc/b"); ok {
+	if _, ok := m.Status(tk("svc/b")); ok {
 		t.Error("removed target still has a status")
 	}
-	if _, ok := m.Status("svc/c"); !ok {
+	if _, ok := m.Status(tk("svc/c")); !ok {
 		t.Error("new target has no status")
 	}
-	if st, _ := m.Status("svc/d"); st.Up || st.Checked {
+	if st, _ := m.Status(tk("svc/d")); st.Up || st.Checked {
 		t.Errorf("target with a new spec: %+v, want still down, not checked", st)
 	}
 
@@ -171,10 +176,10 @@ func TestSetReconciles(t *testing.T) {
 	moved := slowD
 	moved.Addr = addrA
 	m.Set([]Target{moved})
-	if st, _ := m.Status("svc/d"); !st.Up || st.Checked || !st.LastChange.IsZero() {
+	if st, _ := m.Status(tk("svc/d")); !st.Up || st.Checked || !st.LastChange.IsZero() {
 		t.Errorf("target with a new address: %+v, want up, not checked", st)
 	}
-	for _, k := range []string{"svc/a", "svc/c"} {
+	for _, k := range []tables.Key{tk("svc/a"), tk("svc/c")} {
 		if _, ok := m.Status(k); ok {
 			t.Errorf("%s still has a status after Set without it", k)
 		}
@@ -182,7 +187,7 @@ func TestSetReconciles(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, tr := range trs {
-		if tr.Key == "svc/b" && !tr.Up {
+		if tr.Key == tk("svc/b") && !tr.Up {
 			t.Errorf("removed target reported down: %+v", tr)
 		}
 	}
@@ -193,13 +198,13 @@ func TestNoneAndInvalid(t *testing.T) {
 	defer m.Close()
 	addr := netip.MustParseAddrPort("127.0.0.1:1")
 	m.Set([]Target{
-		{Key: "udp/a", Addr: addr, Spec: Spec{Type: TypeNone}},
-		{Key: "bad/a", Addr: addr, Spec: Spec{Type: "ping"}},
+		{Key: tk("udp/a"), Addr: addr, Spec: Spec{Type: TypeNone}},
+		{Key: tk("bad/a"), Addr: addr, Spec: Spec{Type: "ping"}},
 	})
-	if st, _ := m.Status("udp/a"); !st.Up || !st.Checked || !st.LastResult.OK {
+	if st, _ := m.Status(tk("udp/a")); !st.Up || !st.Checked || !st.LastResult.OK {
 		t.Errorf("none target: %+v, want up and checked", st)
 	}
-	if st, _ := m.Status("bad/a"); st.Up || !st.Checked || !strings.Contains(st.LastResult.Reason, `unknown type "ping"`) {
+	if st, _ := m.Status(tk("bad/a")); st.Up || !st.Checked || !strings.Contains(st.LastResult.Reason, `unknown type "ping"`) {
 		t.Errorf("invalid target: %+v, want down with the error", st)
 	}
 	m.mu.Lock()
@@ -217,9 +222,9 @@ func TestSlowTarget(t *testing.T) {
 	slowAddr := startRaw(t, nil, silent)
 	_, fastAddr := newSwitchServer(t, true)
 	var mu sync.Mutex
-	results := map[string]int{}
+	results := map[tables.Key]int{}
 	m := NewMonitor(zerolog.New(zerolog.NewTestWriter(t)), nil)
-	m.OnResult(func(key string, r Result) {
+	m.OnResult(func(key tables.Key, r Result) {
 		mu.Lock()
 		results[key]++
 		mu.Unlock()
@@ -229,10 +234,10 @@ func TestSlowTarget(t *testing.T) {
 	})
 	slowSpec := fastSpec()
 	slowSpec.Timeout = 10 * time.Second
-	m.Set([]Target{{Key: "slow", Addr: slowAddr, Spec: slowSpec}, {Key: "fast", Addr: fastAddr, Spec: fastSpec()}})
+	m.Set([]Target{{Key: tk("slow"), Addr: slowAddr, Spec: slowSpec}, {Key: tk("fast"), Addr: fastAddr, Spec: fastSpec()}})
 	time.Sleep(400 * time.Millisecond)
 	mu.Lock()
-	fast, slow := results["fast"], results["slow"]
+	fast, slow := results[tk("fast")], results[tk("slow")]
 	mu.Unlock()
 	if fast < 10 || slow != 0 {
 		t.Errorf("in 400ms: %d results of the fast target (want >= 10), %d of the slow one (want 0)", fast, slow)
@@ -242,8 +247,8 @@ func TestSlowTarget(t *testing.T) {
 	if d := time.Since(start); d > slack {
 		t.Errorf("Close took %v with a check in flight", d)
 	}
-	m.Set([]Target{{Key: "fast", Addr: fastAddr, Spec: fastSpec()}}) // ignored after Close
-	if _, ok := m.Status("fast"); ok {
+	m.Set([]Target{{Key: tk("fast"), Addr: fastAddr, Spec: fastSpec()}}) // ignored after Close
+	if _, ok := m.Status(tk("fast")); ok {
 		t.Error("Set after Close added a target")
 	}
 }
@@ -255,10 +260,10 @@ func TestJitter(t *testing.T) {
 	const n, jit = 20, 300 * time.Millisecond
 	var mu sync.Mutex
 	var first []time.Time
-	seen := map[string]bool{}
+	seen := map[tables.Key]bool{}
 	m := NewMonitor(zerolog.Nop(), nil)
 	defer m.Close()
-	m.OnResult(func(key string, _ Result) {
+	m.OnResult(func(key tables.Key, _ Result) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !seen[key] {
@@ -270,7 +275,7 @@ func TestJitter(t *testing.T) {
 	spec.Interval, spec.Jitter = time.Hour, jit
 	var targets []Target
 	for i := range n {
-		targets = append(targets, Target{Key: fmt.Sprint("t", i), Addr: addr, Spec: spec})
+		targets = append(targets, Target{Key: tk(fmt.Sprint("t", i)), Addr: addr, Spec: spec})
 	}
 	start := time.Now()
 	m.Set(targets)
@@ -302,4 +307,10 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 5s")
+}
+
+// tk is the key of a test target: "service/server", or a service alone.
+func tk(s string) tables.Key {
+	svc, srv, _ := strings.Cut(s, "/")
+	return tables.Key{Service: svc, Server: srv}
 }

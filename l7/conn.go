@@ -77,6 +77,9 @@ type conn struct {
 	left           atomic.Int32 // directions still running
 }
 
+// epoch is the origin of lastActive.
+var epoch = time.Now()
+
 func monoNow() int64 { return int64(time.Since(epoch)) }
 
 func (c *conn) touch() { c.lastActive.Store(monoNow()) }
@@ -121,7 +124,7 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 		return nil
 	}
 	svc := snap.Lookup(laddr.Addr(), tables.ProtoTCP, laddr.Port())
-	if svc == nil || svc.Layer != 7 {
+	if svc == nil || svc.Layer != tables.Layer7 {
 		reset()
 		return nil
 	}
@@ -247,9 +250,8 @@ func inService(snap *tables.Snapshot, service string, srv *tables.Server) bool {
 	if svc == nil {
 		return false
 	}
-	cur := serverByName(svc, srv.Name)
-	return cur != nil && cur.Addr == srv.Addr && cur.Generation == srv.Generation &&
-		cur.State != tables.StateHalt && cur.State != tables.StateDown
+	cur := svc.Server(srv.Name)
+	return cur != nil && cur.Addr == srv.Addr && cur.Generation == srv.Generation && cur.State.InService()
 }
 
 // connect picks a server for client and connects to it, redispatching to

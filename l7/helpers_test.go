@@ -202,17 +202,37 @@ func (l *lab) apply() {
 	}
 }
 
+// setState sets a server's state as a reload would: through Apply.
 func (l *lab) setState(server string, st tables.State) {
+	l.specState(server, st)
+	l.apply()
+}
+
+// swapState sets a server's state as the control plane does on a health or
+// operator change: a new snapshot swapped in, then the OnSnapshot hook.
+func (l *lab) swapState(server string, st tables.State) {
+	l.t.Helper()
+	l.specState(server, st)
+	prev := l.snap
+	next, err := tables.Build(l.spec, prev)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.snap = next
+	l.holder.Store(next)
+	l.proxy.OnSnapshot(prev, next)
+}
+
+func (l *lab) specState(server string, st tables.State) {
 	for i := range l.spec.Services[0].Servers {
 		s := &l.spec.Services[0].Servers[i]
 		if s.Name == server {
-			if st == tables.StateHalt || st == tables.StateDown {
+			if !st.InService() {
 				s.Generation++
 			}
 			s.State = st
 		}
 	}
-	l.apply()
 }
 
 // dial connects from client (a loopback address) to the VIP's i-th port.

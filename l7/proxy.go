@@ -13,18 +13,20 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/tables"
 )
 
-// Defaults for ServiceOptions fields left zero. They follow the usual
-// hardware-appliance values for a layer-7 TCP-mode VIP in front of media
-// servers: a short connect timeout, so that a dead server costs the client
-// little before it is redispatched, and long idle timeouts, because management
-// and streaming-control sessions sit idle for minutes between requests.
+// Defaults for ServiceOptions fields left zero: the configuration's own
+// (connect_timeout, client_timeout, server_timeout), which package config
+// keeps in one place and says why. A short connect timeout, so that a dead
+// server costs the client little before it is redispatched, and long idle
+// timeouts, because management and streaming-control sessions sit idle for
+// minutes between requests.
 const (
-	DefaultConnectTimeout = 4 * time.Second
-	DefaultClientTimeout  = 43 * time.Minute
-	DefaultServerTimeout  = 43 * time.Minute
+	DefaultConnectTimeout = config.DefaultConnectTimeout
+	DefaultClientTimeout  = config.DefaultIdleTimeout
+	DefaultServerTimeout  = config.DefaultIdleTimeout
 )
 
 // checkInterval is the longest a relay direction sleeps in the kernel before
@@ -94,13 +96,9 @@ type Option func(*Proxy)
 
 // WithClock sets the coarse clock (seconds, monotonic) passed to
 // [tables.Service.Pick]. It must be the clock the rest of the process uses
-// with the same tables (for example for ActiveClients). The default counts
-// seconds since the package was initialised.
+// with the same tables (for example for ActiveClients). The default is
+// [tables.Now], the clock they share.
 func WithClock(now func() uint32) Option { return func(p *Proxy) { p.now = now } }
-
-var epoch = time.Now()
-
-func defaultClock() uint32 { return uint32(time.Since(epoch)/time.Second) + 1 }
 
 // Proxy is the layer-7 proxy of one load balancer. It is safe for concurrent
 // use. The zero value is not usable; create one with [New].
@@ -135,7 +133,7 @@ func New(holder *tables.Holder, log zerolog.Logger, opts ...Option) *Proxy {
 	p := &Proxy{
 		holder:    holder,
 		log:       log,
-		now:       defaultClock,
+		now:       tables.Now,
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[netip.AddrPort]*listener),
@@ -172,7 +170,7 @@ func (p *Proxy) Apply(snap *tables.Snapshot, opts map[string]ServiceOptions) err
 	want := make(map[netip.AddrPort]bool)
 	if snap != nil {
 		for _, svc := range snap.Services() {
-			if svc.Layer != 7 || !svc.TCP {
+			if svc.Layer != tables.Layer7 || !svc.TCP {
 				continue
 			}
 			for _, r := range svc.Ports {
@@ -217,37 +215,7 @@ func (p *Proxy) Apply(snap *tables.Snapshot, opts map[string]ServiceOptions) err
 		go p.acceptLoop(l)
 	}
 
-	// Connections whose service or server is gone, moved or out of service.
-	var kill []*conn
-	for name, ss := range p.services {
-		var svc *tables.Service
-		if snap != nil {
-			svc = snap.Service(name)
-		}
-		if svc == nil || svc.Layer != 7 {
-			kill = append(kill, ss.allConns()...)
-			delete(p.services, name)
-			continue
-		}
-		ss.mu.Lock()
-		for sname, st := range ss.servers {
-			srv := serverByName(svc, sname)
-			switch {
-			case srv == nil:
-				kill = append(kill, st.connsLocked()...)
-				delete(ss.servers, sname)
-			case srv.State == tables.StateHalt || srv.State == tables.StateDown:
-				kill = append(kill, st.connsLocked()...)
-			default:
-				for c := range st.conns {
-					if c.serverAddr.Addr() != srv.Addr.Unmap() {
-						kill = append(kill, c)
-					}
-				}
-			}
-		}
-		ss.mu.Unlock()
-	}
+	kill := p.staleConnsLocked(snap)
 	p.mu.Unlock()
 
 	for _, l := range stale {
@@ -264,31 +232,64 @@ func (p *Proxy) Apply(snap *tables.Snapshot, opts map[string]ServiceOptions) err
 	return errors.Join(errs...)
 }
 
-// CloseServer closes at once (with a reset) every established connection of
-// the real server named server in service, as halt and a failed health check
-// require, and returns how many it closed.
-func (p *Proxy) CloseServer(service, server string) int {
+// OnSnapshot closes at once (with a reset) the established connections that
+// next no longer allows, by the rule Apply follows: connections of services
+// that are gone or not layer 7, of servers that are gone or changed address,
+// and of servers out of service (halt, down). Listeners and options are left
+// as they are. Give it to the control plane's OnSnapshot, so that a halt or a
+// failed health check closes a server's connections the moment it is in force.
+func (p *Proxy) OnSnapshot(_, next *tables.Snapshot) {
 	p.mu.Lock()
-	ss := p.services[service]
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	kill := p.staleConnsLocked(next)
 	p.mu.Unlock()
-	if ss == nil {
-		return 0
-	}
-	ss.mu.Lock()
-	st := ss.servers[server]
-	var kill []*conn
-	if st != nil {
-		kill = st.connsLocked()
-	}
-	ss.mu.Unlock()
 	for _, c := range kill {
 		c.abort()
 	}
-	if len(kill) > 0 {
-		p.log.Info().Str("service", service).Str("server", server).Int("connections", len(kill)).
-			Msg("closed the connections of a real server")
+}
+
+// staleConnsLocked returns the connections snap no longer allows (see
+// OnSnapshot) and forgets services and servers snap no longer has. It logs
+// each server taken out of service whose connections it returns.
+func (p *Proxy) staleConnsLocked(snap *tables.Snapshot) []*conn {
+	var kill []*conn
+	for name, ss := range p.services {
+		var svc *tables.Service
+		if snap != nil {
+			svc = snap.Service(name)
+		}
+		if svc == nil || svc.Layer != tables.Layer7 {
+			kill = append(kill, ss.allConns()...)
+			delete(p.services, name)
+			continue
+		}
+		ss.mu.Lock()
+		for sname, st := range ss.servers {
+			srv := svc.Server(sname)
+			switch {
+			case srv == nil:
+				kill = append(kill, st.connsLocked()...)
+				delete(ss.servers, sname)
+			case !srv.State.InService():
+				if out := st.connsLocked(); len(out) > 0 {
+					kill = append(kill, out...)
+					p.log.Info().Str("service", name).Str("server", sname).Int("connections", len(out)).
+						Str("state", srv.State.String()).Msg("closed established connections")
+				}
+			default:
+				for c := range st.conns {
+					if c.serverAddr.Addr() != srv.Addr.Unmap() {
+						kill = append(kill, c)
+					}
+				}
+			}
+		}
+		ss.mu.Unlock()
 	}
-	return len(kill)
+	return kill
 }
 
 // Close closes every listener and connection and waits until all of the
@@ -329,18 +330,6 @@ func (p *Proxy) Addrs() []netip.AddrPort {
 	}
 	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	return out
-}
-
-func serverByName(svc *tables.Service, name string) *tables.Server {
-	for _, s := range svc.Servers {
-		if s.Name == name {
-			return s
-		}
-	}
-	if svc.Fallback != nil && svc.Fallback.Name == name {
-		return svc.Fallback
-	}
-	return nil
 }
 
 func (p *Proxy) acceptLoop(l *listener) {

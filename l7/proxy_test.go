@@ -133,7 +133,7 @@ func TestDrainKeepsEstablishedAndPersistent(t *testing.T) {
 }
 
 func TestHaltClosesAtOnce(t *testing.T) {
-	for _, how := range []string{"halt", "down", "CloseServer"} {
+	for _, how := range []string{"halt", "down", "OnSnapshot halt", "OnSnapshot down"} {
 		t.Run(how, func(t *testing.T) {
 			l := newLab(t, 1, []uint32{100}, ServiceOptions{})
 			var conns []net.Conn
@@ -148,10 +148,10 @@ func TestHaltClosesAtOnce(t *testing.T) {
 				l.setState("RS1", tables.StateHalt)
 			case "down":
 				l.setState("RS1", tables.StateDown)
-			case "CloseServer":
-				if n := l.proxy.CloseServer("svc", "RS1"); n != 3 {
-					t.Fatalf("CloseServer closed %d, want 3", n)
-				}
+			case "OnSnapshot halt":
+				l.swapState("RS1", tables.StateHalt)
+			case "OnSnapshot down":
+				l.swapState("RS1", tables.StateDown)
 			}
 			for _, c := range conns {
 				expectClosed(t, c, time.Second)

@@ -1,5 +1,7 @@
 package l7
 
+import "github.com/medialb/medialb/tables"
+
 // ServiceStats are the counters of one layer-7 service. Bytes are counted
 // when a relay direction wakes, so they lag an active connection by at most
 // ten seconds.
@@ -34,7 +36,7 @@ func (p *Proxy) Stats() []ServiceStats {
 	}
 	var out []ServiceStats
 	for _, svc := range snap.Services() {
-		if svc.Layer != 7 {
+		if svc.Layer != tables.Layer7 {
 			continue
 		}
 		p.mu.Lock()

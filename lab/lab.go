@@ -51,7 +51,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
@@ -171,11 +170,22 @@ func Prefix(tag string) string {
 
 var pidPrefixRE = regexp.MustCompile(`^([a-z0-9]{1,3})-([0-9a-z]{1,7})-`)
 
+// TB is the part of testing.TB that NewForTest uses; *testing.T and *testing.B have
+// it. An interface of its own keeps package testing out of the binaries that link lab
+// (medialb-demo).
+type TB interface {
+	Helper()
+	Skip(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // NewForTest builds a lab for a test and removes it in t.Cleanup, even when the test
 // fails. It skips the test when not running as root and fails it when New fails.
 // One prefix holds one lab at a time (New removes an older lab of the same prefix):
 // tests that run in parallel need different prefixes, e.g. Prefix("la") and Prefix("lb").
-func NewForTest(t testing.TB, opts Options) *Lab {
+func NewForTest(t TB, opts Options) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("lab: needs root to create network namespaces (run the tests as root, e.g. make test)")

@@ -36,6 +36,19 @@ func Do(ns string, fn func() error) error {
 }
 
 func doIn(target netns.NsHandle, fn func() error) error {
+	return onThread(func() error {
+		if err := netns.Set(target); err != nil {
+			return fmt.Errorf("enter network namespace: %w", err)
+		}
+		return fn()
+	})
+}
+
+// onThread runs fn on a fresh goroutine locked to its OS thread and returns the thread
+// to the network namespace it started in; if that fails, the goroutine exits still
+// locked and the runtime discards the thread instead of reusing it in the wrong
+// namespace. fn may move the thread to another namespace (setns, unshare).
+func onThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -46,11 +59,6 @@ func doIn(target netns.NsHandle, fn func() error) error {
 			return
 		}
 		defer origin.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace: %w", err)
-			return
-		}
 		ferr := fn()
 		if err := netns.Set(origin); err != nil {
 			// Stay locked: the thread dies with this goroutine.
@@ -81,30 +89,14 @@ func run(ns, name string, args ...string) error {
 
 // newNS creates the named network namespace ns without moving the caller anywhere.
 func newNS(ns string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		origin, err := netns.Get()
+	return onThread(func() error {
+		h, err := netns.NewNamed(ns) // unshares this thread into the new namespace
 		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current network namespace: %w", err)
-			return
+			return fmt.Errorf("create network namespace %q: %w", ns, err)
 		}
-		defer origin.Close()
-		h, nerr := netns.NewNamed(ns) // unshares this thread into the new namespace
-		if nerr == nil {
-			h.Close()
-		} else {
-			nerr = fmt.Errorf("create network namespace %q: %w", ns, nerr)
-		}
-		if err := netns.Set(origin); err != nil {
-			errc <- errors.Join(nerr, fmt.Errorf("return to original network namespace: %w", err))
-			return // stays locked: the thread is discarded
-		}
-		runtime.UnlockOSThread()
-		errc <- nerr
-	}()
-	return <-errc
+		h.Close()
+		return nil
+	})
 }
 
 // deleteNS kills every process left in the named namespace ns and removes its name; the

@@ -114,7 +114,7 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 	}
 	time.Sleep(100 * time.Millisecond)
 	svc := f.holder.Load().Service("Harmonic_Traffic")
-	now := pipeline.Now()
+	now := tables.Now()
 	servers := make(map[netip.Addr]string, cfg.Established)
 	for i := range cfg.Established {
 		c := addrAdd(sourceBase, i)
@@ -153,7 +153,7 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 
 	fp := f.dp.FastPath()
 	id := fp.ServiceID("Harmonic_Traffic")
-	now = pipeline.Now()
+	now = tables.Now()
 	for c, name := range servers {
 		_, got, ok := svc.LastSeen(c, now)
 		v, inMap := fp.Lookup(id, c)

@@ -102,7 +102,7 @@ func classify(snap *tables.Snapshot, p *Packet) (*tables.Service, netip.Addr) {
 	} else {
 		svc = snap.Lookup(vip, p.Proto, port)
 	}
-	if svc == nil || svc.Layer != 4 {
+	if svc == nil || svc.Layer != tables.Layer4 {
 		return nil, client
 	}
 	return svc, client

@@ -267,7 +267,7 @@ func ExampleProcess() {
 		panic(err)
 	}
 	frame := buildFrame(frameSpec{src: netip.MustParseAddr("10.0.0.1"), dport: 1935})
-	r := Process(snap, localMAC, Now(), frame)
+	r := Process(snap, localMAC, tables.Now(), frame)
 	fmt.Println(r, [6]byte(frame[6:12]) == localMAC)
 	// Output: forwarded true
 }

@@ -47,7 +47,7 @@ type WorkerOptions struct {
 	// Clock returns the coarse clock in seconds that persistence uses
 	// ([tables.Service.Pick]); it is called once per batch. All users of the same
 	// tables (other workers, the L7 proxy, the control plane) must share it.
-	// nil means [Now].
+	// nil means [tables.Now], the clock they share.
 	Clock func() uint32
 	// FastPath, when set, receives the worker's decisions for clients of services
 	// with a fast-path id ([FastPath.ServiceID]) so that the steering program can
@@ -97,12 +97,6 @@ type fastPathState struct {
 	vals  []afxdp.FastPathValue
 }
 
-var epoch = time.Now()
-
-// Now is the default persistence clock: whole seconds since the process started,
-// read from the monotonic clock.
-func Now() uint32 { return uint32(time.Since(epoch) / time.Second) }
-
 // Worker is the poll-mode loop of one AF_XDP socket. Create it with [NewWorker] and
 // start it with [Worker.Run]; Counters may be called from any goroutine.
 type Worker struct {
@@ -129,7 +123,7 @@ func NewWorker(port Port, holder *tables.Holder, localMAC [6]byte, opts WorkerOp
 		opts.IdleWait = DefaultIdleWait
 	}
 	if opts.Clock == nil {
-		opts.Clock = Now
+		opts.Clock = tables.Now
 	}
 	w := &Worker{
 		port:     port,
@@ -255,7 +249,7 @@ func (fp *fastPathState) resolve(snap *tables.Snapshot) {
 		return
 	}
 	for _, svc := range snap.Services() {
-		if svc.Layer != 4 {
+		if svc.Layer != tables.Layer4 {
 			continue
 		}
 		if id := fp.fp.ServiceID(svc.Name); id != 0 {

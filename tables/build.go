@@ -102,7 +102,7 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 	if !ss.VIP.IsValid() {
 		return nil, errors.New("checking address: not a valid IP address")
 	}
-	if ss.Layer != 4 && ss.Layer != 7 {
+	if ss.Layer != Layer4 && ss.Layer != Layer7 {
 		return nil, fmt.Errorf("checking layer: %d (must be 4 or 7)", ss.Layer)
 	}
 	if !ss.TCP && !ss.UDP {
@@ -123,7 +123,7 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 	if m == 0 {
 		m = DefaultMaglevSize
 	}
-	if !isPrime(m) {
+	if !IsPrime(uint64(m)) {
 		return nil, fmt.Errorf("checking maglev size %d: not a prime (use e.g. 65537 or 131071)", m)
 	}
 	if len(ss.Servers) > maxServers {

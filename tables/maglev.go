@@ -79,15 +79,16 @@ func buildMaglev(seed uint64, m uint32, members []maglevMember) []uint16 {
 	}
 }
 
-// isPrime reports whether n is prime (trial division; n is a table size).
-func isPrime(n uint32) bool {
+// IsPrime reports whether n is prime (trial division; n is a Maglev table
+// size, which must be one).
+func IsPrime(n uint64) bool {
 	if n < 2 {
 		return false
 	}
 	if n%2 == 0 {
 		return n == 2
 	}
-	for d := uint32(3); uint64(d)*uint64(d) <= uint64(n); d += 2 {
+	for d := uint64(3); d <= n/d; d += 2 {
 		if n%d == 0 {
 			return false
 		}

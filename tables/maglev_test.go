@@ -20,11 +20,12 @@ var update = flag.Bool("update", false, "rewrite testdata/maglev.digest")
 
 func TestIsPrime(t *testing.T) {
 	for _, tc := range []struct {
-		n    uint32
+		n    uint64
 		want bool
-	}{{0, false}, {1, false}, {2, true}, {4, false}, {9, false}, {251, true}, {65537, true}, {65535, false}, {131071, true}, {131073, false}} {
-		if got := isPrime(tc.n); got != tc.want {
-			t.Errorf("isPrime(%d) = %v, want %v", tc.n, got, tc.want)
+	}{{0, false}, {1, false}, {2, true}, {3, true}, {4, false}, {9, false}, {25, false}, {49, false}, {251, true},
+		{65537, true}, {65535, false}, {131071, true}, {131073, false}, {16777213, true}, {16777215, false}} {
+		if got := IsPrime(tc.n); got != tc.want {
+			t.Errorf("IsPrime(%d) = %v, want %v", tc.n, got, tc.want)
 		}
 	}
 }

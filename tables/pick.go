@@ -4,12 +4,12 @@ import "net/netip"
 
 // eligibleNew reports whether srv may take new clients.
 func (svc *Service) eligibleNew(srv *Server) bool {
-	return srv.State == StateOnline && srv.Weight > 0 && (svc.Layer == 7 || srv.HasMAC)
+	return srv.State == StateOnline && srv.Weight > 0 && (svc.Layer == Layer7 || srv.HasMAC)
 }
 
 // eligiblePersist reports whether srv may keep its persistent clients.
 func (svc *Service) eligiblePersist(srv *Server) bool {
-	return (srv.State == StateOnline || srv.State == StateDrain) && (svc.Layer == 7 || srv.HasMAC)
+	return srv.State.InService() && (svc.Layer == Layer7 || srv.HasMAC)
 }
 
 // Pick chooses the real server for a client source address. now is a coarse

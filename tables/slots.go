@@ -36,7 +36,7 @@ func (r *slotRegistry) slotFor(svc, name string) uint32 {
 
 // assignSlots sets the counter slots of a layer-4 service's servers.
 func (r *slotRegistry) assignSlots(svc *Service) {
-	if svc.Layer != 4 {
+	if svc.Layer != Layer4 {
 		return
 	}
 	for _, srv := range svc.Servers {

@@ -113,7 +113,7 @@ func (s *Snapshot) LookupFragment(dst netip.Addr, proto uint8) *Service {
 		return nil
 	}
 	for _, svc := range pi.svcs {
-		if svc.Layer == 4 {
+		if svc.Layer == Layer4 {
 			return svc
 		}
 	}
@@ -125,3 +125,17 @@ func (s *Snapshot) Services() []*Service { return s.services }
 
 // Service returns the service named name, or nil.
 func (s *Snapshot) Service(name string) *Service { return s.byName[name] }
+
+// Server returns the real server named name, else the fallback server of
+// that name, else nil.
+func (svc *Service) Server(name string) *Server {
+	for _, s := range svc.Servers {
+		if s.Name == name {
+			return s
+		}
+	}
+	if svc.Fallback != nil && svc.Fallback.Name == name {
+		return svc.Fallback
+	}
+	return nil
+}

@@ -40,6 +40,29 @@ func (s State) String() string {
 	return "unknown"
 }
 
+// InService reports whether a server in state s may keep clients: online or
+// drain. Halt and down take it out of service: its persistent clients move
+// and its layer-7 connections are closed.
+func (s State) InService() bool { return s == StateOnline || s == StateDrain }
+
+// Layer is a virtual service's layer: [Layer4] (direct routing) or [Layer7]
+// (the SNAT proxy).
+type Layer uint8
+
+// Layers.
+const (
+	Layer4 Layer = 4
+	Layer7 Layer = 7
+)
+
+// Key names one real server of one virtual service. It is comparable, so it
+// keys maps of per-server state (health, operator states, connection counts).
+type Key struct{ Service, Server string }
+
+// String returns "service/server", the form logs, the API's persistence sync
+// and an HA pair's exchange of operator states use.
+func (k Key) String() string { return k.Service + "/" + k.Server }
+
 // PortRange is an inclusive range of destination ports.
 type PortRange struct{ Lo, Hi uint16 }
 
@@ -63,7 +86,7 @@ type ServiceSpec struct {
 	VIP      netip.Addr
 	Ports    []PortRange
 	TCP, UDP bool
-	Layer    uint8 // 4 or 7
+	Layer    Layer
 	// PersistTimeout is the source-IP persistence timeout; 0 disables
 	// persistence (Maglev only). It is kept with a resolution of one second.
 	PersistTimeout time.Duration
@@ -135,7 +158,7 @@ type Service struct {
 	VIP            netip.Addr
 	Ports          []PortRange
 	TCP, UDP       bool
-	Layer          uint8
+	Layer          Layer
 	PersistTimeout time.Duration
 	Servers        []*Server // in config order
 	Fallback       *Server   // nil if none

@@ -43,6 +43,7 @@ import (
 
 	"github.com/medialb/medialb/health"
 	"github.com/medialb/medialb/lab/vos"
+	"github.com/medialb/medialb/tables"
 )
 
 // serveEnv, when set to a number, makes the program serve that many simulated servers
@@ -177,7 +178,7 @@ func measure(ctx context.Context, srv *servers, o Options) (Result, error) {
 	}
 	ts := make([]health.Target, len(addrs))
 	for i, a := range addrs {
-		ts[i] = health.Target{Key: "svc/rs" + strconv.Itoa(i), Addr: a, Spec: spec}
+		ts[i] = health.Target{Key: tables.Key{Service: "svc", Server: "rs" + strconv.Itoa(i)}, Addr: a, Spec: spec}
 	}
 	var (
 		counting           atomic.Bool
@@ -186,7 +187,7 @@ func measure(ctx context.Context, srv *servers, o Options) (Result, error) {
 		durations, reasons = []time.Duration{}, []string{}
 	)
 	mon := health.NewMonitor(zerolog.Nop(), nil)
-	mon.OnResult(func(_ string, r health.Result) {
+	mon.OnResult(func(_ tables.Key, r health.Result) {
 		if !counting.Load() {
 			return
 		}
