@@ -1,9 +1,10 @@
 package api
 
 import (
+	"maps"
 	"runtime"
 	"runtime/debug"
-	"sort"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -178,22 +179,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.txInvalid, m.TXInvalid)
 	counter(c.ifTXDropped, m.IfTXDropped)
 	counter(c.fastpath, m.FastPathTX)
-	reasons := make([]string, 0, len(m.Drops))
-	for r := range m.Drops {
-		reasons = append(reasons, r)
+	byLabel := func(d *prometheus.Desc, m map[string]uint64) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			counter(d, m[k], k)
+		}
 	}
-	sort.Strings(reasons)
-	for _, r := range reasons {
-		counter(c.drops, m.Drops[r], r)
-	}
-	kinds := make([]string, 0, len(m.ICMPRouted))
-	for k := range m.ICMPRouted {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		counter(c.icmpRouted, m.ICMPRouted[k], k)
-	}
+	byLabel(c.drops, m.Drops)
+	byLabel(c.icmpRouted, m.ICMPRouted)
 	counter(c.reloads, m.Reloads-min(m.ReloadFailures, m.Reloads), "success")
 	counter(c.reloads, m.ReloadFailures, "failure")
 	gauge(c.lastReloadOK, b2f(!m.LastReloadFailed))

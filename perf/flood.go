@@ -259,14 +259,7 @@ func (g *Generator) spray(ctx context.Context, d time.Duration, every int) (spra
 			queued += uint64(m)
 		}
 		elapsed := time.Since(start)
-		for range 100 {
-			if s := g.sock.Stats(); s.TxCompleted-before.TxCompleted >= queued {
-				break
-			}
-			g.sock.Transmit(nil)
-			time.Sleep(time.Millisecond)
-		}
-		after := g.sock.Stats()
+		after := g.complete(before, queued)
 		done <- out{r: sprayResult{GenResult: GenResult{
 			Sent: after.TxCompleted - before.TxCompleted, Elapsed: elapsed, TxErrors: after.TxErrors - before.TxErrors,
 		}, est: est}}

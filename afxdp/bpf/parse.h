@@ -99,6 +99,62 @@ static __always_inline int bytes_differ(const __u8 *a, const __u8 *b, int n)
 	return d != 0;
 }
 
+/* frag_key makes key the KEY_FRAG key of protocol l4 (a non-first fragment, or an
+ * ICMP error quoting one: flags), or says the frame is the kernel's. */
+static __always_inline int frag_key(struct vip_key *key, __u8 l4, int flags, int *frag)
+{
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
+		return STAT_PASS_NO_PORTS;
+	key->proto = l4;
+	key->kind = KEY_FRAG;
+	key->port = 0;
+	*frag = flags;
+	return PARSE_OK;
+}
+
+/* walk_ext walks the IPv6 extension headers from frame offset *off (next header
+ * *l4), at most MAX_EXT_HDRS of them, within lim (the IP payload's end). It
+ * returns PARSE_OK with *l4 the upper-layer protocol and *off its offset, or
+ * with *later set for a non-first fragment (*l4 is then the fragment's
+ * protocol); err_long for a chain too long or beyond MAX_L4_OFF, err_cut for
+ * one cut short. */
+static __always_inline int walk_ext(void *data, void *data_end, __u32 *off, __u8 *l4, __u32 lim,
+				    int *later, int err_long, int err_cut)
+{
+	__u8 *p = data;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < MAX_EXT_HDRS + 1; i++) {
+		__u8 nh = *l4;
+		__u8 *h;
+
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS &&
+		    nh != IPPROTO_AH && nh != IPPROTO_FRAGMENT)
+			return PARSE_OK;
+		if (i == MAX_EXT_HDRS || *off > MAX_L4_OFF)
+			return err_long;
+		if (*off + 8 > lim)
+			return err_cut;
+		h = p + *off;
+		if ((void *)(h + 8) > data_end)
+			return err_cut;
+		*l4 = h[0];
+		if (nh == IPPROTO_FRAGMENT) {
+			*off += 8;
+			if (bpf_ntohs(*(__u16 *)(h + 2)) & 0xfff8) {
+				*later = 1;
+				return PARSE_OK;
+			}
+		} else if (nh == IPPROTO_AH) {
+			*off += ((__u32)h[1] + 2) * 4;
+		} else {
+			*off += ((__u32)h[1] + 1) * 8;
+		}
+	}
+	return err_long;
+}
+
 /* icmp_error says whether ICMP (v6: ICMPv6) type typ is an error about a flow
  * that goes to the flow's real server: destination unreachable (frag needed /
  * packet too big included), time exceeded, parameter problem. */
@@ -119,7 +175,7 @@ static __always_inline int parse_icmp(void *data, void *data_end, __u32 off, __u
 	__u8 *h, *q;
 	__u32 at;
 	__u8 l4;
-	int i;
+	int ret, later = 0;
 
 	if (off > MAX_L4_OFF || off + 8 > lim)
 		return STAT_PASS_NO_PORTS; /* not an ICMP error we know: the kernel's */
@@ -147,12 +203,8 @@ static __always_inline int parse_icmp(void *data, void *data_end, __u32 off, __u
 			return STAT_PASS_NO_PORTS;
 		key->proto = l4;
 		__builtin_memcpy(&src[12], q + 16, 4);
-		if (bpf_ntohs(*(__u16 *)(q + 6)) & 0x1fff) {
-			key->kind = KEY_FRAG;
-			key->port = 0;
-			*frag = PARSED_FRAG | PARSED_ICMP;
-			return PARSE_OK;
-		}
+		if (bpf_ntohs(*(__u16 *)(q + 6)) & 0x1fff)
+			return frag_key(key, l4, PARSED_FRAG | PARSED_ICMP, frag);
 		at = off + ihl;
 	} else {
 		if (off + 40 > lim || (void *)(q + 40) > data_end)
@@ -164,39 +216,12 @@ static __always_inline int parse_icmp(void *data, void *data_end, __u32 off, __u
 		__builtin_memcpy(src, q + 24, 16);
 		l4 = q[6];
 		at = off + 40;
-#pragma unroll
-		for (i = 0; i < MAX_EXT_HDRS + 1; i++) {
-			__u8 *x;
-			if (l4 != IPPROTO_HOPOPTS && l4 != IPPROTO_ROUTING &&
-			    l4 != IPPROTO_DSTOPTS && l4 != IPPROTO_AH &&
-			    l4 != IPPROTO_FRAGMENT)
-				break;
-			if (i == MAX_EXT_HDRS || at > MAX_L4_OFF || at + 8 > lim)
-				return STAT_PASS_ICMP_MALFORMED;
-			x = p + at;
-			if ((void *)(x + 8) > data_end)
-				return STAT_PASS_ICMP_MALFORMED;
-			if (l4 == IPPROTO_FRAGMENT) {
-				__u16 fo = bpf_ntohs(*(__u16 *)(x + 2)) & 0xfff8;
-				l4 = x[0];
-				at += 8;
-				if (fo != 0) {
-					if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
-						return STAT_PASS_NO_PORTS;
-					key->proto = l4;
-					key->kind = KEY_FRAG;
-					key->port = 0;
-					*frag = PARSED_FRAG | PARSED_ICMP;
-					return PARSE_OK;
-				}
-			} else if (l4 == IPPROTO_AH) {
-				l4 = x[0];
-				at += ((__u32)x[1] + 2) * 4;
-			} else {
-				l4 = x[0];
-				at += ((__u32)x[1] + 1) * 8;
-			}
-		}
+		ret = walk_ext(data, data_end, &at, &l4, lim, &later, STAT_PASS_ICMP_MALFORMED,
+			       STAT_PASS_ICMP_MALFORMED);
+		if (ret)
+			return ret;
+		if (later)
+			return frag_key(key, l4, PARSED_FRAG | PARSED_ICMP, frag);
 		if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
 			return STAT_PASS_NO_PORTS;
 		key->proto = l4;
@@ -228,7 +253,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, __u8 *
 	__u32 lim;
 	__u16 h_proto;
 	__u8 l4;
-	int i;
+	int i, ret, later = 0;
 
 	if (data + ETH_HLEN > data_end)
 		return STAT_PASS_MALFORMED;
@@ -270,14 +295,8 @@ static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, __u8 *
 		l4 = ip[9];
 		key->proto = l4;
 		frag_off = bpf_ntohs(*(__u16 *)(ip + 6)) & 0x1fff;
-		if (frag_off != 0) {
-			if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
-				return STAT_PASS_NO_PORTS;
-			*frag = PARSED_FRAG;
-			key->kind = KEY_FRAG;
-			key->port = 0;
-			return PARSE_OK;
-		}
+		if (frag_off != 0)
+			return frag_key(key, l4, PARSED_FRAG, frag);
 		lim = off + bpf_ntohs(*(__u16 *)(ip + 2));
 		off += ihl;
 		if (l4 == IPPROTO_ICMP)
@@ -292,42 +311,14 @@ static __always_inline int parse(struct xdp_md *ctx, struct vip_key *key, __u8 *
 		l4 = ip6[6];
 		lim = off + 40 + bpf_ntohs(*(__u16 *)(ip6 + 4));
 		off += 40;
-#pragma unroll
-		for (i = 0; i < MAX_EXT_HDRS; i++) {
-			__u8 *h;
-			if (l4 != IPPROTO_HOPOPTS && l4 != IPPROTO_ROUTING &&
-			    l4 != IPPROTO_DSTOPTS && l4 != IPPROTO_AH &&
-			    l4 != IPPROTO_FRAGMENT)
-				break;
-			if (off > MAX_L4_OFF)
-				return STAT_PASS_EXT_HDRS;
-			h = p + off;
-			if ((void *)(h + 8) > data_end)
-				return STAT_PASS_MALFORMED;
-			if (l4 == IPPROTO_FRAGMENT) {
-				__u16 fo = bpf_ntohs(*(__u16 *)(h + 2)) & 0xfff8;
-				l4 = h[0];
-				off += 8;
-				if (fo != 0) {
-					if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
-						return STAT_PASS_NO_PORTS;
-					key->proto = l4;
-					key->kind = KEY_FRAG;
-					key->port = 0;
-					*frag = PARSED_FRAG;
-					return PARSE_OK;
-				}
-			} else if (l4 == IPPROTO_AH) {
-				l4 = h[0];
-				off += ((__u32)h[1] + 2) * 4;
-			} else {
-				l4 = h[0];
-				off += ((__u32)h[1] + 1) * 8;
-			}
-		}
-		if (l4 == IPPROTO_HOPOPTS || l4 == IPPROTO_ROUTING ||
-		    l4 == IPPROTO_DSTOPTS || l4 == IPPROTO_AH || l4 == IPPROTO_FRAGMENT)
-			return STAT_PASS_EXT_HDRS;
+		/* The outer chain is not bounded by lim: the pipeline finds such
+		 * frames malformed, the kernel drops them too. */
+		ret = walk_ext(data, data_end, &off, &l4, 0xffffffff, &later, STAT_PASS_EXT_HDRS,
+			       STAT_PASS_MALFORMED);
+		if (ret)
+			return ret;
+		if (later)
+			return frag_key(key, l4, PARSED_FRAG, frag);
 		key->proto = l4;
 		if (l4 == IPPROTO_ICMPV6)
 			return parse_icmp(data, data_end, off, lim, 1, key, src, frag);
