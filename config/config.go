@@ -19,7 +19,10 @@ import (
 	"github.com/medialb/medialb/tables"
 )
 
-// Defaults applied to fields the configuration leaves out.
+// Defaults applied to fields the configuration leaves out. This is the one place
+// they are written: l7 (timeouts), health (interval, timeout, rise, fall) and api
+// (state directory) name these constants for their own zero values, and tables
+// owns the Maglev size that DefaultMaglevSize names.
 const (
 	// DefaultHashSeed seeds the consistent hash. Two load balancers with the
 	// same seed and the same real servers pick the same server for a client.
