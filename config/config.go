@@ -56,6 +56,10 @@ const (
 	DefaultCheckRise = 2
 	// DefaultCheckFall is the number of failed checks that take a server down.
 	DefaultCheckFall = 3
+	// DefaultPanicThreshold is the panic threshold of a layer-4 service when none
+	// is given: more than half of its real servers failing within one check
+	// interval (layer 7: off).
+	DefaultPanicThreshold = 50
 	// DefaultCheckPath is the HTTP(S) health check path (Harmonic VOS's).
 	DefaultCheckPath = "/admin/status"
 	// DefaultConnectTimeout bounds a layer-7 connection to a real server.

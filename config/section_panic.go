@@ -1,9 +1,5 @@
 package config
 
-// DefaultPanicThreshold is the panic threshold of a layer-4 service when none is
-// given: more than half of its real servers failing within one check interval.
-const DefaultPanicThreshold = 50
-
 // panicThreshold reads panic_threshold: the share of a service's real servers, in
 // percent, that may fail their health checks within one check interval before the
 // load balancer suspects itself rather than the servers (see Service.PanicThreshold).
