@@ -88,11 +88,15 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *flood > 0 {
-		res, err := perf.RunFlood(ctx, perf.FloodConfig{Duration: *flood, GenCPU: *genCPU, FwdCPU: *fwdCPU, Logger: cfg.Logger})
-		if err != nil {
-			return fmt.Errorf("flood: %w", err)
+		var results []*perf.FloodResult
+		for _, rt := range []bool{false, true} {
+			res, err := perf.RunFlood(ctx, perf.FloodConfig{Duration: *flood, GenCPU: *genCPU, FwdCPU: *fwdCPU, RTNAPI: rt, Logger: cfg.Logger})
+			if err != nil {
+				return fmt.Errorf("flood: %w", err)
+			}
+			results = append(results, res)
 		}
-		section := res.Section(strings.TrimSpace("medialb-perf " + strings.Join(args, " ")))
+		section := perf.FloodSection(strings.TrimSpace("medialb-perf "+strings.Join(args, " ")), results...)
 		if *out == "" {
 			fmt.Print(section)
 			return nil
