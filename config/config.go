@@ -115,6 +115,12 @@ type Node struct {
 	// XDPFastPath selects the steering program's fast path for layer-4 clients
 	// whose real server is decided. Default FastPathAuto.
 	XDPFastPath FastPath
+	// RXPriority gives the interface's receive path (threaded NAPI, at real-time
+	// priority) precedence over the pipeline's workers, so that the fast path and
+	// the node's own traffic (health-check replies, ARP/ND, VRRP, the API) survive
+	// a saturated core: "auto" (on when the steering program is attached natively,
+	// which threaded NAPI needs), "on", "off". Default "auto".
+	RXPriority string
 }
 
 // FastPath selects the XDP fast path: once the pipeline has picked a client's

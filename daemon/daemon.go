@@ -45,6 +45,7 @@ type Daemon struct {
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
+	rxUndo   func() error // puts the interface's NAPI mode back (node.rx_priority)
 	canTX    bool // the dataplane's interface sends XDP_TX frames unaided
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
@@ -188,6 +189,32 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	mode, zc := dp.Mode()
 	d.log.Info().Str("interface", cfg.Node.Interface).Str("xdp_mode", mode).Bool("zero_copy", zc).
 		Int("workers", len(d.workers)).Msg("layer-4 dataplane attached")
+	return d.prioritizeRX(cfg, mode)
+}
+
+// prioritizeRX applies node.rx_priority: the interface's receive path (threaded NAPI
+// at real-time priority) runs before the pipeline's workers, so that a saturated core
+// drops new flows at the AF_XDP rings rather than established clients and the node's
+// own traffic before XDP (BENCHMARKS.md, the flood section). "auto" does it when the
+// program is attached natively (threaded NAPI needs that) and only warns when it
+// cannot; "on" fails the start.
+func (d *Daemon) prioritizeRX(cfg *config.Config, xdpMode string) error {
+	want := cfg.Node.RXPriority
+	if want == "off" || (want != "on" && xdpMode != afxdp.ModeNative) {
+		return nil
+	}
+	n, undo, err := afxdp.PrioritizeNAPI(cfg.Node.Interface)
+	if err != nil {
+		if want == "on" {
+			return fmt.Errorf("node.rx_priority: %w", err)
+		}
+		d.log.Warn().Err(err).Str("interface", cfg.Node.Interface).
+			Msg("receive path not prioritized (node.rx_priority: auto): a saturated core may drop health-check replies before XDP")
+		return nil
+	}
+	d.rxUndo = undo
+	d.log.Info().Str("interface", cfg.Node.Interface).Int("napi_threads", n).Int("priority", afxdp.NAPIPriority).
+		Msg("receive path prioritized: threaded NAPI at real-time priority, before the pipeline's workers")
 	return nil
 }
 
@@ -345,6 +372,10 @@ func (d *Daemon) Close() error {
 			ev = ev.Uint64("fastpath_tx", d.dp.ProgramStats()["fastpath_tx"])
 		}
 		ev.Msg("dataplane counters")
+	}
+	// NAPI mode first: a veth without its XDP program has no NAPI to switch.
+	if d.rxUndo != nil {
+		errs = append(errs, d.rxUndo())
 	}
 	if d.dp != nil {
 		errs = append(errs, d.dp.Close())

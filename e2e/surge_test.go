@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/probe"
@@ -121,5 +122,27 @@ func TestL4SurgePanic(t *testing.T) {
 			t.Fatal("panic not over 10 s after the health replies got through again")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestL4RXPriority: with node.rx_priority at its default (auto) and the steering
+// program attached natively, the load balancer's receive path runs as threaded NAPI at
+// real-time priority, before the pipeline's workers (see BENCHMARKS.md, the flood
+// section, for what that saves).
+func TestL4RXPriority(t *testing.T) {
+	e := newEnv(t, "rxp", lab.Options{Clients: 2})
+	e.start(l4Config)
+	lb := e.lab.LBs[0]
+	tids := afxdp.NAPIThreads(lb.Link)
+	if len(tids) == 0 {
+		t.Fatalf("no NAPI thread of %s: threaded NAPI not switched on", lb.Link)
+	}
+	for _, tid := range tids {
+		if pol, err := afxdp.SchedPolicy(tid); err != nil || pol != 1 { // SCHED_FIFO
+			t.Errorf("NAPI thread %d of %s: policy %d %v, want SCHED_FIFO (1)", tid, lb.Link, pol, err)
+		}
+	}
+	if !strings.Contains(e.proc.Log(), "receive path prioritized") {
+		t.Error("medialb did not log that it prioritized the receive path")
 	}
 }

@@ -346,7 +346,8 @@ func FloodSection(command string, results ...*FloodResult) string {
 		"the node's own traffic lose is lost before any XDP program runs, when the load balancer's core cannot " +
 		"drain its receive ring. Giving the kernel's receive path (the NAPI thread) priority over the pipeline's " +
 		"worker moves the overload's losses to the AF_XDP socket's rings, where only new sources' frames wait: " +
-		"the fast path and the kernel's own traffic keep flowing. The daemon does not set that priority yet.\n\n")
+		"the fast path and the kernel's own traffic keep flowing. medialb does this itself (node.rx_priority: auto, " +
+		"on when the steering program is attached natively).\n\n")
 	return b.String() + FloodEndMarker + "\n"
 }
 
