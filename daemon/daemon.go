@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"sync"
@@ -46,7 +47,7 @@ type Daemon struct {
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
 	rxUndo   func() error // puts the interface's NAPI mode back (node.rx_priority)
-	canTX    bool // the dataplane's interface sends XDP_TX frames unaided
+	canTX    bool         // the dataplane's interface sends XDP_TX frames unaided
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
@@ -208,8 +209,15 @@ func (d *Daemon) prioritizeRX(cfg *config.Config, xdpMode string) error {
 		if want == "on" {
 			return fmt.Errorf("node.rx_priority: %w", err)
 		}
-		d.log.Warn().Err(err).Str("interface", cfg.Node.Interface).
-			Msg("receive path not prioritized (node.rx_priority: auto): a saturated core may drop health-check replies before XDP")
+		ev := d.log.Warn()
+		if errors.Is(err, fs.ErrPermission) {
+			// auto does what the privileges allow: without root the operator sets
+			// /sys/class/net/IF/threaded and grants CAP_SYS_NICE.
+			ev = d.log.Info()
+		}
+		ev.Err(err).Str("interface", cfg.Node.Interface).
+			Msg("receive path not prioritized (node.rx_priority: auto): a saturated core may drop health-check replies before XDP; " +
+				"as root it is done, otherwise write 1 to /sys/class/net/IF/threaded and grant CAP_SYS_NICE")
 		return nil
 	}
 	d.rxUndo = undo
