@@ -1,10 +1,12 @@
 package afxdp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,24 +64,35 @@ func PrioritizeNAPI(ifname string) (threads int, undo func() error, err error) {
 	return len(tids), undo, nil
 }
 
-// napiThreads returns the thread ids of ifname's NAPI threads, "napi/IFNAME-ID" (a
-// task name is cut to 15 characters: with a long interface name only the cut prefix
-// is compared).
+// napiThreads returns the thread ids of ifname's NAPI threads, "napi/IFNAME-ID", in
+// ascending NAPI id order (RX queue order for veth). A task name is cut to 15
+// characters: with a long interface name only the cut prefix is compared, and the
+// threads come in thread id order.
 func napiThreads(ifname string) []int {
 	want := "napi/" + ifname + "-"
 	if len(want) > 15 {
 		want = want[:15]
 	}
 	paths, _ := filepath.Glob("/proc/[0-9]*/comm")
-	var tids []int
+	type th struct{ id, tid int }
+	var found []th
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
-		if err != nil || !strings.HasPrefix(strings.TrimSpace(string(b)), want) {
+		comm := strings.TrimSpace(string(b))
+		if err != nil || !strings.HasPrefix(comm, want) {
 			continue
 		}
-		if tid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
-			tids = append(tids, tid)
+		tid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil {
+			continue
 		}
+		id, _ := strconv.Atoi(strings.TrimPrefix(comm, want))
+		found = append(found, th{id, tid})
+	}
+	slices.SortFunc(found, func(a, b th) int { return cmp.Or(cmp.Compare(a.id, b.id), cmp.Compare(a.tid, b.tid)) })
+	tids := make([]int, len(found))
+	for i, f := range found {
+		tids[i] = f.tid
 	}
 	return tids
 }
