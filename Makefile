@@ -46,6 +46,7 @@ demo: deps-demo build
 bench: deps-bench build
 	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
 	$(BIN)/medialb-perf --out BENCHMARKS.md
+	$(BIN)/medialb-perf --flood 5s --out BENCHMARKS.md
 	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
 
 # Ten minutes of mixed traffic through both VIPs with reloads and health flaps (not in CI);

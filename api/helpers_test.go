@@ -57,7 +57,7 @@ func newFake() *fakeSource {
 			{
 				Name: "Harmonic_Traffic", Address: "192.168.94.110", Ports: "1935,554,50000-65535", Layer: 4,
 				Protocol: "tcp+udp", Forwarding: "direct-routing", Persistence: "source-ip 5m0s",
-				ActiveClients: 7, Packets: 9000, Bytes: 9000000,
+				ActiveClients: 7, Packets: 9000, Bytes: 9000000, PersistEvictions: 12, PersistRefused: 345, Panic: true, Panics: 2,
 				RealServers: []RealServer{
 					{Name: "HT1", Address: "192.168.94.115", Weight: 100, State: "online", Admin: "online", Health: "up",
 						ActiveClients: 4, Packets: 5000, Bytes: 5000000},

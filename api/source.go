@@ -79,12 +79,24 @@ type Service struct {
 	Persistence string `json:"persistence"` // e.g. "source-ip 30m0s", or "none"
 	// State is "online", "degraded" or "down" (see [ServiceState]); the API fills
 	// it in from the real servers when the Source leaves it empty.
-	State         string       `json:"state"`
-	Connections   int64        `json:"connections"`    // established layer-7 connections now
-	ActiveClients int64        `json:"active_clients"` // persistence entries now
-	Packets       uint64       `json:"packets"`        // packets forwarded (layer 4)
-	Bytes         uint64       `json:"bytes"`          // bytes forwarded, both directions
-	RealServers   []RealServer `json:"real_servers"`
+	State         string `json:"state"`
+	Connections   int64  `json:"connections"`    // established layer-7 connections now
+	ActiveClients int64  `json:"active_clients"` // persistence entries now
+	Packets       uint64 `json:"packets"`        // packets forwarded (layer 4)
+	Bytes         uint64 `json:"bytes"`          // bytes forwarded, both directions
+	// PersistEvictions counts live persistence entries overwritten for a new client
+	// (unconfirmed ones, or established ones idle for a while); PersistRefused counts
+	// new clients not recorded because their bucket held only active established
+	// ones (a flood of new sources shows here).
+	// Panic is true while the service's panic threshold keeps real servers in service
+	// whose health checks fail without an answer (the node suspects itself: see
+	// config's panic_threshold); PanicSince is when it began, Panics counts them.
+	Panic            bool         `json:"panic"`
+	PanicSince       *time.Time   `json:"panic_since,omitempty"`
+	Panics           uint64       `json:"panics"`
+	PersistEvictions uint64       `json:"persistence_evictions"`
+	PersistRefused   uint64       `json:"persistence_refused"`
+	RealServers      []RealServer `json:"real_servers"`
 }
 
 // RealServer is one real server of a virtual service.
@@ -112,13 +124,22 @@ type RealServer struct {
 // Metrics are node-wide counters for /metrics that the overview does not carry.
 // The zero value is a node that has forwarded nothing and never reloaded.
 type Metrics struct {
-	// Forwarded is the number of frames the layer-4 dataplane transmitted.
+	// Forwarded is the number of frames the layer-4 pipeline put on the TX ring
+	// (not all of them need leave: see TXCompleted, TXInvalid, IfTXDropped).
 	Forwarded uint64
+	// TXCompleted counts the frames the kernel reported sent (the AF_XDP
+	// completion rings); TXInvalid the descriptors it refused; IfTXDropped is the
+	// interface's tx_dropped counter (the driver's drops, ours and the kernel's).
+	TXCompleted, TXInvalid, IfTXDropped uint64
 	// FastPathTX counts frames the XDP steering program forwarded itself (XDP_TX).
 	FastPathTX uint64
 	// Drops is the number of frames the layer-4 dataplane dropped, by reason
 	// (pipeline.Reason's names, such as "no_service").
 	Drops map[string]uint64
+	// ICMPRouted counts the ICMP errors about direct-routing flows sent to the
+	// client's real server, by kind (pipeline.ICMPKind's names, such as
+	// "frag_needed").
+	ICMPRouted map[string]uint64
 	// Reloads and ReloadFailures count configuration reloads (SIGHUP and API)
 	// and how many of them were refused or failed.
 	Reloads, ReloadFailures uint64

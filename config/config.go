@@ -61,6 +61,10 @@ const (
 	DefaultCheckRise = 2
 	// DefaultCheckFall is the number of failed checks that take a server down.
 	DefaultCheckFall = 3
+	// DefaultPanicThreshold is the panic threshold of a layer-4 service when none
+	// is given: more than half of its real servers failing within one check
+	// interval (layer 7: off).
+	DefaultPanicThreshold = 50
 	// DefaultCheckPath is the HTTP(S) health check path (Harmonic VOS's).
 	DefaultCheckPath = "/admin/status"
 	// DefaultConnectTimeout bounds a layer-7 connection to a real server.
@@ -118,6 +122,12 @@ type Node struct {
 	// XDPFastPath selects the steering program's fast path for layer-4 clients
 	// whose real server is decided. Default FastPathAuto.
 	XDPFastPath FastPath
+	// RXPriority gives the interface's receive path (threaded NAPI, at real-time
+	// priority) precedence over the pipeline's workers, so that the fast path and
+	// the node's own traffic (health-check replies, ARP/ND, VRRP, the API) survive
+	// a saturated core: "auto" (on when the steering program is attached natively,
+	// which threaded NAPI needs), "on", "off". Default "auto".
+	RXPriority string
 }
 
 // FastPath selects the XDP fast path: once the pipeline has picked a client's
@@ -392,6 +402,12 @@ type Service struct {
 	// address (IPv6: one /64) to the service (layer 7); 0 (the default): no
 	// per-source limit.
 	MaxConnectionsPerSource int
+	// PanicThreshold is the share of the real servers, in percent (0..99), whose
+	// health checks may fail without an answer (timeouts, unreachable) within one
+	// check interval; when more fail, the load balancer suspects itself (a saturated
+	// receive path) rather than the servers and keeps forwarding to them. 0 is off.
+	// Default DefaultPanicThreshold for layer 4, 0 for layer 7.
+	PanicThreshold int
 
 	// Line is the service's line in the file, for later error messages.
 	Line int

@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:8: virtual_services[0]: unknown key "backends" (did you mean "real_servers"?)`,
 		}},
 		{"unknown key no hint", "node:\n  interface: eth0\n  colour: blue\nvirtual_services:\n" + l7, []string{
-			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath)`,
+			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath, rx_priority)`,
 		}},
 		{"duplicate key", "node:\n  interface: eth0\n  interface: eth1\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: node: key "interface" given twice (first on line 2)`,
@@ -201,10 +201,30 @@ func TestParseErrors(t *testing.T) {
 `, []string{
 			`t.yaml:17: virtual_services[2]: 192.0.2.10 tcp port 8080 is already claimed by virtual service "web" (line 4)`,
 		}},
-		{"same vip different ports ok", head + l7 + `  - name: other
+		{"layer 4 and layer 7 on one vip and protocol", head + l7 + `  - name: other
     address: 192.0.2.10
     ports: "1935"
     layer: 4
+    real_servers: [{address: 192.0.2.21}]
+`, []string{
+			`t.yaml:11: virtual_services[1]: 192.0.2.10 tcp is also used by virtual service "web" (line 4), and one of them is layer 4: ` +
+				`IP fragments carry no port, so they could not be told apart; give the layer-4 service an address of its own`,
+		}},
+		{"two layer-4 services on one vip and protocol", head + l4 + `  - name: other
+    address: 192.0.2.11
+    ports: "8000"
+    layer: 4
+    protocol: tcp+udp
+    real_servers: [{address: 192.0.2.21}]
+`, []string{
+			`t.yaml:11: virtual_services[1]: 192.0.2.11 tcp is also used by virtual service "media" (line 4), and one of them is layer 4: ` +
+				`IP fragments carry no port, so they could not be told apart; give the layer-4 service an address of its own`,
+		}},
+		{"same vip other protocol ok", head + l7 + `  - name: other
+    address: 192.0.2.10
+    ports: "1935,8080"
+    layer: 4
+    protocol: udp
     real_servers: [{address: 192.0.2.21}]
 `, nil},
 		{"duplicate names", head + l7 + l7 + l4 + `  - name: x

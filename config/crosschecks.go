@@ -9,11 +9,13 @@ import (
 )
 
 // crossChecks finds problems between sections: duplicate service names, two
-// services claiming the same VIP, protocol and port, and the API or HA sync
-// listener on a VIP's port.
+// services claiming the same VIP, protocol and port, a layer-4 service sharing its
+// VIP and protocol with another service, and the API or HA sync listener on a VIP's
+// port.
 func (p *parser) crossChecks(c *Config) {
 	p.uniqueServiceNames(c)
-	p.portClaims(c)
+	claimed := p.portClaims(c)
+	p.fragmentClaims(c, claimed)
 	p.listenerClashes(c)
 	p.limits(c)
 }
@@ -33,8 +35,9 @@ func (p *parser) uniqueServiceNames(c *Config) {
 	}
 }
 
-// portClaims reports two services claiming the same VIP, protocol and port.
-func (p *parser) portClaims(c *Config) {
+// portClaims reports two services claiming the same VIP, protocol and port. It
+// returns the pairs of service indexes it reported, lower index first.
+func (p *parser) portClaims(c *Config) map[[2]int]bool {
 	// Sweep each VIP's port ranges in order; a range that starts before the
 	// furthest end seen so far (per protocol) overlaps the range that set it.
 	type span struct {
@@ -76,6 +79,7 @@ func (p *parser) portClaims(c *Config) {
 			}
 		}
 	}
+	return reported
 }
 
 // listenerClashes reports listeners of our own on a VIP: the API on a VIP's

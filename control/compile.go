@@ -15,10 +15,13 @@ func (c *Controller) effectiveLocked(k Key) (tables.State, string) {
 	switch {
 	case hasAdmin && admin == tables.StateHalt:
 		return tables.StateHalt, "halted by operator"
-	case h.Checked && !h.Up:
+	case h.Checked && !h.Up && !c.keptLocked(k):
 		return tables.StateDown, h.Reason
 	case hasAdmin && admin == tables.StateDrain:
 		return tables.StateDrain, "drained by operator"
+	}
+	if c.keptLocked(k) {
+		return tables.StateOnline, "kept in service by the panic threshold: " + h.Reason
 	}
 	if h.Checked {
 		return tables.StateOnline, h.Reason

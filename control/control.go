@@ -61,6 +61,7 @@ type Controller struct {
 	gens    map[Key]uint32
 	last    map[Key]tables.State // effective state in the current snapshot
 	svcDown map[string]bool
+	panics  map[string]*panicState // by service; see panic.go
 	hooks   []func(prev, next *tables.Snapshot)
 }
 
@@ -180,14 +181,25 @@ func (c *Controller) SetAdmin(service, server string, st tables.State) error {
 // SetHealth records a health check verdict for one real server and applies it.
 // Unknown names are ignored (a check of a server removed by a reload may finish late).
 func (c *Controller) SetHealth(service, server string, up bool, reason string) {
+	c.SetHealthResult(service, server, up, reason, false)
+}
+
+// SetHealthResult is SetHealth with whether a failed check got no answer at all
+// (health.Result.NoAnswer), which the service's panic threshold counts (see
+// panic.go): past it, servers whose checks fail without an answer stay in service.
+func (c *Controller) SetHealthResult(service, server string, up bool, reason string, noAnswer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.knownLocked(service, server) != nil {
 		return
 	}
 	k := Key{Service: service, Server: server}
+	verdict := c.panicCheckLocked(k, up, noAnswer, reason, time.Now())
+	if verdict == holdDown {
+		return // applied one window later unless the panic keeps it (panic.go)
+	}
 	h := c.health[k]
-	if h.Checked && h.Up == up {
+	if h.Checked && h.Up == up && verdict == applyNow {
 		h.Reason = reason
 		c.health[k] = h
 		return

@@ -88,6 +88,31 @@ func fastPath(mode config.FastPath, s config.Service, canTX bool) bool {
 	return canTX && s.Persistence.Mode == config.PersistSourceIP
 }
 
+// maxFastPathEntries bounds the fast-path map (about 100 bytes of kernel memory per
+// entry, preallocated: 4 Mi entries are ~400 MiB).
+const maxFastPathEntries = 1 << 22
+
+// fastPathEntries sizes the steering program's fast-path map after the persistence
+// tables it mirrors: the sum of persistence.capacity of the layer-4 services that may
+// take the fast path (whether XDP_TX works is only known once the program is loaded,
+// so auto counts as may), a service without persistence counting the program's
+// default, bounded by maxFastPathEntries. 0 (the program's default) when no service
+// may. The map is sized when the dataplane starts; a reload does not resize it.
+func fastPathEntries(cfg *config.Config) int {
+	n := 0
+	for _, s := range cfg.Services {
+		if s.Layer != config.Layer4 || !fastPath(cfg.Node.XDPFastPath, s, true) {
+			continue
+		}
+		if c := s.Persistence.Capacity; c > 0 {
+			n += c
+		} else {
+			n += afxdp.DefaultFastPathEntries
+		}
+	}
+	return min(n, maxFastPathEntries)
+}
+
 // l7Options carries the proxy settings the snapshot does not. A service
 // without max_connections gets l7.DefaultMaxConns of nofile, the process's
 // file descriptor limit.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"testing"
 
+	"github.com/medialb/medialb/afxdp"
 	"github.com/medialb/medialb/config"
 )
 
@@ -49,5 +50,33 @@ func TestL7OptionsLimits(t *testing.T) {
 	}
 	if _, ok := got["c"]; ok {
 		t.Error("a layer-4 service has proxy options")
+	}
+}
+
+// The fast-path map is as large as the persistence tables of the services that may
+// take the fast path.
+func TestFastPathEntries(t *testing.T) {
+	l4 := func(mode config.PersistenceMode, capacity int) config.Service {
+		return config.Service{Layer: config.Layer4, Persistence: config.Persistence{Mode: mode, Capacity: capacity}}
+	}
+	l7 := config.Service{Layer: config.Layer7, Persistence: config.Persistence{Mode: config.PersistSourceIP, Capacity: 1 << 20}}
+	tests := []struct {
+		name string
+		mode config.FastPath
+		svcs []config.Service
+		want int
+	}{
+		{"auto: persistent layer-4 services", config.FastPathAuto,
+			[]config.Service{l4(config.PersistSourceIP, 300000), l4(config.PersistSourceIP, 1000), l4(config.PersistNone, 0), l7}, 301000},
+		{"on: hash-only services count the default", config.FastPathOn,
+			[]config.Service{l4(config.PersistSourceIP, 300000), l4(config.PersistNone, 0)}, 300000 + afxdp.DefaultFastPathEntries},
+		{"off", config.FastPathOff, []config.Service{l4(config.PersistSourceIP, 300000)}, 0},
+		{"bounded", config.FastPathAuto, []config.Service{l4(config.PersistSourceIP, 1<<28)}, maxFastPathEntries},
+	}
+	for _, tt := range tests {
+		cfg := &config.Config{Node: config.Node{XDPFastPath: tt.mode}, Services: tt.svcs}
+		if got := fastPathEntries(cfg); got != tt.want {
+			t.Errorf("%s: fastPathEntries = %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }

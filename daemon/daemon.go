@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -46,7 +47,8 @@ type Daemon struct {
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
-	canTX    bool // the dataplane's interface sends XDP_TX frames unaided
+	rxUndo   func() error // puts the interface's NAPI mode back (node.rx_priority)
+	canTX    bool         // the dataplane's interface sends XDP_TX frames unaided
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
@@ -149,6 +151,8 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 		XDPMode:   string(cfg.Node.XDPMode),
 		ZeroCopy:  string(cfg.Node.ZeroCopy),
 		Logger:    d.log,
+		// The fast-path map mirrors the persistence tables: one size.
+		FastPathEntries: fastPathEntries(cfg),
 	})
 	if err != nil {
 		return err
@@ -194,13 +198,46 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	mode, zc := dp.Mode()
 	d.log.Info().Str("interface", cfg.Node.Interface).Str("xdp_mode", mode).Bool("zero_copy", zc).
 		Int("workers", len(d.workers)).Msg("layer-4 dataplane attached")
+	return d.prioritizeRX(cfg, mode)
+}
+
+// prioritizeRX applies node.rx_priority: the interface's receive path (threaded NAPI
+// at real-time priority) runs before the pipeline's workers, so that a saturated core
+// drops new flows at the AF_XDP rings rather than established clients and the node's
+// own traffic before XDP (BENCHMARKS.md, the flood section). "auto" does it when the
+// program is attached natively (threaded NAPI needs that) and only warns when it
+// cannot; "on" fails the start.
+func (d *Daemon) prioritizeRX(cfg *config.Config, xdpMode string) error {
+	want := cfg.Node.RXPriority
+	if want == "off" || (want != "on" && xdpMode != afxdp.ModeNative) {
+		return nil
+	}
+	n, undo, err := afxdp.PrioritizeNAPI(cfg.Node.Interface)
+	if err != nil {
+		if want == "on" {
+			return fmt.Errorf("node.rx_priority: %w", err)
+		}
+		ev := d.log.Warn()
+		if errors.Is(err, fs.ErrPermission) {
+			// auto does what the privileges allow: without root the operator sets
+			// /sys/class/net/IF/threaded and grants CAP_SYS_NICE.
+			ev = d.log.Info()
+		}
+		ev.Err(err).Str("interface", cfg.Node.Interface).
+			Msg("receive path not prioritized (node.rx_priority: auto): a saturated core may drop health-check replies before XDP; " +
+				"as root it is done, otherwise write 1 to /sys/class/net/IF/threaded and grant CAP_SYS_NICE")
+		return nil
+	}
+	d.rxUndo = undo
+	d.log.Info().Str("interface", cfg.Node.Interface).Int("napi_threads", n).Int("priority", afxdp.NAPIPriority).
+		Msg("receive path prioritized: threaded NAPI at real-time priority, before the pipeline's workers")
 	return nil
 }
 
 // onHealth feeds a health transition into the control plane.
 func (d *Daemon) onHealth(t health.Transition) {
 	if c := d.controller(); c != nil {
-		c.SetHealth(t.Key.Service, t.Key.Server, t.Up, t.Result.Reason)
+		c.SetHealthResult(t.Key.Service, t.Key.Server, t.Up, t.Result.Reason, t.Result.NoAnswer)
 	}
 }
 
@@ -224,6 +261,24 @@ func (d *Daemon) Proxy() *l7.Proxy { return d.proxy }
 
 // Counters sums the layer-4 dataplane counters of all workers.
 func (d *Daemon) Counters() pipeline.Counters { return pipeline.Sum(d.workers...) }
+
+// ServerCount returns what the layer-4 dataplane sent to the real server with counter
+// slot slot (tables.Server.Slot): the pipeline's frames the TX ring took, plus the
+// XDP fast path's frames, in frames and bytes.
+func (d *Daemon) ServerCount(slot uint32) pipeline.ServerCount {
+	var c pipeline.ServerCount
+	for _, w := range d.workers {
+		wc := w.ServerCount(slot)
+		c.Packets += wc.Packets
+		c.Bytes += wc.Bytes
+	}
+	if d.dp != nil {
+		p, b := d.dp.ServerCount(slot)
+		c.Packets += p
+		c.Bytes += b
+	}
+	return c
+}
 
 // Dataplane returns the AF_XDP dataplane, or nil without layer-4 services.
 func (d *Daemon) Dataplane() *afxdp.Dataplane { return d.dp }
@@ -263,6 +318,10 @@ func (d *Daemon) Close() error {
 			ev = ev.Uint64("fastpath_tx", d.dp.ProgramStats()["fastpath_tx"])
 		}
 		ev.Msg("dataplane counters")
+	}
+	// NAPI mode first: a veth without its XDP program has no NAPI to switch.
+	if d.rxUndo != nil {
+		errs = append(errs, d.rxUndo())
 	}
 	if d.dp != nil {
 		errs = append(errs, d.dp.Close())

@@ -56,7 +56,18 @@ func (s source) Overview() api.Overview {
 		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
 		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
 		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
+		L4Count: func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
+		Panic:   d.panics(cfg),
 	})
+}
+
+// panics returns the panic state of every service of cfg.
+func (d *Daemon) panics(cfg *config.Config) map[string]control.PanicStatus {
+	out := make(map[string]control.PanicStatus, len(cfg.Services))
+	for _, s := range cfg.Services {
+		out[s.Name] = d.controller().Panic(s.Name)
+	}
+	return out
 }
 
 // SetState applies an operator's drain, halt or online.
@@ -80,7 +91,8 @@ func (s source) Reload() ([]string, error) { return s.d.ReloadReport() }
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
-	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, L7Refused: map[string]map[string]uint64{}}
+	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, L7Refused: map[string]map[string]uint64{},
+		ICMPRouted: map[string]uint64{}}
 	if s.d.mon != nil {
 		m.HealthLocalErrors = s.d.mon.LocalErrors()
 	}
@@ -90,8 +102,15 @@ func (s source) Metrics() api.Metrics {
 				"out_of_resources": st.Exhausted}
 		}
 	}
+	for k, n := range c.ICMPRouted {
+		if n > 0 {
+			m.ICMPRouted[pipeline.ICMPKind(k).String()] = n
+		}
+	}
 	if s.d.dp != nil {
 		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
+		tx := s.d.dp.TXStats()
+		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
 	}
 	for r, n := range c.ByReason {
 		if r != 0 && n > 0 {

@@ -134,6 +134,11 @@ type Result struct {
 	// of file descriptors, ephemeral ports or buffer space (see LocalError):
 	// a fault of the load balancer, not a verdict on the server. OK is false.
 	Local bool
+	// NoAnswer tells that a failed check got no answer at all (a timeout, the host
+	// or network unreachable), as opposed to an answer that says the server is not
+	// well (refused, a wrong status or body). A panic threshold suspects the load
+	// balancer itself when many checks fail without an answer at once.
+	NoAnswer bool
 }
 
 // Checker checks one target. Implementations are safe for concurrent use;
@@ -186,7 +191,8 @@ func (c *tcpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	conn, err := dialer(c.spec.SourceAddr).DialContext(ctx, "tcp", target.String())
 	d := time.Since(start)
 	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: d, Local: LocalError(err)}
+		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: d,
+			Local: LocalError(err), NoAnswer: noAnswer(ctx, err)}
 	}
 	conn.Close()
 	return Result{OK: true, Reason: label + ": connected in " + round(d).String(), Duration: d}

@@ -192,7 +192,8 @@ func (c *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	}
 	d := time.Since(start)
 	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d, Local: k.local || LocalError(err)}
+		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d,
+			Local: k.local || LocalError(err), NoAnswer: noAnswer(ctx, err)}
 	}
 
 	status := resp.StatusCode()

@@ -64,6 +64,15 @@ func describe(ctx context.Context, err error, timeout time.Duration, phase strin
 // check says nothing about the server.
 func LocalError(err error) bool { return exhausted.Is(err) }
 
+// noAnswer reports whether a check's error means the server did not answer at all:
+// a timeout, or its host or network unreachable (no ARP/ND answer).
+func noAnswer(ctx context.Context, err error) bool {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return false
+	}
+	return isTimeout(ctx, err) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
 // cut shortens an error message for a reason: fasthttp's messages can quote
 // kilobytes of what the server sent.
 func cut(msg string) string {

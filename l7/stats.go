@@ -19,8 +19,8 @@ type ServiceStats struct {
 	// for want of this node's descriptors or ports (not counted against the
 	// server; also in NoServer).
 	Exhausted uint64
-	NoServer       uint64 // clients reset because no server was eligible or every attempt failed
-	Servers        []ServerStats
+	NoServer  uint64 // clients reset because no server was eligible or every attempt failed
+	Servers   []ServerStats
 }
 
 // ServerStats are the counters of one real server of a layer-7 service.

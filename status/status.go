@@ -33,6 +33,11 @@ type Inputs struct {
 	Checks map[tables.Key]health.Status
 	// L7 are the layer-7 proxy's counters (l7.Proxy.Stats).
 	L7 []l7.ServiceStats
+	// L4Count returns the frames and bytes the layer-4 dataplane sent to the real
+	// server with a counter slot (tables.Server.Slot); nil: none counted.
+	L4Count func(slot uint32) (packets, bytes uint64)
+	// Panic are the services' panic states (control.Controller.Panic), by name.
+	Panic map[string]control.PanicStatus
 }
 
 // Overview joins in into the System Overview: the services of the
@@ -77,6 +82,13 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 	if persist {
 		as.Persistence += " " + cs.Persistence.Timeout.String()
 	}
+	aff := ts.AffinityStats()
+	as.PersistEvictions, as.PersistRefused = aff.Evictions, aff.Refused
+	if ps := in.Panic[cs.Name]; ps.Count > 0 {
+		as.Panic, as.Panics = ps.Active, ps.Count
+		since := ps.Since.UTC()
+		as.PanicSince = &since
+	}
 	for _, srv := range ts.Servers {
 		rs := realServer(in, tables.Key{Service: cs.Name, Server: srv.Name}, srv, l7srv)
 		if persist {
@@ -87,6 +99,13 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 			// Direct routing never sees the replies, so connections are not
 			// tracked: the persistence entries stand for them, as for the service.
 			rs.Connections = rs.ActiveClients
+			// Frames and bytes sent to the server (client to server only: the
+			// replies bypass us), the pipeline's and the XDP fast path's.
+			if in.L4Count != nil {
+				rs.Packets, rs.Bytes = in.L4Count(srv.Slot)
+				as.Packets += rs.Packets
+				as.Bytes += rs.Bytes
+			}
 		}
 		as.RealServers = append(as.RealServers, rs)
 	}

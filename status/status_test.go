@@ -164,3 +164,27 @@ func TestOverview(t *testing.T) {
 		})
 	}
 }
+
+// Layer-4 servers carry the dataplane's frame and byte counts (by counter slot), the
+// service their sum; the panic and the persistence evictions show on the service.
+func TestOverviewL4CountsAndPanic(t *testing.T) {
+	f := newFixture()
+	in := f.inputs(t, 0)
+	ht := in.Snapshot.Service("Traffic")
+	counts := map[uint32][2]uint64{ht.Servers[0].Slot: {10, 1000}, ht.Servers[1].Slot: {5, 700}}
+	in.L4Count = func(slot uint32) (uint64, uint64) { c := counts[slot]; return c[0], c[1] }
+	since := time.Unix(50, 0)
+	in.Panic = map[string]control.PanicStatus{"Traffic": {Active: true, Since: since, Count: 2}}
+	ov := Overview(in)
+	tr := ov.Services[1]
+	if tr.RealServers[0].Packets != 10 || tr.RealServers[0].Bytes != 1000 || tr.RealServers[1].Packets != 5 ||
+		tr.Packets != 15 || tr.Bytes != 1700 {
+		t.Errorf("counts: service %d/%d, servers %+v", tr.Packets, tr.Bytes, tr.RealServers)
+	}
+	if !tr.Panic || tr.Panics != 2 || tr.PanicSince == nil || !tr.PanicSince.Equal(since) {
+		t.Errorf("panic: %v %d %v", tr.Panic, tr.Panics, tr.PanicSince)
+	}
+	if mg := ov.Services[0]; mg.Panic || mg.Packets != 0 {
+		t.Errorf("layer-7 service: %+v", mg)
+	}
+}

@@ -21,6 +21,10 @@ func build(spec Spec, prev *Snapshot) (*Snapshot, error) {
 		seed:   spec.HashSeed,
 		byName: make(map[string]*Service, len(spec.Services)),
 		vips:   make(map[netip.Addr]*vipEntry),
+		slots:  &slotRegistry{byName: map[string]uint32{}},
+	}
+	if prev != nil {
+		s.slots = prev.slots
 	}
 	for i := range spec.Services {
 		ss := &spec.Services[i]
@@ -35,6 +39,7 @@ func build(spec Spec, prev *Snapshot) (*Snapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("building service %q: %w", ss.Name, err)
 		}
+		s.slots.assignSlots(svc)
 		s.services = append(s.services, svc)
 		s.byName[svc.Name] = svc
 		if err := s.index(svc); err != nil {

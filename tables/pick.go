@@ -39,9 +39,12 @@ func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
 			if i := svc.byID[id]; i >= 0 {
 				srv := svc.Servers[i]
 				if srv.Generation == uint32(v.val>>32) && svc.eligiblePersist(srv) {
-					if int32(now-v.t) > 0 { // never move a time back
-
+					// Seen again: the client is confirmed (established), and its time
+					// moves forward, never back.
+					if int32(now-v.t) > 0 {
 						b[p.slot].touch(v.seq, now)
+					} else if !v.confirmed {
+						b[p.slot].touch(v.seq, v.t)
 					}
 					return srv, VerdictPersist
 				}
@@ -50,7 +53,7 @@ func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
 	}
 	srv, verdict := svc.pickNew(h)
 	if verdict == VerdictNew {
-		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now)
+		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now, false)
 	}
 	return srv, verdict
 }
