@@ -375,6 +375,14 @@ type Service struct {
 	// MaxConnections caps the service's concurrent connections (layer 7); 0 is unlimited.
 	MaxConnections int
 
+	// Feedback polls an agent on each real server for its load; nil for none.
+	Feedback *Feedback
+	// SlowStart ramps a returning server's weight up over this time; 0: at once.
+	SlowStart time.Duration
+	// Scheduler picks the server of a new client. Default SchedulerMaglev;
+	// SchedulerWLC at layer 7 only.
+	Scheduler Scheduler
+
 	// Line is the service's line in the file, for later error messages.
 	Line int
 }
@@ -397,6 +405,9 @@ type RealServer struct {
 	// HealthPort is the port the health check connects to: health_check.port
 	// when given, else Port when given, else the service's first port.
 	HealthPort uint16
+	// FeedbackPort is the feedback agent's port: feedback_port when given,
+	// else the service's feedback.port; 0 without feedback.
+	FeedbackPort uint16
 	// Line is the server's line in the file, for later error messages.
 	Line int
 }

@@ -12,7 +12,8 @@ import (
 
 // serviceKeys are the keys of one of virtual_services.
 var serviceKeys = []string{"name", "address", "ports", "layer", "forwarding", "protocol", "persistence", "maglev_size", "health_check", "fallback", "real_servers",
-	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections"}
+	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections",
+	"feedback", "slow_start", "scheduler"}
 
 // service reads one virtual service. Fields that fail to parse stay zero;
 // the problems are reported and Parse returns no Config.
@@ -53,6 +54,7 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 
 	s.HealthCheck = p.healthCheck(f.get("health_check"), path+".health_check", &s)
 	p.layer7Options(f, path, &s, layerOK)
+	p.balancing(f, path, &s, layerOK)
 	p.families(f, path, &s)
 	return s
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/feedback"
 	"github.com/medialb/medialb/ha"
 	"github.com/medialb/medialb/health"
 	"github.com/medialb/medialb/l7"
@@ -49,6 +50,7 @@ type Daemon struct {
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
+	fbp      *feedback.Poller // load-feedback agents (feedback.go)
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
@@ -117,6 +119,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 	}
 	d.mon = health.NewMonitor(log, d.onHealth)
 	d.mon.Set(healthTargets(cfg))
+	d.startFeedback(cfg)
 	if err = d.startAPI(cfg); err != nil {
 		return d, err
 	}
@@ -281,6 +284,7 @@ func (d *Daemon) reload() error {
 		errs = append(errs, err)
 	}
 	d.mon.Set(healthTargets(cfg))
+	d.fbp.Set(feedbackTargets(cfg))
 	for _, a := range up {
 		if err := netif.Announce(cfg.Node.Interface, a); err != nil {
 			d.log.Warn().Err(err).Str("vip", a.String()).Msg("VIP not announced")
@@ -309,6 +313,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.mon != nil {
 		d.mon.Close()
+	}
+	if d.fbp != nil {
+		d.fbp.Close()
 	}
 	d.cancel()
 	d.wg.Wait()

@@ -33,6 +33,10 @@ type Inputs struct {
 	Checks map[tables.Key]health.Status
 	// L7 are the layer-7 proxy's counters (l7.Proxy.Stats).
 	L7 []l7.ServiceStats
+	// Feedback are the load agents' answers (control.Controller.FeedbackStates).
+	Feedback map[tables.Key]control.Feedback
+	// Problems are the findings of the real-server checks (realserver.Watch).
+	Problems map[tables.Key][]string
 }
 
 // Overview joins in into the System Overview: the services of the
@@ -79,6 +83,9 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 	}
 	for _, srv := range ts.Servers {
 		rs := realServer(in, tables.Key{Service: cs.Name, Server: srv.Name}, srv, l7srv)
+		if c := cs.RealServer(srv.Name); c != nil {
+			rs.ConfiguredWeight = c.Weight
+		}
 		if persist {
 			rs.ActiveClients = int64(ts.ActiveClients(srv, in.Now))
 			as.ActiveClients += rs.ActiveClients
@@ -121,5 +128,12 @@ func realServer(in Inputs, k tables.Key, srv *tables.Server, l7srv map[tables.Ke
 	if st, ok := in.Checks[k]; ok {
 		rs.HealthCheckSeconds = st.LastResult.Duration.Seconds()
 	}
+	if fb, ok := in.Feedback[k]; ok {
+		rs.Feedback = &api.Feedback{Percent: fb.Percent, Agent: fb.Agent.String(), Answer: fb.Answer, Error: fb.Error}
+		if !fb.AnsweredAt.IsZero() {
+			rs.Feedback.AnsweredAt = fb.AnsweredAt.UTC().Format(time.RFC3339)
+		}
+	}
+	rs.Problems = append([]string{}, in.Problems[k]...)
 	return rs
 }
