@@ -60,4 +60,3 @@ func feedbackTargets(cfg *config.Config) []feedback.Target {
 	}
 	return out
 }
-

@@ -13,10 +13,10 @@ func TestParse(t *testing.T) {
 		err     bool
 	}{
 		{in: "75%\n", percent: 75},
-		{in: "75", percent: 75},                    // Loadbalancer.org: the idle percentage
-		{in: "  12.6 \r\n", percent: 13},           // rounded
-		{in: "250%", percent: 100},                 // clamped
-		{in: "-5%", percent: 0},                    // clamped
+		{in: "75", percent: 75},          // Loadbalancer.org: the idle percentage
+		{in: "  12.6 \r\n", percent: 13}, // rounded
+		{in: "250%", percent: 100},       // clamped
+		{in: "-5%", percent: 0},          // clamped
 		{in: "drain", percent: -1, state: AgentDrain},
 		{in: "maint", percent: -1, state: AgentMaint},
 		{in: "up 50%", percent: 50, state: AgentReady},
