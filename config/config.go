@@ -267,6 +267,9 @@ const (
 	CheckHTTPSGet   CheckType = "https-get"   // HTTPS GET, optional body and status match
 	CheckHTTPGet    CheckType = "http-get"    // plain HTTP GET
 	CheckTCPConnect CheckType = "tcp-connect" // a TCP handshake
+	CheckRTMP       CheckType = "rtmp"        // RTMP handshake and connect to an application
+	CheckRTSP       CheckType = "rtsp"        // RTSP OPTIONS, or DESCRIBE of path
+	CheckUDP        CheckType = "udp"         // a datagram that must be answered
 	CheckNone       CheckType = "none"        // servers are always healthy
 )
 
@@ -306,6 +309,12 @@ type HealthCheck struct {
 	// Jitter is the largest random delay added to each interval, so that
 	// checks of many servers spread out; less than Interval. Default Interval/10.
 	Jitter time.Duration
+	// Application is the RTMP application an rtmp check connects to.
+	// Default DefaultRTMPApplication.
+	Application string
+	// Send is the payload of a udp check's datagram; Expect, when set, must
+	// be contained in the reply.
+	Send string
 }
 
 // Fallback is the server that takes a service's new clients when all its real
@@ -350,8 +359,15 @@ type Service struct {
 	// MaglevSize is the Maglev lookup table size: a prime, at least twice the
 	// number of real servers, at most MaxMaglevSize. Default DefaultMaglevSize.
 	MaglevSize int
-	// HealthCheck is how real servers are checked.
+	// HealthCheck is how real servers are checked: the first of health_checks
+	// when the service gives a list.
 	HealthCheck HealthCheck
+	// MoreChecks are the further checks of health_checks, run with the first
+	// one and on its timing; each has its own Port.
+	MoreChecks []HealthCheck
+	// HealthMode is how HealthCheck and MoreChecks combine: HealthAll
+	// (default) or HealthAny.
+	HealthMode HealthMode
 	// Fallback takes new clients when every real server is out; nil for none
 	// (then new flows are dropped).
 	Fallback *Fallback

@@ -120,11 +120,14 @@ func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
 func healthTargets(cfg *config.Config) []health.Target {
 	var out []health.Target
 	for _, s := range cfg.Services {
-		hc := s.HealthCheck
-		spec := health.Spec{
-			Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
-			CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
-			Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		spec := healthSpec(s.HealthCheck)
+		if len(s.MoreChecks) > 0 {
+			more := make([]health.Spec, len(s.MoreChecks))
+			for i, hc := range s.MoreChecks {
+				more[i] = healthSpec(hc)
+				more[i].Port = hc.Port
+			}
+			spec = spec.WithMore(string(s.HealthMode), more...)
 		}
 		for _, r := range s.RealServers {
 			out = append(out, health.Target{
@@ -135,4 +138,14 @@ func healthTargets(cfg *config.Config) []health.Target {
 		}
 	}
 	return out
+}
+
+// healthSpec is the health package's form of one configured check.
+func healthSpec(hc config.HealthCheck) health.Spec {
+	return health.Spec{
+		Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
+		CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
+		Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		App: hc.Application, Send: hc.Send,
+	}
 }
