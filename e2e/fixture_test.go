@@ -14,6 +14,7 @@ type service struct {
 	healthCheck          string
 	fallback             string // left out when empty
 	feedback             string // left out when empty
+	extraYAML            string // further keys, as indented YAML lines
 	servers              []string
 }
 
@@ -79,6 +80,7 @@ func (s service) yaml() string {
 	line("health_check", s.healthCheck)
 	line("fallback", s.fallback)
 	line("feedback", s.feedback)
+	b.WriteString(s.extraYAML)
 	b.WriteString("    real_servers:\n")
 	for _, r := range s.servers {
 		b.WriteString("      - " + r + "\n")

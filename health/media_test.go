@@ -130,7 +130,7 @@ func TestMediaChecks(t *testing.T) {
 	}{
 		{"rtmp _result", Spec{Type: TypeRTMP, App: "live"}, startRaw(t, nil, rtmpServer("live", false)), true, "connect answered _result"},
 		{"rtmp default application", Spec{Type: TypeRTMP}, startRaw(t, nil, rtmpServer("live", false)), true, "/live: connect answered _result"},
-		{"rtmp application gone: closed", Spec{Type: TypeRTMP, App: "live"}, startRaw(t, nil, rtmpServer("ingest", false)), false, "connection closed by server (waiting for the answer to connect)"},
+		{"rtmp application gone: closed", Spec{Type: TypeRTMP, App: "live"}, startRaw(t, nil, rtmpServer("ingest", false)), false, `connection closed by server (waiting for the answer to connect): no application "live" on the server?`},
 		{"rtmp _error", Spec{Type: TypeRTMP, App: "live"}, startRaw(t, nil, rtmpServer("ingest", true)), false, "connect answered _error (Application not found: live)"},
 		{"rtmp to an http server", Spec{Type: TypeRTMP}, startRaw(t, nil, respond("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")), false, "reading S0/S1/S2 (not an RTMP server?)"},
 		{"rtmp silent", Spec{Type: TypeRTMP}, startRaw(t, nil, silent), false, "timeout after 1s (reading S0/S1/S2"},

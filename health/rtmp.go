@@ -26,6 +26,9 @@ const DefaultRTMPApp = "live"
 // rtmpHandshakeSize is the size of C1, C2, S1 and S2.
 const rtmpHandshakeSize = 1536
 
+// rtmpAwaitPhase names the wait for connect's answer in reasons.
+const rtmpAwaitPhase = "waiting for the answer to connect"
+
 // rtmpMaxMessage bounds a message the check reassembles: the answer to
 // connect is small.
 const rtmpMaxMessage = 64 << 10
@@ -59,7 +62,12 @@ func (c *rtmpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		if errors.As(err, &rej) {
 			return Result{Reason: label + ": " + rej.Error(), Duration: d}
 		}
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, phase), Duration: d}
+		reason := describe(ctx, err, c.spec.Timeout, phase)
+		if phase == rtmpAwaitPhase && errors.Is(err, io.EOF) {
+			// nginx-rtmp's answer to an unknown application.
+			reason += fmt.Sprintf(": no application %q on the server?", app)
+		}
+		return Result{Reason: label + ": " + reason, Duration: d}
 	}
 	return Result{OK: true, Reason: label + ": connect answered _result in " + round(d).String(), Duration: d}
 }
@@ -127,7 +135,7 @@ func rtmpChunks(csid byte, typ byte, stream uint32, msg []byte, size int) []byte
 // message (AMF0, type 20) named _result or _error. It follows the server's
 // Set Chunk Size and skips its other messages.
 func rtmpAwaitResult(r *bufio.Reader) (string, error) {
-	const phase = "waiting for the answer to connect"
+	const phase = rtmpAwaitPhase
 	type stream struct {
 		length, typ uint32
 		delta       uint32
