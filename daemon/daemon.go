@@ -28,6 +28,7 @@ import (
 	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/pipeline"
+	"github.com/medialb/medialb/realserver"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -50,7 +51,8 @@ type Daemon struct {
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
-	fbp      *feedback.Poller // load-feedback agents (feedback.go)
+	fbp      *feedback.Poller    // load-feedback agents (feedback.go)
+	rsw      *realserver.Watcher // real-server ARP/ND and path checks, nil without layer 4
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
@@ -113,6 +115,7 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		if err = d.startDataplane(cfg); err != nil {
 			return d, err
 		}
+		d.startRealServerWatch(cfg)
 	}
 	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
 		return d, err

@@ -6,10 +6,13 @@ import (
 
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/feedback"
+	"github.com/medialb/medialb/netif"
+	"github.com/medialb/medialb/realserver"
 	"github.com/medialb/medialb/tables"
 )
 
-// This file runs the load-feedback agents' polls and the slow starts' ticks.
+// This file runs the load-feedback agents' polls, the slow starts' ticks and the
+// real-server ARP/ND and path checks.
 
 // tickInterval is how often slow starts move on (a ramp has 10 steps).
 const tickInterval = 500 * time.Millisecond
@@ -59,4 +62,29 @@ func feedbackTargets(cfg *config.Config) []feedback.Target {
 		}
 	}
 	return out
+}
+
+// startRealServerWatch runs the real-server ARP/ND and path checks of the
+// direct-routing services in rounds (realserver.Watcher).
+func (d *Daemon) startRealServerWatch(cfg *config.Config) {
+	link, err := netif.OpenPacket(cfg.Node.Interface)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("real-server ARP and path checks off")
+		return
+	}
+	d.rsw = realserver.NewWatcher(d.log)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer link.Close()
+		d.rsw.Run(d.ctx, link, func() *config.Config { return d.controller().Config() }, realserver.DefaultWatchInterval)
+	}()
+}
+
+// problems returns the real-server checks' findings by server.
+func (d *Daemon) problems() map[tables.Key][]string {
+	if d.rsw == nil {
+		return nil
+	}
+	return d.rsw.Problems()
 }

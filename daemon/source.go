@@ -53,7 +53,7 @@ func (s source) Overview() api.Overview {
 		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
 		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
 		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
-		Feedback: ctrl.FeedbackStates(),
+		Feedback: ctrl.FeedbackStates(), Problems: d.problems(),
 	})
 }
 
