@@ -102,6 +102,7 @@ func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
 			ClientTimeout:  s.ClientTimeout,
 			ServerTimeout:  s.ServerTimeout,
 			MaxConns:       s.MaxConnections,
+			LeastConn:      s.Scheduler == config.SchedulerWLC,
 		}
 		for _, r := range s.RealServers {
 			if r.MaxConnections > 0 {
