@@ -3,55 +3,16 @@ package e2e
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/realserver"
 )
-
-// moveVIPs takes the VIPs off server's lo and, with onLink, puts them on its
-// network interface instead: the two ways of getting direct routing wrong.
-func moveVIPs(t *testing.T, l *lab.Lab, server string, onLink bool) {
-	t.Helper()
-	n, err := l.Server(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = lab.Do(n.NS, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		eth, err := netlink.LinkByName(n.Link)
-		if err != nil {
-			return err
-		}
-		for _, v := range l.VIPs {
-			a := &netlink.Addr{IPNet: netlink.NewIPNet(v.AsSlice())}
-			if err := netlink.AddrDel(lo, a); err != nil {
-				return fmt.Errorf("remove %s from lo: %w", v, err)
-			}
-			if onLink {
-				a.Flags = 0x02 // IFA_F_NODAD: answer neighbour solicitations at once
-				if err := netlink.AddrAdd(eth, a); err != nil {
-					return fmt.Errorf("add %s to %s: %w", v, n.Link, err)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", server, err)
-	}
-}
 
 // TestRealServerARPProblem: HT2 holds the VIPs on eth0 instead of lo (it
 // answers ARP and neighbour solicitations for them), HT3 holds none. The
@@ -59,8 +20,12 @@ func moveVIPs(t *testing.T, l *lab.Lab, server string, onLink bool) {
 // them, with the right fix; HT1, set up as the guide says, is ok.
 func TestRealServerARPProblem(t *testing.T) {
 	e := newEnv(t, "rs", lab.Options{Clients: 2, Servers: []lab.ServerSpec{{Name: "HT1", Host: 115}, {Name: "HT2", Host: 116}, {Name: "HT3", Host: 117}}})
-	moveVIPs(t, e.lab, "HT2", true)
-	moveVIPs(t, e.lab, "HT3", false)
+	if err := e.lab.MisplaceVIPs("HT2", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.lab.MisplaceVIPs("HT3", false); err != nil {
+		t.Fatal(err)
+	}
 	servers := []string{"{ name: HT1, address: 192.168.94.115 }", "{ name: HT2, address: 192.168.94.116 }", "{ name: HT3, address: 192.168.94.117 }"}
 	servers6 := []string{`{ name: HT1, address: "fd94::115" }`, `{ name: HT2, address: "fd94::116" }`, `{ name: HT3, address: "fd94::117" }`}
 	cfg := e.writeConfig(config(traffic().withServers(servers...), traffic6().withServers(servers6...)))
@@ -131,6 +96,18 @@ func TestRealServerARPProblem(t *testing.T) {
 		code, body := e.apiDo("GET", "/metrics")
 		if code != 200 || !strings.Contains(string(body), `medialb_real_server_problems{server="HT3",service="Harmonic_Traffic"} 1`) {
 			t.Errorf("/metrics lacks HT3's problem: %d", code)
+		}
+
+		// Fixed as the problem says: the problems go.
+		for _, s := range []string{"HT2", "HT3"} {
+			if err := e.lab.RestoreVIPs(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, svc := range []string{"Harmonic_Traffic", "Harmonic_Traffic6"} {
+			for _, name := range []string{"HT2", "HT3"} {
+				e.waitServer(svc, name, 10*time.Second, "without problems once fixed", func(r api.RealServer) bool { return len(r.Problems) == 0 })
+			}
 		}
 	})
 }

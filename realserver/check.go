@@ -121,6 +121,17 @@ func Check(link Link, targets []Target, opt Options) (Report, error) {
 		}
 	}
 
+	// Only what the checks read, and nothing left from before this round:
+	// a receive buffer full of old frames would drop the answers.
+	if f, ok := link.(filterer); ok {
+		if err := f.Filter(opt.Source4, opt.Source6); err != nil {
+			return Report{}, fmt.Errorf("check real servers on %s: %w", opt.Interface, err)
+		}
+	}
+	if err := drain(link); err != nil {
+		return Report{}, err
+	}
+
 	// Phase 1: who has each real server's address, each VIP and the peer?
 	var asked []netip.Addr
 	for _, t := range append(targets, Target{Addr: opt.Peer}) {
@@ -183,6 +194,27 @@ func Check(link Link, targets []Target, opt Options) (Report, error) {
 		return Report{}, err
 	}
 	return report(targets, claims, answered, opt), nil
+}
+
+// filterer is a Link that can limit what it receives (netif.PacketSocket).
+type filterer interface {
+	Filter(src4, src6 netip.Addr) error
+}
+
+// drain reads and drops what link has received so far (at most a
+// buffer's worth: a steady stream does not keep it busy).
+func drain(link Link) error {
+	buf := make([]byte, 2048)
+	for range 4096 {
+		_, err := link.Recv(buf, time.Now().Add(time.Millisecond))
+		if errors.Is(err, syscall.EAGAIN) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // report turns what was seen into findings with their fixes.
