@@ -76,6 +76,9 @@ type Stranger struct {
 type Report struct {
 	Results   []Result // in the order of the targets
 	Strangers []Stranger
+	// Allowed are the MACs that may answer for a VIP: Options.Ignore and
+	// the HA peer's, as found.
+	Allowed [][6]byte
 }
 
 // The beginnings of the problems, for scripts and tests.
@@ -219,7 +222,7 @@ func drain(link Link) error {
 
 // report turns what was seen into findings with their fixes.
 func report(targets []Target, claims map[netip.Addr][][6]byte, answered []bool, opt Options) Report {
-	var rep Report
+	rep := Report{Allowed: opt.Ignore}
 	known := map[netip.Addr][][6]byte{} // VIP -> MACs of its real servers and the ignored
 	for _, t := range targets {
 		known[t.VIP] = append(known[t.VIP], claims[t.Addr]...)

@@ -2,9 +2,14 @@ package realserver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -26,6 +31,7 @@ type Watcher struct {
 	mu        sync.Mutex
 	problems  map[tables.Key][]string
 	strangers map[Stranger]bool
+	last      *Report // the last round's, for what listen hears between rounds
 }
 
 // NewWatcher returns a Watcher without findings.
@@ -51,12 +57,89 @@ func (w *Watcher) Run(ctx context.Context, link Link, cfg func() *config.Config,
 		}
 		if err != nil {
 			w.log.Warn().Err(err).Msg("real-server ARP and path check failed; trying again")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+			continue
 		}
-		select {
-		case <-ctx.Done():
+		// Between rounds: gratuitous ARP and unsolicited NA for a VIP.
+		for until := time.Now().Add(interval); ctx.Err() == nil && time.Now().Before(until); {
+			// Short slices, so that a cancelled ctx ends the wait soon.
+			slice := time.Now().Add(250 * time.Millisecond)
+			if slice.After(until) {
+				slice = until
+			}
+			if err := w.listen(link, slice); err != nil {
+				w.log.Warn().Err(err).Msg("listening for gratuitous ARP failed")
+				break
+			}
+		}
+		if ctx.Err() != nil {
 			return
-		case <-time.After(interval):
 		}
+	}
+}
+
+// listen reads what link receives until deadline and records every host
+// that claims a VIP of the last round's targets on its own: a real server
+// (its problem is added at once, before the next round confirms it) or a
+// stranger.
+func (w *Watcher) listen(link Link, deadline time.Time) error {
+	buf := make([]byte, 2048)
+	mac := link.MAC()
+	for {
+		n, err := link.Recv(buf, deadline)
+		if errors.Is(err, syscall.EAGAIN) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s, ok := parse(buf[:n])
+		if !ok || !s.claim || s.mac == mac {
+			continue
+		}
+		w.claimed(s.addr, s.mac)
+	}
+}
+
+// claimed records that the host with MAC m claimed address a.
+func (w *Watcher) claimed(a netip.Addr, m [6]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.last == nil || slices.Contains(w.last.Allowed, m) {
+		return
+	}
+	isVIP, owner := false, false
+	for _, r := range w.last.Results {
+		if r.VIP != a {
+			continue
+		}
+		isVIP = true
+		if !r.HasMAC || r.MAC != m {
+			continue
+		}
+		owner = true
+		k := tables.Key{Service: r.Service, Server: r.Server}
+		what := ProblemAnswersARP
+		if a.Is6() {
+			what = ProblemAnswersND
+		}
+		if slices.ContainsFunc(w.problems[k], func(p string) bool { return strings.HasPrefix(p, what) }) {
+			continue
+		}
+		p := fmt.Sprintf("%s %s (from %s, announced unasked): the VIP is on a network interface, so the server can take the VIP's traffic from the load balancer; fix: hold the VIP on lo instead (medialb realserver-setup prints the commands)",
+			what, a, macString(m))
+		w.problems[k] = append(slices.Clone(w.problems[k]), p)
+		w.log.Error().Str("service", r.Service).Str("server", r.Server).Str("address", r.Addr.String()).
+			Strs("problems", w.problems[k]).Msg("real server misconfigured for direct routing")
+	}
+	if st := (Stranger{VIP: a, MAC: m}); isVIP && !owner && !w.strangers[st] {
+		w.strangers[st] = true
+		w.log.Error().Str("vip", a.String()).Str("mac", macString(m)).
+			Msg("a host that is no real server of the VIP, nor this node or its HA peer, announces the VIP")
 	}
 }
 
@@ -73,7 +156,7 @@ func (w *Watcher) record(rep Report) {
 	}
 	w.mu.Lock()
 	prev, prevStrangers := w.problems, w.strangers
-	w.problems, w.strangers = next, strangers
+	w.problems, w.strangers, w.last = next, strangers, &rep
 	w.mu.Unlock()
 	for _, r := range rep.Results {
 		k := tables.Key{Service: r.Service, Server: r.Server}
