@@ -52,17 +52,24 @@ func TestMediaHealthChecks(t *testing.T) {
 		{name: "none in a list", extra: "    health_checks: [{ type: rtmp }, { type: none }]\n", want: "health_checks[1]: type none in a list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("t.yaml", []byte(svc(tc.extra+"    real_servers: [{address: 192.0.2.21}]\n")))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				tc.check(t, cfg.Service("s"))
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one containing %q", err, tc.want)
-			}
+			expectService(t, svc(tc.extra+"    real_servers: [{address: 192.0.2.21}]\n"), tc.want, tc.check)
 		})
+	}
+}
+
+// expectService parses input and, with want empty, runs check on its
+// service "s"; else the error must contain want.
+func expectService(t *testing.T, input, want string, check func(*testing.T, *Service)) {
+	t.Helper()
+	cfg, err := Parse("t.yaml", []byte(input))
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, cfg.Service("s"))
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -50,18 +49,6 @@ func TestFeedbackSection(t *testing.T) {
 		{name: "feedback_port without feedback", input: l7svc("", two), want: "t.yaml:10: virtual_services[0].real_servers[1].feedback_port: has no effect without the service's feedback section"},
 		{name: "wlc at layer 4", input: svc("    scheduler: wlc\n    real_servers: [{address: 192.0.2.21}]\n"), want: "scheduler: wlc applies to layer 7 only"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Parse("t.yaml", []byte(tc.input))
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				tc.check(t, cfg.Service("s"))
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want one containing %q", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { expectService(t, tc.input, tc.want, tc.check) })
 	}
 }

@@ -40,18 +40,11 @@ func (c *rtspChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		method, url = "DESCRIBE", "rtsp://"+target.String()+c.spec.Path
 	}
 	label := fmt.Sprintf("rtsp %s %s", method, url)
-	ctx, cancel := context.WithTimeout(ctx, c.spec.Timeout)
-	defer cancel()
-	conn, err := dialer(c.spec.SourceAddr).DialContext(ctx, "tcp", target.String())
-	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: time.Since(start)}
+	ctx, conn, done, r := session(ctx, c.spec, "tcp", target, label, start)
+	if conn == nil {
+		return r
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer done()
 	req := method + " " + url + " RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: medialb health check\r\n"
 	if c.describe {
 		req += "Accept: application/sdp\r\n"
@@ -77,22 +70,11 @@ func (c *udpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
 	target = resolvePort(target, c.spec.Port)
 	label := "udp " + target.String()
-	ctx, cancel := context.WithTimeout(ctx, c.spec.Timeout)
-	defer cancel()
-	d := &net.Dialer{}
-	if c.spec.SourceAddr.IsValid() {
-		d.LocalAddr = &net.UDPAddr{IP: c.spec.SourceAddr.AsSlice()}
+	ctx, conn, done, r := session(ctx, c.spec, "udp", target, label, start)
+	if conn == nil {
+		return r
 	}
-	conn, err := d.DialContext(ctx, "udp", target.String())
-	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "opening a socket"), Duration: time.Since(start)}
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer done()
 	if _, err := conn.Write([]byte(c.spec.Send)); err != nil {
 		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "sending"), Duration: time.Since(start)}
 	}
@@ -107,6 +89,30 @@ func (c *udpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		return Result{Reason: fmt.Sprintf("%s: reply %s does not contain %q", label, quote(buf[:n]), c.spec.Expect), Duration: dur}
 	}
 	return Result{OK: true, Reason: fmt.Sprintf("%s: %d-byte reply in %s", label, n, round(dur)), Duration: dur}
+}
+
+// session opens a connection (network "tcp" or "udp") to target for a
+// check that started at start, bounded by spec.Timeout: reads and writes
+// fail at the deadline or when ctx ends. It returns the check's context,
+// the connection and what closes both; when the connection fails, conn is
+// nil and r says why.
+func session(ctx context.Context, spec Spec, network string, target netip.AddrPort, label string, start time.Time) (context.Context, net.Conn, func(), Result) {
+	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
+	d := dialer(spec.SourceAddr)
+	if network == "udp" && spec.SourceAddr.IsValid() {
+		d.LocalAddr = &net.UDPAddr{IP: spec.SourceAddr.AsSlice()}
+	}
+	conn, err := d.DialContext(ctx, network, target.String())
+	if err != nil {
+		r := Result{Reason: label + ": " + describe(ctx, err, spec.Timeout, "connecting"), Duration: time.Since(start)}
+		cancel()
+		return ctx, nil, nil, r
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	return ctx, conn, func() { stop(); conn.Close(); cancel() }, Result{}
 }
 
 // WithMore returns s with further checks that run with it, all of which

@@ -43,18 +43,11 @@ func (c *rtmpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		app = DefaultRTMPApp
 	}
 	label := fmt.Sprintf("rtmp %s/%s", target, app)
-	ctx, cancel := context.WithTimeout(ctx, c.spec.Timeout)
-	defer cancel()
-	conn, err := dialer(c.spec.SourceAddr).DialContext(ctx, "tcp", target.String())
-	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: time.Since(start)}
+	ctx, conn, done, r := session(ctx, c.spec, "tcp", target, label, start)
+	if conn == nil {
+		return r
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer done()
 	phase, err := rtmpConnect(conn, target, app)
 	d := time.Since(start)
 	if err != nil {
