@@ -64,6 +64,9 @@ func (c *Controller) rebuildLocked(why string) error {
 			rs := &svc.RealServers[j]
 			k := Key{Service: svc.Name, Server: rs.Name}
 			seen[k] = true
+			if svc.Feedback == nil {
+				delete(c.fb, k) // a reload took the feedback away: its drain, too
+			}
 			st, reason := c.effectiveLocked(k)
 			prev, known := c.last[k]
 			c.rampLocked(svc, k, st, prev, known, now)

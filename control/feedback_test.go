@@ -153,3 +153,22 @@ func TestSlowStart(t *testing.T) {
 		t.Fatalf("back from drain: B weight %d, want 10", s.Weight)
 	}
 }
+
+// A reload without the feedback section ends what the agent asked for.
+func TestFeedbackRemovedByReload(t *testing.T) {
+	c, h, _, _ := newFeedbackTest(t, "0s")
+	c.SetFeedback("Web", "A", answer(t, "drain 50%"))
+	if s := server(h, "A"); s.State != tables.StateDrain || s.Weight != 100 {
+		t.Fatalf("A %v weight %d, want drain at 100", s.State, s.Weight)
+	}
+	cfg, err := config.Parse("t.yaml", []byte(strings.NewReplacer("%s", t.TempDir(), "10s", "0s", "    feedback: { protocol: agent, step: 10 }\n", "").Replace(feedbackConfig)))
+	if err != nil || cfg.Service("Web").Feedback != nil {
+		t.Fatalf("config without feedback: %v", err)
+	}
+	if err := c.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if s := server(h, "A"); s.State != tables.StateOnline || s.Weight != 200 {
+		t.Errorf("after the reload A %v weight %d, want online at its configured 200", s.State, s.Weight)
+	}
+}
