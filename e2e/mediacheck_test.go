@@ -101,3 +101,37 @@ func TestMediaHealthChecks(t *testing.T) {
 		t.Errorf("HT1 %s/%s (%s), want up and online", ht1.Health, ht1.State, ht1.HealthReason)
 	}
 }
+
+// TestUDPHealthCheck: the udp check against vossim's UDP media listener
+// (it answers every datagram with the server's name) and a closed port.
+func TestUDPHealthCheck(t *testing.T) {
+	e := newEnv(t, "mu", lab.Options{Clients: 1, NoIPv6: true, Servers: []lab.ServerSpec{{Name: "HT1", Host: 115}}})
+	node, err := e.lab.Server("HT1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		port uint16
+		ok   bool
+		want string
+	}{
+		{1935, true, "byte reply"},
+		{1936, false, "connection refused"},
+	} {
+		c, err := health.NewChecker(health.Spec{Type: health.TypeUDP, Send: "ping\n", Expect: "server=HT1", Timeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r health.Result
+		if err := lab.Do(e.lab.LBs[0].NS, func() error {
+			r = c.Check(context.Background(), netip.AddrPortFrom(node.Addr4, tc.port))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d: %v %s", tc.port, r.OK, r.Reason)
+		if r.OK != tc.ok || !strings.Contains(r.Reason, tc.want) {
+			t.Errorf("port %d: OK=%v %q, want OK=%v and %q", tc.port, r.OK, r.Reason, tc.ok, tc.want)
+		}
+	}
+}
