@@ -104,3 +104,31 @@ func TestFeedbackAgent(t *testing.T) {
 		t.Errorf("silent agent: weight %d state %s (want 40 online, as it was), error %q", hm1.Weight, hm1.State, hm1.Feedback.Error)
 	}
 }
+
+// TestSlowStartLab: HM1 back from halt ramps its weight up over slow_start
+// instead of taking half of all new clients at once.
+func TestSlowStartLab(t *testing.T) {
+	e := newEnv(t, "ss", lab.Options{Clients: 2})
+	s := management().persist("")
+	s.extraYAML = "    slow_start: 5s\n"
+	e.start(config(s))
+	e.waitChecked(15 * time.Second)
+	const svc = "Harmonic_Management"
+	e.setState(svc, "HM1", "halt")
+	e.setState(svc, "HM1", "online")
+	back := time.Now()
+	first := realServer(t, e.overview(), svc, "HM1")
+	if first.State != "online" || first.Weight < 1 || first.Weight > 40 {
+		t.Fatalf("HM1 right after coming back: %s weight %d, want online at a small weight", first.State, first.Weight)
+	}
+	seen := map[int]bool{first.Weight: true}
+	rs := e.waitServer(svc, "HM1", 10*time.Second, "at full weight", func(r api.RealServer) bool {
+		seen[r.Weight] = true
+		return r.Weight == 100
+	})
+	took := time.Since(back)
+	t.Logf("HM1 weights seen while ramping: %v; full weight after %v", seen, took.Round(100*time.Millisecond))
+	if took < 4*time.Second || len(seen) < 4 || rs.ConfiguredWeight != 100 {
+		t.Errorf("ramp: full weight after %v with %d steps seen, want about 5s in steps", took, len(seen))
+	}
+}
