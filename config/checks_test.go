@@ -43,6 +43,12 @@ func TestMediaHealthChecks(t *testing.T) {
 				t.Errorf("health port %d, want the first check's", s.RealServers[0].HealthPort)
 			}
 		}},
+		{name: "srt", extra: "    health_check: { type: srt, port: 9000 }\n", check: func(t *testing.T, s *Service) {
+			if hc := s.HealthCheck; hc.Type != CheckSRT || hc.Port != 9000 {
+				t.Errorf("check %+v", hc)
+			}
+		}},
+		{name: "send with srt", extra: "    health_check: { type: srt, send: x }\n", want: "health_check.send: has no effect with type srt"},
 		{name: "udp without send", extra: "    health_check: { type: udp, port: 5000 }\n", want: "health_check: send is required for type udp"},
 		{name: "application with http", extra: "    health_check: { type: http-get, application: live }\n", want: "health_check.application: has no effect with type http-get"},
 		{name: "expect with rtmp", extra: "    health_check: { type: rtmp, expect: x }\n", want: "health_check.expect: has no effect with type rtmp"},

@@ -270,6 +270,7 @@ const (
 	CheckRTMP       CheckType = "rtmp"        // RTMP handshake and connect to an application
 	CheckRTSP       CheckType = "rtsp"        // RTSP OPTIONS, or DESCRIBE of path
 	CheckUDP        CheckType = "udp"         // a datagram that must be answered
+	CheckSRT        CheckType = "srt"         // an SRT caller's induction handshake
 	CheckNone       CheckType = "none"        // servers are always healthy
 )
 

@@ -12,7 +12,7 @@ var healthKeys = []string{"type", "port", "path", "expect", "expect_status", "ho
 	"application", "send"}
 
 // checkTypes are the health check types, as written.
-var checkTypes = []string{string(CheckHTTPSGet), string(CheckHTTPGet), string(CheckTCPConnect), string(CheckRTMP), string(CheckRTSP), string(CheckUDP), string(CheckNone)}
+var checkTypes = []string{string(CheckHTTPSGet), string(CheckHTTPGet), string(CheckTCPConnect), string(CheckRTMP), string(CheckRTSP), string(CheckUDP), string(CheckSRT), string(CheckNone)}
 
 // notForType are the keys that mean nothing for a check type.
 var notForType = map[CheckType][]string{
@@ -22,6 +22,7 @@ var notForType = map[CheckType][]string{
 	CheckRTMP:       {"path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "send"},
 	CheckRTSP:       {"expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "application", "send"},
 	CheckUDP:        {"path", "expect_status", "host", "sni", "tls_verify", "ca_file", "application"},
+	CheckSRT:        {"path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "application", "send"},
 }
 
 // healthCheck reads a service's health_check and sets the health-check port

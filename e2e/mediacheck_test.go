@@ -102,32 +102,52 @@ func TestMediaHealthChecks(t *testing.T) {
 	}
 }
 
-// TestUDPHealthCheck: the udp check against vossim's UDP media listener
-// (it answers every datagram with the server's name) and a closed port.
-func TestUDPHealthCheck(t *testing.T) {
+// TestUDPAndSRTHealthChecks: the udp check against vossim's UDP media
+// listener (it answers every datagram with the server's name) and a closed
+// port; the srt check against ffmpeg's SRT listener (libsrt).
+func TestUDPAndSRTHealthChecks(t *testing.T) {
+	tools, err := media.FindTools()
+	if err != nil {
+		t.Skip(err)
+	}
 	e := newEnv(t, "mu", lab.Options{Clients: 1, NoIPv6: true, Servers: []lab.ServerSpec{{Name: "HT1", Host: 115}}})
 	node, err := e.lab.Server("HT1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	srt := lab.Exec(node.NS, tools.FFmpeg, "-hide_banner", "-nostdin", "-v", "error", "-i", "srt://0.0.0.0:9000?mode=listener", "-f", "null", "-")
+	if err := srt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srt.Process.Kill(); srt.Wait() })
+	udp := health.Spec{Type: health.TypeUDP, Send: "ping\n", Expect: "server=HT1", Timeout: 2 * time.Second}
 	for _, tc := range []struct {
+		spec health.Spec
 		port uint16
 		ok   bool
 		want string
 	}{
-		{1935, true, "byte reply"},
-		{1936, false, "connection refused"},
+		{udp, 1935, true, "byte reply"},
+		{udp, 1936, false, "connection refused"},
+		{health.Spec{Type: health.TypeSRT, Timeout: 2 * time.Second}, 9000, true, "induction answered (SRT handshake version 5"},
+		{health.Spec{Type: health.TypeSRT, Timeout: 2 * time.Second}, 9001, false, "connection refused"},
 	} {
-		c, err := health.NewChecker(health.Spec{Type: health.TypeUDP, Send: "ping\n", Expect: "server=HT1", Timeout: 2 * time.Second})
+		c, err := health.NewChecker(tc.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var r health.Result
-		if err := lab.Do(e.lab.LBs[0].NS, func() error {
-			r = c.Check(context.Background(), netip.AddrPortFrom(node.Addr4, tc.port))
-			return nil
-		}); err != nil {
-			t.Fatal(err)
+		// ffmpeg takes a moment to open its SRT listener: a passing case may retry.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if err := lab.Do(e.lab.LBs[0].NS, func() error {
+				r = c.Check(context.Background(), netip.AddrPortFrom(node.Addr4, tc.port))
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if r.OK || !tc.ok || time.Now().After(deadline) {
+				break
+			}
 		}
 		t.Logf("%d: %v %s", tc.port, r.OK, r.Reason)
 		if r.OK != tc.ok || !strings.Contains(r.Reason, tc.want) {

@@ -171,10 +171,12 @@ func NewChecker(spec Spec) (Checker, error) {
 		return &rtspChecker{spec: spec, describe: describePath}, nil
 	case TypeUDP:
 		return &udpChecker{spec: spec}, nil
+	case TypeSRT:
+		return &srtChecker{spec: spec}, nil
 	case "":
-		return nil, errors.New("create checker: empty type (want https-get, http-get, tcp-connect, rtmp, rtsp, udp or none)")
+		return nil, errors.New("create checker: empty type (want https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt or none)")
 	default:
-		return nil, fmt.Errorf("create checker: unknown type %q (want https-get, http-get, tcp-connect, rtmp, rtsp, udp or none)", spec.Type)
+		return nil, fmt.Errorf("create checker: unknown type %q (want https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt or none)", spec.Type)
 	}
 }
 

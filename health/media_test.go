@@ -144,6 +144,10 @@ func TestMediaChecks(t *testing.T) {
 		{"udp wrong reply", Spec{Type: TypeUDP, Send: "ping", Expect: "pong"}, echo, false, `does not contain "pong"`},
 		{"udp no reply", Spec{Type: TypeUDP, Send: "ping"}, silentUDP, false, "timeout after 1s (waiting for a reply)"},
 		{"udp port closed", Spec{Type: TypeUDP, Send: "ping"}, netip.MustParseAddrPort("127.0.0.1:9"), false, "connection refused"},
+		{"srt induction", Spec{Type: TypeSRT}, srtListener(t, 1), true, "induction answered (SRT handshake version 5, cookie 0x"},
+		{"srt wrong handshake type", Spec{Type: TypeSRT}, srtListener(t, 0xffffffff), false, "handshake type 0xffffffff, want the induction response (1)"},
+		{"srt to an echo", Spec{Type: TypeSRT}, echo, false, "timeout after 1s (waiting for the induction response)"},
+		{"srt port closed", Spec{Type: TypeSRT}, netip.MustParseAddrPort("127.0.0.1:9"), false, "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -198,4 +202,38 @@ func TestSeveralChecks(t *testing.T) {
 	if _, err := NewChecker(httpSpec.WithMore("most", Spec{Type: TypeTCPConnect})); err == nil {
 		t.Error("mode most accepted")
 	}
+}
+
+// srtListener answers an induction as an SRT listener does (version 5,
+// the SRT magic in the extension field, a cookie), with handshake type typ.
+func srtListener(t *testing.T, typ uint32) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < srtHandshakeSize || binary.BigEndian.Uint32(buf[16+20:]) != 1 {
+				continue
+			}
+			resp := make([]byte, srtHandshakeSize)
+			binary.BigEndian.PutUint32(resp[0:], 0x80000000)
+			copy(resp[12:16], buf[16+24:16+28]) // to the caller's socket id
+			h := resp[16:]
+			binary.BigEndian.PutUint32(h[0:], 5)
+			binary.BigEndian.PutUint16(h[6:], 0x4A17)
+			binary.BigEndian.PutUint32(h[20:], typ)
+			binary.BigEndian.PutUint32(h[24:], 0x1234)
+			binary.BigEndian.PutUint32(h[28:], 0xC00C1E)
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
