@@ -3,6 +3,7 @@ package realserver
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,6 +59,13 @@ func (l *fakeLink) Send(f []byte) error {
 		case [6]byte(f[0:6]) == h.mac && typ == etherIPv4 && f[14+9] == protoTCP:
 			from, to := netip.AddrFrom4([4]byte(f[14+12:14+16])), netip.AddrFrom4([4]byte(f[14+16:14+20]))
 			l.answerSYN(h, from, to, f[14+20:])
+		case [6]byte(f[0:6]) == h.mac && typ == etherIPv4 && f[14+9] == protoICMP && f[14+20] == 8:
+			from, to := netip.AddrFrom4([4]byte(f[14+12:14+16])), netip.AddrFrom4([4]byte(f[14+16:14+20]))
+			if slices.Contains(h.local, to) {
+				reply := slices.Clone(f[14+20:])
+				reply[0] = 0 // echo reply
+				l.queue = append(l.queue, ipv4Frame(l.mac, h.mac, to, from, protoICMP, reply))
+			}
 		case [6]byte(f[0:6]) == h.mac && typ == etherIPv6 && f[14+6] == protoTCP:
 			from, to := netip.AddrFrom16([16]byte(f[14+8:14+24])), netip.AddrFrom16([16]byte(f[14+24:14+40]))
 			l.answerSYN(h, from, to, f[14+40:])
@@ -157,4 +165,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parse(%x) = %+v: a claim or a reply, exactly one", frame, s)
 		}
 	})
+}
+
+// A UDP-only service is path-checked with an ICMP echo to the VIP.
+func TestCheckICMP(t *testing.T) {
+	ip := netip.MustParseAddr
+	vip := ip("192.168.94.110")
+	link := &fakeLink{mac: [6]byte{2, 0, 0, 0, 0, 2}, hosts: []host{
+		{mac: [6]byte{2, 0, 0, 0, 0, 15}, addrs: []netip.Addr{ip("192.168.94.115")}, local: []netip.Addr{ip("192.168.94.115"), vip}},
+		{mac: [6]byte{2, 0, 0, 0, 0, 16}, addrs: []netip.Addr{ip("192.168.94.116")}, local: []netip.Addr{ip("192.168.94.116")}},
+	}}
+	rep, err := Check(link, []Target{
+		{Service: "U", VIP: vip, Server: "good", Addr: ip("192.168.94.115")},
+		{Service: "U", VIP: vip, Server: "no-vip", Addr: ip("192.168.94.116")},
+	}, Options{Interface: "eth0", Source4: ip("192.168.94.2"), Wait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Results[0].Problems; len(p) != 0 {
+		t.Errorf("good: %q", p)
+	}
+	if p := rep.Results[1].Problems; len(p) != 1 || !strings.HasPrefix(p[0], ProblemNoVIP+" (192.168.94.110): an ICMP echo to 192.168.94.110 sent to its MAC went unanswered") {
+		t.Errorf("no-vip: %q", p)
+	}
 }
