@@ -35,7 +35,7 @@ type Inputs struct {
 	L7 []l7.ServiceStats
 	// Feedback are the load agents' answers (control.Controller.FeedbackStates).
 	Feedback map[tables.Key]control.Feedback
-	// Problems are the findings of the real-server checks (realserver.Watch).
+	// Problems are the findings of the real-server checks (realserver.Watcher.Problems).
 	Problems map[tables.Key][]string
 }
 
