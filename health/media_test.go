@@ -90,8 +90,9 @@ func rtspServer(status string) handler {
 	}
 }
 
-// udpEcho answers every datagram with "echo:" and the datagram.
-func udpEcho(t *testing.T) netip.AddrPort {
+// udpServer answers every datagram with what reply returns for it (nothing
+// for nil).
+func udpServer(t *testing.T, reply func([]byte) []byte) netip.AddrPort {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -105,22 +106,22 @@ func udpEcho(t *testing.T) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			pc.WriteTo(append([]byte("echo:"), buf[:n]...), from)
+			if r := reply(buf[:n]); r != nil {
+				pc.WriteTo(r, from)
+			}
 		}
 	}()
 	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 
+// udpEcho answers every datagram with "echo:" and the datagram.
+func udpEcho(t *testing.T) netip.AddrPort {
+	return udpServer(t, func(b []byte) []byte { return append([]byte("echo:"), b...) })
+}
+
 func TestMediaChecks(t *testing.T) {
 	echo := udpEcho(t)
-	silentUDP := func() netip.AddrPort { // bound, never answers
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
-		return netip.MustParseAddrPort(pc.LocalAddr().String())
-	}()
+	silentUDP := udpServer(t, func([]byte) []byte { return nil }) // bound, never answers
 	for _, tc := range []struct {
 		name string
 		spec Spec
@@ -207,33 +208,19 @@ func TestSeveralChecks(t *testing.T) {
 // srtListener answers an induction as an SRT listener does (version 5,
 // the SRT magic in the extension field, a cookie), with handshake type typ.
 func srtListener(t *testing.T, typ uint32) netip.AddrPort {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < srtHandshakeSize || binary.BigEndian.Uint32(buf[16+20:]) != 1 {
-				continue
-			}
-			resp := make([]byte, srtHandshakeSize)
-			binary.BigEndian.PutUint32(resp[0:], 0x80000000)
-			copy(resp[12:16], buf[16+24:16+28]) // to the caller's socket id
-			h := resp[16:]
-			binary.BigEndian.PutUint32(h[0:], 5)
-			binary.BigEndian.PutUint16(h[6:], 0x4A17)
-			binary.BigEndian.PutUint32(h[20:], typ)
-			binary.BigEndian.PutUint32(h[24:], 0x1234)
-			binary.BigEndian.PutUint32(h[28:], 0xC00C1E)
-			pc.WriteTo(resp, from)
+	return udpServer(t, func(b []byte) []byte {
+		if len(b) < srtHandshakeSize || binary.BigEndian.Uint32(b[16+20:]) != 1 {
+			return nil
 		}
-	}()
-	return netip.MustParseAddrPort(pc.LocalAddr().String())
+		resp := make([]byte, srtHandshakeSize)
+		binary.BigEndian.PutUint32(resp[0:], 0x80000000)
+		copy(resp[12:16], b[16+24:16+28]) // to the caller's socket id
+		h := resp[16:]
+		binary.BigEndian.PutUint32(h[0:], 5)
+		binary.BigEndian.PutUint16(h[6:], 0x4A17)
+		binary.BigEndian.PutUint32(h[20:], typ)
+		binary.BigEndian.PutUint32(h[24:], 0x1234)
+		binary.BigEndian.PutUint32(h[28:], 0xC00C1E)
+		return resp
+	})
 }
