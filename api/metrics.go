@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,6 +34,7 @@ type collector struct {
 	svcEvictions, svcRefused, svcPanic, svcPanics                             *prometheus.Desc
 	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
 	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
+	rsConfWeight, rsFeedback, rsFeedbackAge, rsProblems                       *prometheus.Desc
 	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
 	haRole, icmpRouted, txCompleted, txInvalid, ifTXDropped                   *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
@@ -77,7 +79,11 @@ func newCollector(src Source, version string) *collector {
 			"New clients of a virtual service not recorded because their bucket held only active established clients (a flood of new sources).", svc...),
 
 		rsState:         d("real_server_state", "Real server state: 1 for the current one of online, drain, halt, down.", "service", "server", "state"),
-		rsWeight:        d("real_server_weight", "Configured weight of a real server.", rs...),
+		rsWeight:        d("real_server_weight", "Effective weight of a real server: the configured one scaled by its feedback agent and a slow start.", rs...),
+		rsConfWeight:    d("real_server_configured_weight", "Configured weight of a real server.", rs...),
+		rsFeedback:      d("real_server_feedback_percent", "Share of the configured weight the real server's feedback agent asked for and that is in force.", rs...),
+		rsFeedbackAge:   d("real_server_feedback_last_answer_timestamp_seconds", "When the real server's feedback agent last answered, in seconds since the epoch.", rs...),
+		rsProblems:      d("real_server_problems", "Setup problems found on a real server (the direct-routing ARP problem, say); 0 when none.", rs...),
 		rsConns:         d("real_server_connections", "Established layer-7 connections to a real server.", rs...),
 		rsClients:       d("real_server_active_clients", "Source-IP persistence entries (clients) pinned to a real server.", rs...),
 		rsPackets:       d("real_server_packets_total", "Packets forwarded to a real server by the layer-4 dataplane.", rs...),
@@ -116,6 +122,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.buildInfo,
 		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused, c.svcPanic, c.svcPanics,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
+		c.rsConfWeight, c.rsFeedback, c.rsFeedbackAge, c.rsProblems,
 		c.forwarded, c.fastpath, c.drops, c.icmpRouted, c.txCompleted, c.txInvalid, c.ifTXDropped, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
 		c.healthLocal, c.l7Refused, c.haSyncRefused, c.apiRefused,
@@ -156,6 +163,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.rsState, b2f(st == rs.State), svc.Name, rs.Name, st)
 			}
 			gauge(c.rsWeight, float64(rs.Weight), svc.Name, rs.Name)
+			gauge(c.rsConfWeight, float64(rs.ConfiguredWeight), svc.Name, rs.Name)
+			gauge(c.rsProblems, float64(len(rs.Problems)), svc.Name, rs.Name)
+			if fb := rs.Feedback; fb != nil {
+				gauge(c.rsFeedback, float64(fb.Percent), svc.Name, rs.Name)
+				if at, err := time.Parse(time.RFC3339, fb.AnsweredAt); err == nil {
+					gauge(c.rsFeedbackAge, float64(at.Unix()), svc.Name, rs.Name)
+				}
+			}
 			gauge(c.rsConns, float64(rs.Connections), svc.Name, rs.Name)
 			gauge(c.rsClients, float64(rs.ActiveClients), svc.Name, rs.Name)
 			counter(c.rsPackets, rs.Packets, svc.Name, rs.Name)

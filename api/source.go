@@ -119,6 +119,28 @@ type RealServer struct {
 	ActiveClients      int64   `json:"active_clients"`       // persistence entries now
 	Packets            uint64  `json:"packets"`              // packets forwarded (layer 4)
 	Bytes              uint64  `json:"bytes"`                // bytes forwarded, both directions
+	// ConfiguredWeight is the weight in the configuration; Weight is the
+	// effective one, after the feedback agent's answer and a slow start.
+	ConfiguredWeight int `json:"configured_weight"`
+	// Feedback is the load agent's last word; nil without feedback.
+	Feedback *Feedback `json:"feedback,omitempty"`
+	// Problems are what medialb found wrong with the server's setup (the
+	// direct-routing "ARP problem", say), each with its fix; empty when none.
+	Problems []string `json:"problems"`
+}
+
+// Feedback is what a real server's load-feedback agent said.
+type Feedback struct {
+	// Percent is the share of the configured weight in force, 0..100.
+	Percent int `json:"percent"`
+	// Agent is the state the agent asked for: "drain", "maint", "down", or
+	// "" when none (a state of the agent is not the operator's: Admin stays).
+	Agent string `json:"agent,omitempty"`
+	// Answer is the agent's last answer; Error why the last poll had none.
+	Answer string `json:"answer,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// AnsweredAt is when the agent last answered (RFC 3339), "" never.
+	AnsweredAt string `json:"answered_at,omitempty"`
 }
 
 // Metrics are node-wide counters for /metrics that the overview does not carry.

@@ -288,6 +288,10 @@ const (
 	CheckHTTPSGet   CheckType = "https-get"   // HTTPS GET, optional body and status match
 	CheckHTTPGet    CheckType = "http-get"    // plain HTTP GET
 	CheckTCPConnect CheckType = "tcp-connect" // a TCP handshake
+	CheckRTMP       CheckType = "rtmp"        // RTMP handshake and connect to an application
+	CheckRTSP       CheckType = "rtsp"        // RTSP OPTIONS, or DESCRIBE of path
+	CheckUDP        CheckType = "udp"         // a datagram that must be answered
+	CheckSRT        CheckType = "srt"         // an SRT caller's induction handshake
 	CheckNone       CheckType = "none"        // servers are always healthy
 )
 
@@ -327,6 +331,12 @@ type HealthCheck struct {
 	// Jitter is the largest random delay added to each interval, so that
 	// checks of many servers spread out; less than Interval. Default Interval/10.
 	Jitter time.Duration
+	// Application is the RTMP application an rtmp check connects to.
+	// Default DefaultRTMPApplication.
+	Application string
+	// Send is the payload of a udp check's datagram; Expect, when set, must
+	// be contained in the reply.
+	Send string
 }
 
 // Fallback is the server that takes a service's new clients when all its real
@@ -371,8 +381,15 @@ type Service struct {
 	// MaglevSize is the Maglev lookup table size: a prime, at least twice the
 	// number of real servers, at most MaxMaglevSize. Default DefaultMaglevSize.
 	MaglevSize int
-	// HealthCheck is how real servers are checked.
+	// HealthCheck is how real servers are checked: the first of health_checks
+	// when the service gives a list.
 	HealthCheck HealthCheck
+	// MoreChecks are the further checks of health_checks, run with the first
+	// one and on its timing; each has its own Port.
+	MoreChecks []HealthCheck
+	// HealthMode is how HealthCheck and MoreChecks combine: HealthAll
+	// (default) or HealthAny.
+	HealthMode HealthMode
 	// Fallback takes new clients when every real server is out; nil for none
 	// (then new flows are dropped).
 	Fallback *Fallback
@@ -409,6 +426,14 @@ type Service struct {
 	// Default DefaultPanicThreshold for layer 4, 0 for layer 7.
 	PanicThreshold int
 
+	// Feedback polls an agent on each real server for its load; nil for none.
+	Feedback *Feedback
+	// SlowStart ramps a returning server's weight up over this time; 0: at once.
+	SlowStart time.Duration
+	// Scheduler picks the server of a new client. Default SchedulerMaglev;
+	// SchedulerWLC at layer 7 only.
+	Scheduler Scheduler
+
 	// Line is the service's line in the file, for later error messages.
 	Line int
 }
@@ -431,6 +456,9 @@ type RealServer struct {
 	// HealthPort is the port the health check connects to: health_check.port
 	// when given, else Port when given, else the service's first port.
 	HealthPort uint16
+	// FeedbackPort is the feedback agent's port: feedback_port when given,
+	// else the service's feedback.port; 0 without feedback.
+	FeedbackPort uint16
 	// Line is the server's line in the file, for later error messages.
 	Line int
 }

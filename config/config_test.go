@@ -314,7 +314,7 @@ func TestParseErrors(t *testing.T) {
       jitter: -1s
     real_servers: [{address: 192.0.2.21}]
 `), []string{
-			`t.yaml:9: virtual_services[0].health_check.type: "http_get" is not one of https-get, http-get, tcp-connect, none (did you mean "http-get"?)`,
+			`t.yaml:9: virtual_services[0].health_check.type: "http_get" is not one of https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt, none (did you mean "http-get"?)`,
 			`t.yaml:10: virtual_services[0].health_check.interval: "5" has no unit (write e.g. 5s or 5ms)`,
 			`t.yaml:11: virtual_services[0].health_check.timeout: "1y" is not a duration (write e.g. 300ms, 5s, 30m, 1h)`,
 			`t.yaml:12: virtual_services[0].health_check.rise: 0 is out of range 1..1000`,

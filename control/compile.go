@@ -12,13 +12,20 @@ import (
 func (c *Controller) effectiveLocked(k Key) (tables.State, string) {
 	admin, hasAdmin := c.admin[k]
 	h := c.health[k]
+	agent, agentReason, hasAgent := c.agentStateLocked(k)
 	switch {
 	case hasAdmin && admin == tables.StateHalt:
 		return tables.StateHalt, "halted by operator"
+	case hasAgent && agent == tables.StateHalt:
+		return agent, agentReason
 	case h.Checked && !h.Up && !c.keptLocked(k):
 		return tables.StateDown, h.Reason
+	case hasAgent && agent == tables.StateDown:
+		return agent, agentReason
 	case hasAdmin && admin == tables.StateDrain:
 		return tables.StateDrain, "drained by operator"
+	case hasAgent:
+		return agent, agentReason
 	}
 	if c.keptLocked(k) {
 		return tables.StateOnline, "kept in service by the panic threshold: " + h.Reason
@@ -37,20 +44,26 @@ func (c *Controller) rebuildLocked(why string) error {
 	spec := tables.Spec{HashSeed: c.cfg.Node.HashSeed}
 	var logs []func()
 	seen := make(map[Key]bool)
+	now := c.clock()
 	for i := range c.cfg.Services {
 		svc := &c.cfg.Services[i]
 		ss := serviceSpec(svc)
 		eligible := 0
-		for _, rs := range svc.RealServers {
+		for j := range svc.RealServers {
+			rs := &svc.RealServers[j]
 			k := Key{Service: svc.Name, Server: rs.Name}
 			seen[k] = true
+			if svc.Feedback == nil {
+				delete(c.fb, k) // a reload took the feedback away: its drain, too
+			}
 			st, reason := c.effectiveLocked(k)
 			prev, known := c.last[k]
+			c.rampLocked(svc, k, st, prev, known, now)
 			if !st.InService() && known && prev.InService() {
 				c.gens[k]++ // drop its persistence entries: its clients move now
 			}
 			if !known || prev != st {
-				svcName, rs := svc.Name, rs
+				svcName, rs := svc.Name, *rs
 				logs = append(logs, func() {
 					ev := c.log.Info()
 					if !st.InService() {
@@ -62,7 +75,7 @@ func (c *Controller) rebuildLocked(why string) error {
 			}
 			c.last[k] = st
 			sp := tables.ServerSpec{
-				Name: rs.Name, Addr: rs.Address, Port: rs.Port, Weight: uint32(rs.Weight),
+				Name: rs.Name, Addr: rs.Address, Port: rs.Port, Weight: c.weightLocked(svc, rs, k),
 				State: st, Generation: c.gens[k],
 			}
 			if svc.Layer == config.Layer4 {
@@ -88,6 +101,9 @@ func (c *Controller) rebuildLocked(why string) error {
 			delete(c.last, k)
 			delete(c.health, k)
 			delete(c.gens, k)
+			delete(c.fb, k)
+			delete(c.rampFrom, k)
+			delete(c.ramp, k)
 		}
 	}
 	prev := c.holder.Load()

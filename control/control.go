@@ -63,6 +63,11 @@ type Controller struct {
 	svcDown map[string]bool
 	panics  map[string]*panicState // by service; see panic.go
 	hooks   []func(prev, next *tables.Snapshot)
+
+	fb       map[Key]Feedback  // feedback agents' answers (feedback.go)
+	rampFrom map[Key]time.Time // slow start: when the server came back
+	ramp     map[Key]int       // slow start: its step, 1..slowStartSteps-1
+	now      func() time.Time  // the clock; nil: time.Now (tests set it)
 }
 
 // New builds the first snapshot from cfg and stores it in holder. Administrative
@@ -75,6 +80,7 @@ func New(cfg *config.Config, holder *tables.Holder, macs MACSource, log zerolog.
 		cfg:    cfg,
 		health: map[Key]Health{}, gens: map[Key]uint32{},
 		last: map[Key]tables.State{}, svcDown: map[string]bool{},
+		fb: map[Key]Feedback{}, rampFrom: map[Key]time.Time{}, ramp: map[Key]int{},
 	}
 	admin, err := c.store.Load()
 	c.admin = admin

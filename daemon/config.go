@@ -173,6 +173,7 @@ func (d *Daemon) commit(p *prepared) error {
 	}
 	d.proxy.Unreserve()
 	d.mon.Set(healthTargets(cfg))
+	d.fbp.Set(feedbackTargets(cfg))
 	if p.api != nil {
 		p.api.Commit()
 	}

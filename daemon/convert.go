@@ -136,6 +136,7 @@ func l7Options(cfg *config.Config, nofile uint64) map[string]l7.ServiceOptions {
 			ServerTimeout:     s.ServerTimeout,
 			MaxConns:          s.MaxConnections,
 			MaxConnsPerSource: s.MaxConnectionsPerSource,
+			LeastConn:         s.Scheduler == config.SchedulerWLC,
 		}
 		if o.MaxConns == 0 {
 			o.MaxConns = l7.DefaultMaxConns(nofile, n)
@@ -157,11 +158,14 @@ func l7Options(cfg *config.Config, nofile uint64) map[string]l7.ServiceOptions {
 func healthTargets(cfg *config.Config) []health.Target {
 	var out []health.Target
 	for _, s := range cfg.Services {
-		hc := s.HealthCheck
-		spec := health.Spec{
-			Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
-			CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
-			Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		spec := healthSpec(s.HealthCheck)
+		if len(s.MoreChecks) > 0 {
+			more := make([]health.Spec, len(s.MoreChecks))
+			for i, hc := range s.MoreChecks {
+				more[i] = healthSpec(hc)
+				more[i].Port = hc.Port
+			}
+			spec = spec.WithMore(string(s.HealthMode), more...)
 		}
 		for _, r := range s.RealServers {
 			out = append(out, health.Target{
@@ -172,4 +176,14 @@ func healthTargets(cfg *config.Config) []health.Target {
 		}
 	}
 	return out
+}
+
+// healthSpec is the health package's form of one configured check.
+func healthSpec(hc config.HealthCheck) health.Spec {
+	return health.Spec{
+		Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
+		CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
+		Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		App: hc.Application, Send: hc.Send,
+	}
 }

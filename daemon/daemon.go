@@ -24,11 +24,13 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/feedback"
 	"github.com/medialb/medialb/ha"
 	"github.com/medialb/medialb/health"
 	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/pipeline"
+	"github.com/medialb/medialb/realserver"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -52,6 +54,8 @@ type Daemon struct {
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
+	fbp      *feedback.Poller    // load-feedback agents (feedback.go)
+	rsw      *realserver.Watcher // real-server ARP/ND and path checks, nil without layer 4
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
@@ -121,12 +125,14 @@ func Start(path string, log zerolog.Logger) (d *Daemon, err error) {
 		if err = d.startDataplane(cfg); err != nil {
 			return d, err
 		}
+		d.startRealServerWatch(cfg)
 	}
 	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg, l7.NoFile())); err != nil {
 		return d, err
 	}
 	d.mon = health.NewMonitor(log, d.onHealth)
 	d.mon.Set(healthTargets(cfg))
+	d.startFeedback(cfg)
 	if err = d.startAPI(cfg); err != nil {
 		return d, err
 	}
@@ -302,6 +308,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.mon != nil {
 		d.mon.Close()
+	}
+	if d.fbp != nil {
+		d.fbp.Close()
 	}
 	d.cancel()
 	d.wg.Wait()

@@ -56,8 +56,9 @@ func (s source) Overview() api.Overview {
 		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
 		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
 		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
-		L4Count: func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
-		Panic:   d.panics(cfg),
+		L4Count:  func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
+		Panic:    d.panics(cfg),
+		Feedback: ctrl.FeedbackStates(), Problems: d.problems(),
 	})
 }
 

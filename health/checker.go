@@ -96,6 +96,14 @@ type Spec struct {
 	Fall int
 	// SourceAddr, if valid, is the local address checks are sent from.
 	SourceAddr netip.Addr
+	// App is the RTMP application an rtmp check connects to; default
+	// DefaultRTMPApp.
+	App string
+	// Send is the payload of a udp check's datagram.
+	Send string
+	// Mode and More are further checks that run with this one (see
+	// [Spec.WithMore]); More is empty when there are none.
+	Mode, More string
 }
 
 // withDefaults returns s with zero fields set to their defaults.
@@ -152,18 +160,32 @@ type Checker interface {
 // fields. It fails on an unknown type, a path that does not start with "/",
 // or a CA file that cannot be used.
 func NewChecker(spec Spec) (Checker, error) {
+	describePath := spec.Path != "" && spec.Path != "/" // rtsp: DESCRIBE rather than OPTIONS
 	spec = spec.withDefaults()
 	switch spec.Type {
 	case TypeNone:
 		return noneChecker{}, nil
+	}
+	if spec.More != "" {
+		return newMultiChecker(spec)
+	}
+	switch spec.Type {
 	case TypeTCPConnect:
 		return &tcpChecker{spec: spec}, nil
 	case TypeHTTPGet, TypeHTTPSGet:
 		return newHTTPChecker(spec)
+	case TypeRTMP:
+		return &rtmpChecker{spec: spec}, nil
+	case TypeRTSP:
+		return &rtspChecker{spec: spec, describe: describePath}, nil
+	case TypeUDP:
+		return &udpChecker{spec: spec}, nil
+	case TypeSRT:
+		return &srtChecker{spec: spec}, nil
 	case "":
-		return nil, errors.New("create checker: empty type (want https-get, http-get, tcp-connect or none)")
+		return nil, errors.New("create checker: empty type (want https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt or none)")
 	default:
-		return nil, fmt.Errorf("create checker: unknown type %q (want https-get, http-get, tcp-connect or none)", spec.Type)
+		return nil, fmt.Errorf("create checker: unknown type %q (want https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt or none)", spec.Type)
 	}
 }
 

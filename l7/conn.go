@@ -281,7 +281,13 @@ func inService(snap *tables.Snapshot, service string, srv *tables.Server) bool {
 // other eligible servers when one refuses, times out or is at its limit. It
 // returns the connection with the server's active count already raised.
 func (p *Proxy) connect(svc *tables.Service, ss *svcState, opts *ServiceOptions, client netip.Addr, port uint16) (*net.TCPConn, *tables.Server, *srvState) {
-	srv, verdict := svc.Pick(client, p.now())
+	var srv *tables.Server
+	var verdict tables.Verdict
+	if opts.LeastConn {
+		srv, verdict = svc.PickLeast(client, p.now(), func(s *tables.Server) int64 { return ss.server(s.Name).active.Load() })
+	} else {
+		srv, verdict = svc.Pick(client, p.now())
+	}
 	if verdict == tables.VerdictNoServer || srv == nil {
 		return nil, nil, nil
 	}

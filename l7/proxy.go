@@ -57,6 +57,10 @@ type ServiceOptions struct {
 	// ServerTimeout is the same for the real-server side; 0 means
 	// DefaultServerTimeout.
 	ServerTimeout time.Duration
+	// LeastConn sends new clients to the eligible server with the fewest
+	// connections per unit of weight (scheduler wlc) instead of by Maglev;
+	// persistent clients keep their server either way.
+	LeastConn bool
 	// MaxConns limits the service's established connections; a client over
 	// the limit is reset at once. 0: no limit (see DefaultMaxConns).
 	MaxConns int

@@ -38,6 +38,10 @@ type Inputs struct {
 	L4Count func(slot uint32) (packets, bytes uint64)
 	// Panic are the services' panic states (control.Controller.Panic), by name.
 	Panic map[string]control.PanicStatus
+	// Feedback are the load agents' answers (control.Controller.FeedbackStates).
+	Feedback map[tables.Key]control.Feedback
+	// Problems are the findings of the real-server checks (realserver.Watcher.Problems).
+	Problems map[tables.Key][]string
 }
 
 // Overview joins in into the System Overview: the services of the
@@ -91,6 +95,9 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 	}
 	for _, srv := range ts.Servers {
 		rs := realServer(in, tables.Key{Service: cs.Name, Server: srv.Name}, srv, l7srv)
+		if c := cs.RealServer(srv.Name); c != nil {
+			rs.ConfiguredWeight = c.Weight
+		}
 		if persist {
 			rs.ActiveClients = int64(ts.ActiveClients(srv, in.Now))
 			as.ActiveClients += rs.ActiveClients
@@ -140,5 +147,12 @@ func realServer(in Inputs, k tables.Key, srv *tables.Server, l7srv map[tables.Ke
 	if st, ok := in.Checks[k]; ok {
 		rs.HealthCheckSeconds = st.LastResult.Duration.Seconds()
 	}
+	if fb, ok := in.Feedback[k]; ok {
+		rs.Feedback = &api.Feedback{Percent: fb.Percent, Agent: fb.Agent.String(), Answer: fb.Answer, Error: fb.Error}
+		if !fb.AnsweredAt.IsZero() {
+			rs.Feedback.AnsweredAt = fb.AnsweredAt.UTC().Format(time.RFC3339)
+		}
+	}
+	rs.Problems = append([]string{}, in.Problems[k]...)
 	return rs
 }

@@ -154,12 +154,20 @@
         r.ports.title = ports;
         set(r.conns, num(rs.connections));
         set(r.clients, num(rs.active_clients));
-        set(r.weight, rs.weight);
+        // Effective weight, and the configured one when feedback or a slow start moved it.
+        const cw = rs.configured_weight;
+        set(r.weight, cw && cw !== rs.weight ? rs.weight + ' / ' + cw : rs.weight);
+        const fb = rs.feedback;
+        r.weight.title = fb ? 'Feedback agent: ' + (fb.error || fb.answer || 'no answer yet') : '';
         set(r.badge, rs.state);
-        const why = rs.state === 'online' ? (rs.health === 'down' ? 'kept in service (panic): ' + (rs.health_reason || '') : '') :
+        let why = rs.state === 'online' ? (rs.health === 'down' ? 'kept in service (panic): ' + (rs.health_reason || '') : '') :
           rs.state === 'down' ? (rs.health_reason || 'failed health check') :
-            rs.admin && rs.admin !== 'online' ? 'set by operator' : '';
+            rs.admin && rs.admin !== 'online' ? 'set by operator' :
+              fb && fb.agent ? 'set by the feedback agent' : '';
+        const problems = rs.problems || [];
+        if (problems.length) why = (why ? why + '; ' : '') + problems.map((p) => p.split(':')[0]).join('; ');
         set(r.reason, why);
+        r.reason.title = problems.join('\n');
         r.state.title = 'Health: ' + (rs.health || 'unknown') + (rs.health_reason ? ' (' + rs.health_reason + ')' : '') +
           (svc.layer === 4 ? '; sent ' + num(rs.packets || 0) + ' frames, ' + num(rs.bytes || 0) + ' bytes' : '');
         const admin = rs.admin || (['drain', 'halt'].includes(rs.state) ? rs.state : 'online');
