@@ -40,6 +40,12 @@ func PrioritizeNAPI(ifname string) (threads int, undo func() error, err error) {
 		}
 		undo = func() error {
 			if err := os.WriteFile(path, old, 0o644); err != nil {
+				if errors.Is(err, unix.EOPNOTSUPP) {
+					// veth's NAPI instances go with its native XDP program: once that
+					// is gone (detached from outside, say), there is no threaded
+					// NAPI left to put back.
+					return nil
+				}
 				return fmt.Errorf("put %s back to NAPI mode %q: %w", ifname, strings.TrimSpace(string(old)), err)
 			}
 			return nil
