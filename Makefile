@@ -7,13 +7,8 @@ GOFLAGS   ?=
 TESTFLAGS ?= -count=1 -timeout=20m
 FUZZTIME  ?= 30s
 
-# Debian packages per purpose.
-PKGS_LAB   := iproute2 ethtool iputils-ping iputils-arping
-PKGS_MEDIA := ffmpeg nginx libnginx-mod-rtmp
-PKGS_DEMO  := $(PKGS_LAB) $(PKGS_MEDIA)
-PKGS_TEST  := $(PKGS_DEMO) util-linux systemd chromium vagrant keepalived
-PKGS_GEN   := clang llvm libbpf-dev
-PKGS_BENCH := $(PKGS_LAB) haproxy netsniff-ng iperf3 wrk linux-perf
+# Debian packages: scripts/packages.list names every program the targets run, with its
+# package and the targets that need it; scripts/deps.sh installs from it.
 
 .PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
 
@@ -23,16 +18,16 @@ build:
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 
 deps-demo:
-	@scripts/deps.sh $(PKGS_DEMO)
+	@scripts/deps.sh demo
 
 deps-test:
-	@scripts/deps.sh $(PKGS_TEST)
+	@scripts/deps.sh test
 
 deps-bench:
-	@scripts/deps.sh $(PKGS_BENCH)
+	@scripts/deps.sh bench
 
 deps-gen:
-	@scripts/deps.sh $(PKGS_GEN)
+	@scripts/deps.sh gen
 
 vet:
 	$(GO) vet ./...
@@ -51,6 +46,7 @@ demo: deps-demo build
 bench: deps-bench build
 	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
 	$(BIN)/medialb-perf --out BENCHMARKS.md
+	$(BIN)/medialb-perf --flood 5s --out BENCHMARKS.md
 	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
 
 # Ten minutes of mixed traffic through both VIPs with reloads and health flaps (not in CI);

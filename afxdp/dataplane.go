@@ -280,11 +280,8 @@ func (d *Dataplane) SetVIPs(vips []VIP) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.objs.Vips == nil {
-		return errors.New("set VIPs: dataplane closed")
-	}
-	if max := d.objs.Vips.MaxEntries(); uint32(len(want)) > max {
-		return fmt.Errorf("set VIPs: %d steering keys exceed the map's %d entries (fewer VIPs or ports)", len(want), max)
+	if err := d.fitsLocked(len(want)); err != nil {
+		return err
 	}
 	add, del := diffKeys(d.keys, want)
 	if d.fp != nil {
@@ -322,18 +319,21 @@ func readKeys(m *ebpf.Map) map[steerVipKey]uint8 {
 // on parse.h starts its per-CPU stats array with them; its own counters follow.
 var ParseCounters = []string{
 	"", "pass_not_ip", "pass_no_vip", "pass_no_ports", "pass_malformed", "pass_vlan_stacked", "pass_ext_hdrs",
+	"pass_icmp_malformed",
 }
 
 // statNames are the steering program's counters, index = enum stat in
 // bpf/steer.c.
 var statNames = append(ParseCounters[:len(ParseCounters):len(ParseCounters)],
-	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx")
+	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx", "redirect_icmp")
 
 // ProgramStats returns the steering program's counters summed over CPUs:
 // fastpath_tx (sent back with XDP_TX by the fast path), redirect (to a
-// socket), redirect_frag (of which non-first fragments), pass
+// socket), redirect_frag (of which non-first fragments), redirect_icmp (of
+// which ICMP errors), pass
 // (to the kernel) and pass_* by reason (no_socket, not_ip, no_vip, no_ports,
-// malformed, vlan_stacked, ext_hdrs).
+// malformed, vlan_stacked, ext_hdrs, icmp_malformed: an ICMP error with a bad
+// quote to an address that is no layer-4 VIP).
 func (d *Dataplane) ProgramStats() map[string]uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -341,6 +341,50 @@ func (d *Dataplane) ProgramStats() map[string]uint64 {
 		return map[string]uint64{}
 	}
 	return ReadCounters(d.objs.Stats, statNames)
+}
+
+// TXStats is what became of the frames the pipeline put on the TX rings.
+type TXStats struct {
+	Completed uint64 // the kernel reported them sent (completion rings of all sockets)
+	Invalid   uint64 // the kernel refused the descriptor (XDP_STATISTICS tx_invalid_descs)
+	// IfDropped is the interface's tx_dropped counter (netlink): frames its driver
+	// dropped, ours and the kernel's own; 0 when it cannot be read.
+	IfDropped uint64
+}
+
+// TXStats reads the TX completion counters of the sockets and the interface's
+// drop counter.
+func (d *Dataplane) TXStats() TXStats {
+	var st TXStats
+	for _, s := range d.Sockets() {
+		ss := s.Stats()
+		st.Completed += ss.TxCompleted
+		st.Invalid += ss.TxInvalid
+	}
+	if l, err := netlink.LinkByIndex(d.ifindex); err == nil && l.Attrs().Statistics != nil {
+		st.IfDropped = l.Attrs().Statistics.TxDropped
+	}
+	return st
+}
+
+// ServerCount returns the frames and bytes the fast path sent to the real server
+// with counter slot slot (tables.Server.Slot), summed over CPUs; zero when the
+// counters cannot be read.
+func (d *Dataplane) ServerCount(slot uint32) (packets, bytes uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.objs.SrvStats == nil || slot == 0 {
+		return 0, 0
+	}
+	var per []steerSrvCount
+	if err := d.objs.SrvStats.Lookup(slot, &per); err != nil {
+		return 0, 0
+	}
+	for _, c := range per {
+		packets += c.Packets
+		bytes += c.Bytes
+	}
+	return packets, bytes
 }
 
 // ReadCounters reads a program's per-CPU stats array m, whose counter i is

@@ -33,14 +33,17 @@ type FastPathKey struct {
 }
 
 // FastPathValue is the decision recorded for a client: the server's MAC, the
-// interface's MAC, the generation it was made under and when the client was
-// last seen (CLOCK_MONOTONIC nanoseconds; the program refreshes it). Its
-// layout is the program's struct fp_value.
+// interface's MAC, the generation it was made under, the server's counter slot
+// (see [Dataplane.ServerCount]; 0: not counted) and when the client was last
+// seen (CLOCK_MONOTONIC nanoseconds; the program refreshes it). Its layout is
+// the program's struct fp_value.
 type FastPathValue struct {
 	_      structs.HostLayout
 	DstMAC [6]byte
 	SrcMAC [6]byte
 	Gen    uint32
+	Slot   uint32
+	_      [4]byte
 	Seen   uint64
 }
 

@@ -92,7 +92,8 @@ func TestFastPath(t *testing.T) {
 	var mac [6]byte
 	copy(mac[:], p.macA)
 	gen := fp.Generation()
-	if err := fp.Update([]FastPathKey{{Service: id, Client: client.As16()}}, []FastPathValue{{DstMAC: rs, SrcMAC: mac, Gen: gen}}); err != nil {
+	const slot = 7
+	if err := fp.Update([]FastPathKey{{Service: id, Client: client.As16()}}, []FastPathValue{{DstMAC: rs, SrcMAC: mac, Gen: gen, Slot: slot}}); err != nil {
 		t.Fatal(err)
 	}
 	v0, ok := fp.Lookup(id, client)
@@ -116,6 +117,13 @@ func TestFastPath(t *testing.T) {
 	}
 	if st := d.ProgramStats(); st["fastpath_tx"] != n {
 		t.Errorf("fastpath_tx %d, want %d", st["fastpath_tx"], n)
+	}
+	// The server's per-CPU counters, folded: every frame and its bytes.
+	if pk, by := d.ServerCount(slot); pk != n || by != n*uint64(len(toVIP(client))) {
+		t.Errorf("server slot %d: %d frames, %d bytes; want %d and %d", slot, pk, by, n, n*len(toVIP(client)))
+	}
+	if pk, _ := d.ServerCount(slot + 1); pk != 0 {
+		t.Errorf("another slot counted %d frames", pk)
 	}
 	if extra := collect(s, 1, 100*time.Millisecond); len(extra) != 0 {
 		t.Errorf("%d fast-path frames also reached the socket", len(extra))
@@ -204,18 +212,18 @@ func TestFastPathLayout(t *testing.T) {
 	if unsafe.Sizeof(FastPathKey{}) != unsafe.Sizeof(steerFpKey{}) || unsafe.Sizeof(FastPathKey{}) != 20 {
 		t.Errorf("FastPathKey is %d bytes, fp_key %d, want 20", unsafe.Sizeof(FastPathKey{}), unsafe.Sizeof(steerFpKey{}))
 	}
-	if unsafe.Sizeof(FastPathValue{}) != unsafe.Sizeof(steerFpValue{}) || unsafe.Sizeof(FastPathValue{}) != 24 {
-		t.Errorf("FastPathValue is %d bytes, fp_value %d, want 24", unsafe.Sizeof(FastPathValue{}), unsafe.Sizeof(steerFpValue{}))
+	if unsafe.Sizeof(FastPathValue{}) != unsafe.Sizeof(steerFpValue{}) || unsafe.Sizeof(FastPathValue{}) != 32 {
+		t.Errorf("FastPathValue is %d bytes, fp_value %d, want 32", unsafe.Sizeof(FastPathValue{}), unsafe.Sizeof(steerFpValue{}))
 	}
 	var v FastPathValue
-	if unsafe.Offsetof(v.Gen) != 12 || unsafe.Offsetof(v.Seen) != 16 {
-		t.Errorf("FastPathValue offsets gen %d seen %d, want 12 and 16", unsafe.Offsetof(v.Gen), unsafe.Offsetof(v.Seen))
+	if unsafe.Offsetof(v.Gen) != 12 || unsafe.Offsetof(v.Slot) != 16 || unsafe.Offsetof(v.Seen) != 24 {
+		t.Errorf("FastPathValue offsets gen %d slot %d seen %d, want 12, 16 and 24", unsafe.Offsetof(v.Gen), unsafe.Offsetof(v.Slot), unsafe.Offsetof(v.Seen))
 	}
 	spec, err := loadSteer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := spec.Maps["fastpath"]; m.KeySize != 20 || m.ValueSize != 24 {
-		t.Errorf("fastpath map key %d value %d bytes, want 20 and 24", m.KeySize, m.ValueSize)
+	if m := spec.Maps["fastpath"]; m.KeySize != 20 || m.ValueSize != 32 {
+		t.Errorf("fastpath map key %d value %d bytes, want 20 and 32", m.KeySize, m.ValueSize)
 	}
 }

@@ -53,7 +53,7 @@ func requireRoot(t testing.TB) {
 		t.Skip("needs root: creates network namespaces, attaches XDP programs and opens AF_XDP sockets")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command (make deps-lab)")
+		t.Skip("needs iproute2's ip command (make deps-test)")
 	}
 }
 

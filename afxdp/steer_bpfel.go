@@ -24,14 +24,22 @@ type steerFpValue struct {
 	DstMac [6]uint8
 	SrcMac [6]uint8
 	Gen    uint32
+	Slot   uint32
+	_      [4]byte
 	SeenNs uint64
+}
+
+type steerSrvCount struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
 }
 
 type steerVipKey struct {
 	_     structs.HostLayout
 	Addr  [16]uint8
 	Proto uint8
-	Pad   uint8
+	Kind  uint8
 	Port  uint16
 }
 
@@ -41,6 +49,7 @@ type steerVipKey struct {
 const (
 	steerMapFastpath  = "fastpath"
 	steerMapFpGen     = "fp_gen"
+	steerMapSrvStats  = "srv_stats"
 	steerMapStats     = "stats"
 	steerMapVips      = "vips"
 	steerMapXsks      = "xsks"
@@ -98,6 +107,7 @@ type steerProgramSpecs struct {
 type steerMapSpecs struct {
 	Fastpath *ebpf.MapSpec `ebpf:"fastpath"`
 	FpGen    *ebpf.MapSpec `ebpf:"fp_gen"`
+	SrvStats *ebpf.MapSpec `ebpf:"srv_stats"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	Vips     *ebpf.MapSpec `ebpf:"vips"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
@@ -131,6 +141,7 @@ func (o *steerObjects) Close() error {
 type steerMaps struct {
 	Fastpath *ebpf.Map `ebpf:"fastpath"`
 	FpGen    *ebpf.Map `ebpf:"fp_gen"`
+	SrvStats *ebpf.Map `ebpf:"srv_stats"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	Vips     *ebpf.Map `ebpf:"vips"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
@@ -140,6 +151,7 @@ func (m *steerMaps) Close() error {
 	return _SteerClose(
 		m.Fastpath,
 		m.FpGen,
+		m.SrvStats,
 		m.Stats,
 		m.Vips,
 		m.Xsks,

@@ -33,15 +33,28 @@ type VIP struct {
 	FastPath bool
 }
 
-// keyOf builds the map key: IPv4 as the IPv4-mapped IPv6 address, as the
-// program does; port 0 is the fragment key.
+// Kinds of steering key (bpf/parse.h's KEY_PORT and KEY_FRAG).
+const (
+	keyPort = 0
+	keyFrag = 1
+)
+
+// keyOf builds the map key of a port: IPv4 as the IPv4-mapped IPv6 address, as
+// the program does.
 func keyOf(addr netip.Addr, proto uint8, port uint16) steerVipKey {
-	return steerVipKey{Addr: addr.As16(), Proto: proto, Port: port}
+	return steerVipKey{Addr: addr.As16(), Proto: proto, Kind: keyPort, Port: port}
+}
+
+// fragKeyOf builds the key of non-first fragments to addr with protocol proto.
+// It is a kind of its own, so that TCP or UDP to port 0 matches no key.
+func fragKeyOf(addr netip.Addr, proto uint8) steerVipKey {
+	return steerVipKey{Addr: addr.As16(), Proto: proto, Kind: keyFrag}
 }
 
 // Key is a steering key as bpf/parse.h's struct vip_key lays it out: the
-// destination address (IPv4 as the IPv4-mapped IPv6 address), the IP protocol
-// and the destination port in host byte order (0: a non-first fragment).
+// destination address (IPv4 as the IPv4-mapped IPv6 address), the IP protocol,
+// the kind (0: a port, 1: non-first fragments) and the destination port in
+// host byte order (0 for fragments).
 // Other programs built on parse.h (perf/xdpref) key their maps with it.
 type Key = steerVipKey
 
@@ -77,7 +90,7 @@ func vipKeyValues(vips []VIP, id func(VIP) uint8) (map[steerVipKey]uint8, error)
 		if len(v.Ports) == 0 {
 			return nil, fmt.Errorf("VIP %v proto %d: no ports", v.Addr, v.Proto)
 		}
-		keys[keyOf(v.Addr, v.Proto, 0)] = val
+		keys[fragKeyOf(v.Addr, v.Proto)] = val
 		for _, r := range v.Ports {
 			if r.Lo == 0 || r.Hi < r.Lo {
 				return nil, fmt.Errorf("VIP %v proto %d: bad port range %d-%d (want 1 <= lo <= hi)", v.Addr, v.Proto, r.Lo, r.Hi)

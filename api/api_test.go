@@ -155,15 +155,18 @@ func TestReload(t *testing.T) {
 		err      error
 		want     int
 		problems []string
+		restart  []string
+		result   string
 	}{
-		{"ok", nil, 200, nil},
-		{"invalid", fmt.Errorf("reload /etc/medialb.yaml refused, running configuration kept: %w", problems), 422, problems.Lines()},
-		{"failed", errors.New("reload: node.interface changed"), 500, nil},
+		{"ok", nil, 200, nil, nil, "reloaded"},
+		{"restart needed", nil, 200, nil, []string{"node.queues", "node.state_dir"}, "reloaded; restart needed for: node.queues, node.state_dir"},
+		{"invalid", fmt.Errorf("reload /etc/medialb.yaml refused, running configuration kept: %w", problems), 422, problems.Lines(), nil, ""},
+		{"failed", errors.New("reload: node.interface changed"), 500, nil, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake()
-			f.reloadErr = tt.err
+			f.reloadErr, f.restart = tt.err, tt.restart
 			s := newTestServer(t, f, nil)
 			w := serve(s, "POST", "/api/v1/reload", true)
 			if w.Code != tt.want {
@@ -177,7 +180,7 @@ func TestReload(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.err == nil {
-				if res.Result != "reloaded" || res.Error != "" {
+				if res.Result != tt.result || res.Error != "" || !reflect.DeepEqual(res.RestartNeeded, tt.restart) {
 					t.Errorf("answer %+v", res)
 				}
 				return

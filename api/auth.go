@@ -12,6 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/medialb/medialb/internal/clientaddr"
 )
 
 // authenticator checks HTTP basic-auth credentials against bcrypt hashes.
@@ -129,15 +131,6 @@ func newLimiter(burst int, interval time.Duration, log zerolog.Logger) *limiter 
 	return &limiter{log: log, burst: float64(burst), interval: interval, sources: map[netip.Addr]*bucket{}}
 }
 
-func sourceKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
 // refill brings b up to date and reports whether it is full (a new burst starts).
 func (l *limiter) refill(b *bucket, now time.Time) bool {
 	if l.interval > 0 {
@@ -156,12 +149,12 @@ func (l *limiter) refill(b *bucket, now time.Time) bool {
 func (l *limiter) allow(src netip.Addr, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.sources[sourceKey(src)]
+	b := l.sources[clientaddr.Key(src)]
 	if b == nil {
 		return true
 	}
 	if l.refill(b, now) {
-		delete(l.sources, sourceKey(src))
+		delete(l.sources, clientaddr.Key(src))
 		return true
 	}
 	if b.tokens >= 1 {
@@ -181,7 +174,7 @@ func (l *limiter) allow(src netip.Addr, now time.Time) bool {
 func (l *limiter) fail(src netip.Addr, user string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := sourceKey(src)
+	k := clientaddr.Key(src)
 	b := l.sources[k]
 	if b == nil || l.refill(b, now) {
 		if len(l.sources) >= maxSources {

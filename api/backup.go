@@ -78,7 +78,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	statesJSON, _ := json.MarshalIndent(states, "", "  ")
 	var certPEM []byte
-	for _, der := range s.cert.Certificate {
+	for _, der := range s.cert.Load().Certificate {
 		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
 	withKeys := r.URL.Query().Get("private_keys") == "1"

@@ -142,6 +142,9 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	f := newFake()
 	f.ov.HA = &HA{Role: "master", Peer: "192.168.94.3", PeerState: "backup"}
+	hm := f.ov.Services[0].RealServers // HM1's agent says 10%; HM2 has a setup problem
+	hm[0].Weight, hm[0].ConfiguredWeight, hm[0].Feedback = 10, 100, &Feedback{Percent: 10, Answer: "10%"}
+	hm[1].ConfiguredWeight, hm[1].Problems = 100, []string{"VIP not configured on the real server (192.168.94.100): probe unanswered; fix: ..."}
 	s := newTestServer(t, f, nil)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
@@ -181,6 +184,15 @@ func TestBrowser(t *testing.T) {
 	}
 	if err := c.WaitFor(ctx, "the overview", `document.querySelectorAll('tr.rs').length === 4 && document.getElementById('stamp').textContent.endsWith('UTC')`, 20*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	var cells [3]string
+	if err := c.Eval(ctx, `[document.querySelector('tr.rs[data-server="HM1"] td.weight').textContent,
+		document.querySelector('tr.rs[data-server="HM1"] td.weight').title,
+		document.querySelector('tr.rs[data-server="HM2"] .reason').textContent]`, &cells); err != nil {
+		t.Fatal(err)
+	}
+	if cells[0] != "10 / 100" || cells[1] != "Feedback agent: 10%" || cells[2] != "VIP not configured on the real server (192.168.94.100)" {
+		t.Errorf("HM1 weight %q (title %q), HM2 reason %q: want the effective and configured weight, the agent's answer, the problem", cells[0], cells[1], cells[2])
 	}
 	var shown struct {
 		Services []string

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"net/netip"
@@ -18,6 +17,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/medialb/medialb/internal/atomicfile"
 )
 
 // Files of the generated certificate in the state directory.
@@ -85,10 +86,10 @@ func selfSigned(dir string, names certNames, now time.Time) (tls.Certificate, bo
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return tls.Certificate{}, false, fmt.Errorf("create state directory for the API certificate: %w (set node.state_dir or api.tls_cert)", err)
 	}
-	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, false, err
 	}
-	if err := writeFile(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, certPEM, 0o644); err != nil {
 		return tls.Certificate{}, false, err
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -99,7 +100,7 @@ func selfSigned(dir string, names certNames, now time.Time) (tls.Certificate, bo
 }
 
 func covers(leaf *x509.Certificate, names certNames, now time.Time) bool {
-	if leaf == nil || now.Before(leaf.NotBefore) || now.Add(certRenew).After(leaf.NotAfter) {
+	if leaf == nil || leaf.IsCA || now.Before(leaf.NotBefore) || now.Add(certRenew).After(leaf.NotAfter) {
 		return false
 	}
 	for _, d := range names.DNS {
@@ -132,14 +133,16 @@ func generate(names certNames, now time.Time) (certPEM, keyPEM []byte, err error
 		cn = names.DNS[0]
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: []string{"medialb self-signed"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certLifetime),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"medialb self-signed"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(certLifetime),
+		// A leaf: a stolen key of a CA certificate that someone added to a
+		// trust store would sign certificates for any name.
+		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		IsCA:                  true,
+		IsCA:                  false,
 		DNSNames:              names.DNS,
 	}
 	for _, a := range names.IPs {
@@ -155,33 +158,4 @@ func generate(names certNames, now time.Time) (certPEM, keyPEM []byte, err error
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// writeFile replaces path atomically with data and mode perm.
-func writeFile(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto/x509"
 	"net"
 	"net/netip"
 	"os"
@@ -41,6 +42,9 @@ func TestCertificatePersisted(t *testing.T) {
 	}
 	if !slices.ContainsFunc(c1.IPAddresses, func(ip net.IP) bool { return ip.Equal(net.ParseIP("192.0.2.10")) }) {
 		t.Errorf("certificate IPs %v lack the listen address", c1.IPAddresses)
+	}
+	if c1.IsCA || c1.KeyUsage&x509.KeyUsageCertSign != 0 || !slices.Equal(c1.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) {
+		t.Errorf("certificate IsCA %v, key usage %v, extended %v: want a leaf for server auth only", c1.IsCA, c1.KeyUsage, c1.ExtKeyUsage)
 	}
 	if c1.PublicKeyAlgorithm.String() != "ECDSA" {
 		t.Errorf("key algorithm %v, want ECDSA", c1.PublicKeyAlgorithm)
@@ -109,5 +113,19 @@ func TestConfiguredCertificate(t *testing.T) {
 		StateDir: state, Users: testUsers(t)}, newFake(), testLogger())
 	if err == nil {
 		t.Error("missing certificate file accepted")
+	}
+}
+
+// TestCertificateCAReplaced: a generated certificate of an earlier version
+// (a CA) is not kept; a leaf with the same names is.
+func TestCertificateCAReplaced(t *testing.T) {
+	now := time.Now()
+	leaf := &x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(certLifetime)}
+	if !covers(leaf, certNames{}, now) {
+		t.Fatal("a valid leaf is not kept")
+	}
+	leaf.IsCA = true
+	if covers(leaf, certNames{}, now) {
+		t.Error("a CA certificate is kept; it must be generated again as a leaf")
 	}
 }

@@ -83,7 +83,7 @@ func (s *Server) install(file string, old, text []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w (nothing was changed)", err)
 	}
-	if err := s.src.Reload(); err != nil {
+	if _, err := s.src.Reload(); err != nil {
 		if rerr := writeFileAtomic(file, old); rerr != nil {
 			err = fmt.Errorf("%w; and putting the old text back failed: %v (it is in %s)", err, rerr, backup)
 		}

@@ -31,7 +31,8 @@ type fakeSource struct {
 	mu        sync.Mutex
 	ov        Overview
 	calls     []call
-	setErr    error // returned by SetState instead of applying, when set
+	setErr    error    // returned by SetState instead of applying, when set
+	restart   []string // returned by Reload
 	reloadErr error
 	reloads   int
 	metrics   Metrics
@@ -56,7 +57,7 @@ func newFake() *fakeSource {
 			{
 				Name: "Harmonic_Traffic", Address: "192.168.94.110", Ports: "1935,554,50000-65535", Layer: 4,
 				Protocol: "tcp+udp", Forwarding: "direct-routing", Persistence: "source-ip 5m0s",
-				ActiveClients: 7, Packets: 9000, Bytes: 9000000,
+				ActiveClients: 7, Packets: 9000, Bytes: 9000000, PersistEvictions: 12, PersistRefused: 345, Panic: true, Panics: 2,
 				RealServers: []RealServer{
 					{Name: "HT1", Address: "192.168.94.115", Weight: 100, State: "online", Admin: "online", Health: "up",
 						ActiveClients: 4, Packets: 5000, Bytes: 5000000},
@@ -71,6 +72,8 @@ func newFake() *fakeSource {
 		Drops:     map[string]uint64{"no_service": 12, "malformed_ipv4": 1},
 		Reloads:   3, ReloadFailures: 1, LastReloadFailed: true,
 		LastReloadSuccess: time.Unix(1740494125, 0),
+		HealthLocalErrors: 7,
+		L7Refused:         map[string]map[string]uint64{"Harmonic_Management": {"max_connections": 2, "max_connections_per_source": 5}},
 	}
 	return f
 }
@@ -145,11 +148,11 @@ func (f *fakeSource) setHealth(service, server string, up bool, reason string) {
 	f.effective(rs)
 }
 
-func (f *fakeSource) Reload() error {
+func (f *fakeSource) Reload() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reloads++
-	return f.reloadErr
+	return f.restart, f.reloadErr
 }
 
 func (f *fakeSource) Metrics() Metrics {

@@ -62,6 +62,22 @@ medialb_service_state{service="Harmonic_Management",state="online"} 0
 medialb_service_state{service="Harmonic_Traffic",state="degraded"} 1
 medialb_service_state{service="Harmonic_Traffic",state="down"} 0
 medialb_service_state{service="Harmonic_Traffic",state="online"} 0
+# HELP medialb_service_panic 1 while the panic threshold keeps real servers of a virtual service in service although their health checks fail without an answer (the node suspects itself).
+# TYPE medialb_service_panic gauge
+medialb_service_panic{service="Harmonic_Management"} 0
+medialb_service_panic{service="Harmonic_Traffic"} 1
+# HELP medialb_service_panics_total Panics of a virtual service: more than panic_threshold of its real servers stopped answering health checks at once.
+# TYPE medialb_service_panics_total counter
+medialb_service_panics_total{service="Harmonic_Management"} 0
+medialb_service_panics_total{service="Harmonic_Traffic"} 2
+# HELP medialb_service_persistence_evictions_total Live persistence entries of a virtual service overwritten for a new client (unconfirmed ones first, established ones only when idle).
+# TYPE medialb_service_persistence_evictions_total counter
+medialb_service_persistence_evictions_total{service="Harmonic_Management"} 0
+medialb_service_persistence_evictions_total{service="Harmonic_Traffic"} 12
+# HELP medialb_service_persistence_refused_total New clients of a virtual service not recorded because their bucket held only active established clients (a flood of new sources).
+# TYPE medialb_service_persistence_refused_total counter
+medialb_service_persistence_refused_total{service="Harmonic_Management"} 0
+medialb_service_persistence_refused_total{service="Harmonic_Traffic"} 345
 # HELP medialb_dataplane_dropped_packets_total Frames the layer-4 dataplane dropped, by reason.
 # TYPE medialb_dataplane_dropped_packets_total counter
 medialb_dataplane_dropped_packets_total{reason="malformed_ipv4"} 1
@@ -73,6 +89,13 @@ medialb_config_reloads_total{result="success"} 2
 # HELP medialb_config_last_reload_successful Whether the last configuration reload succeeded (1) or was refused (0).
 # TYPE medialb_config_last_reload_successful gauge
 medialb_config_last_reload_successful 0
+# HELP medialb_health_check_local_errors_total Health checks not made because this node was out of file descriptors, ports or buffers (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS); the servers kept their last state.
+# TYPE medialb_health_check_local_errors_total counter
+medialb_health_check_local_errors_total 7
+# HELP medialb_l7_refused_connections_total Layer-7 clients closed at accept, by reason: max_connections, max_connections_per_source, out_of_resources (this node out of descriptors or ports when connecting to a server).
+# TYPE medialb_l7_refused_connections_total counter
+medialb_l7_refused_connections_total{reason="max_connections",service="Harmonic_Management"} 2
+medialb_l7_refused_connections_total{reason="max_connections_per_source",service="Harmonic_Management"} 5
 `
 	// Read at scrape time: changes in the source show at the next scrape.
 	if w := serve(s, "POST", "/api/v1/services/Harmonic_Management/real-servers/HM1/drain", true); w.Code != 200 {
@@ -84,8 +107,9 @@ medialb_config_last_reload_successful 0
 	f.setHealth("Harmonic_Traffic", "HT1", false, "refused")
 	err := testutil.CollectAndCompare(s.collector, strings.NewReader(want),
 		"medialb_real_server_state", "medialb_real_server_health_check_up", "medialb_real_server_packets_total",
-		"medialb_service_state", "medialb_dataplane_dropped_packets_total", "medialb_config_reloads_total",
-		"medialb_config_last_reload_successful")
+		"medialb_service_state", "medialb_service_panic", "medialb_service_panics_total", "medialb_service_persistence_evictions_total", "medialb_service_persistence_refused_total",
+		"medialb_dataplane_dropped_packets_total", "medialb_config_reloads_total",
+		"medialb_config_last_reload_successful", "medialb_health_check_local_errors_total", "medialb_l7_refused_connections_total")
 	if err != nil {
 		t.Error(err)
 	}

@@ -50,3 +50,30 @@ func TestPeerHandler(t *testing.T) {
 		t.Errorf("without Peer: %d, want 401", w.Code)
 	}
 }
+
+// TestPeerRateLimit: requests the peer's handler refuses (401) count as failed
+// logins; past the burst their source is answered 429 without reaching it.
+func TestPeerRateLimit(t *testing.T) {
+	calls := 0
+	peer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	s, err := New(Config{Listen: "127.0.0.1:0", StateDir: t.TempDir(), Users: testUsers(t), Peer: peer}, newFake(), zerolog.New(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range loginBurst + 3 {
+		w := serve(s, "POST", "/api/v1/ha/config", false)
+		want := http.StatusUnauthorized
+		if i >= loginBurst {
+			want = http.StatusTooManyRequests
+		}
+		if w.Code != want {
+			t.Errorf("request %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+	if calls != loginBurst {
+		t.Errorf("the peer handler saw %d requests, want %d", calls, loginBurst)
+	}
+}

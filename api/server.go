@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,7 @@ const DefaultStateDir = config.DefaultStateDir
 
 // Config configures the API server (the api section and node.state_dir).
 type Config struct {
-	// Listen is host:port of the HTTPS listener, such as "0.0.0.0:9443".
+	// Listen is host:port of the HTTPS listener, such as "192.168.94.2:9443".
 	Listen string
 	// TLSCert and TLSKey are PEM files. When both are empty, a self-signed
 	// certificate is generated and kept in StateDir.
@@ -80,14 +81,14 @@ const (
 // Server is the HTTPS server of the REST API, the WebUI and /metrics. Create it with
 // [New], then [Server.Start] it; [Server.Close] stops it.
 type Server struct {
-	cfg  Config
+	cfg  Config // as given to New; Listen, Users and TLS files may change (Prepare)
 	src  Source
 	log  zerolog.Logger
-	auth *authenticator
+	auth atomic.Pointer[authenticator]
 	lim  *limiter
 	now  func() time.Time
 
-	cert      tls.Certificate
+	cert      atomic.Pointer[tls.Certificate]
 	handler   http.Handler
 	registry  *prometheus.Registry
 	collector *collector
@@ -107,14 +108,7 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("start API: api.listen is empty")
 	}
-	if cfg.StateDir == "" {
-		cfg.StateDir = DefaultStateDir
-	}
-	auth, err := newAuthenticator(cfg.Users)
-	if err != nil {
-		return nil, err
-	}
-	cert, generated, err := loadCertificate(cfg)
+	auth, cert, generated, err := usersAndCert(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +120,12 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 		ev.Msg("API: generated a self-signed certificate (set api.tls_cert and api.tls_key to use your own)")
 	}
 	s := &Server{
-		cfg: cfg, src: src, log: log, auth: auth, cert: cert,
+		cfg: cfg, src: src, log: log,
 		lim: newLimiter(loginBurst, loginInterval, log),
 		now: time.Now,
 	}
+	s.auth.Store(auth)
+	s.cert.Store(&cert)
 	s.collector = newCollector(src, cfg.Version)
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(s.collector,
@@ -140,12 +136,26 @@ func New(cfg Config, src Source, log zerolog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// usersAndCert defaults cfg.StateDir and loads what cfg's users and certificate
+// need: the authenticator and the certificate (generated is true for a new
+// self-signed one).
+func usersAndCert(cfg *Config) (auth *authenticator, cert tls.Certificate, generated bool, err error) {
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if auth, err = newAuthenticator(cfg.Users); err != nil {
+		return nil, cert, false, err
+	}
+	cert, generated, err = loadCertificate(*cfg)
+	return auth, cert, generated, err
+}
+
 // Handler returns the server's handler (authentication included), for tests and for
 // serving it on a listener of one's own.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Certificate returns the certificate the listener serves.
-func (s *Server) Certificate() tls.Certificate { return s.cert }
+func (s *Server) Certificate() tls.Certificate { return *s.cert.Load() }
 
 // Start listens on cfg.Listen and serves in the background. It returns the listen
 // error, if any; errors after that are logged.
@@ -155,13 +165,32 @@ func (s *Server) Start() error {
 	if s.srv != nil {
 		return errors.New("start API: already started")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := listen(s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("start API: listen on %s: %w (is another process using api.listen?)", s.cfg.Listen, err)
+		return err
 	}
+	s.serveLocked(ln)
+	return nil
+}
+
+// listen binds the API's listener.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("start API: listen on %s: %w (is another process using api.listen?)", addr, err)
+	}
+	return ln, nil
+}
+
+// serveLocked serves the API on ln in the background, with the certificate in
+// force at each handshake.
+func (s *Server) serveLocked(ln net.Listener) {
+	// Connections beyond the limits are closed at accept (limit.go).
+	ln = newLimitListener(ln, maxConns, maxConnsPerSource, &s.collector.refused)
 	srv := &http.Server{
-		Handler:           s.handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12},
+		Handler: s.handler,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cert.Load(), nil }},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -179,7 +208,6 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info().Str("listen", ln.Addr().String()).Msg("API and WebUI listening (HTTPS)")
-	return nil
 }
 
 // Addr returns the listening address, nil before Start.
@@ -243,13 +271,49 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Peer == nil {
 		return h
 	}
+	peer := s.limitPeer(s.cfg.Peer)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, PeerPrefix) {
-			s.cfg.Peer.ServeHTTP(w, r)
+			peer.ServeHTTP(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// limitPeer puts the login rate limit in front of the peer's handler: its 401
+// (a request that failed the pair's authentication) counts as a failed login,
+// and a source that failed too often is answered 429 before its request is
+// looked at.
+func (s *Server) limitPeer(peer http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := s.now()
+		src := remoteAddr(r)
+		if !s.lim.allow(src, now) {
+			w.Header().Set("Connection", "close") // the body stays unread
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(loginInterval/time.Second, 1))))
+			writeError(w, http.StatusTooManyRequests, "too many failed HA requests from your address; try again in a second")
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		peer.ServeHTTP(sw, r)
+		if sw.status == http.StatusUnauthorized {
+			s.lim.fail(src, "(HA peer)", now)
+		}
+	})
+}
+
+// statusWriter remembers the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // authenticate lets a request through with valid basic-auth credentials. Without
@@ -265,7 +329,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		user, pass, ok := r.BasicAuth()
-		if ok && s.auth.check(user, pass, now) {
+		if ok && s.auth.Load().check(user, pass, now) {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 			return
 		}
@@ -403,16 +467,21 @@ func (s *Server) handleSetState(w http.ResponseWriter, r *http.Request, state st
 
 // ReloadResult is the answer to POST /api/v1/reload.
 type ReloadResult struct {
-	Result   string   `json:"result,omitempty"` // "reloaded"
-	Error    string   `json:"error,omitempty"`
-	Problems []string `json:"problems,omitempty"` // "FILE:LINE: message"
+	Result        string   `json:"result,omitempty"` // "reloaded", or "reloaded; restart needed for: ..."
+	RestartNeeded []string `json:"restart_needed,omitempty"`
+	Error         string   `json:"error,omitempty"`
+	Problems      []string `json:"problems,omitempty"` // "FILE:LINE: message"
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
-	err := s.src.Reload()
+	restart, err := s.src.Reload()
 	if err == nil {
-		s.log.Info().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Msg("API: configuration reloaded")
-		writeJSON(w, http.StatusOK, ReloadResult{Result: "reloaded"})
+		res := ReloadResult{Result: "reloaded", RestartNeeded: restart}
+		if len(restart) > 0 {
+			res.Result += "; restart needed for: " + strings.Join(restart, ", ")
+		}
+		s.log.Info().Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Msg("API: " + res.Result)
+		writeJSON(w, http.StatusOK, res)
 		return
 	}
 	s.log.Warn().Err(err).Str("user", userOf(r)).Str("source", remoteAddr(r).String()).Msg("API: reload failed; the running configuration stays")

@@ -20,7 +20,9 @@ type Source interface {
 	// Reload re-reads the configuration file. An error with a Lines() []string
 	// method (config.Errors) is an invalid file (the API answers 422 with the lines);
 	// any other error is a failure to apply it (500).
-	Reload() error
+	// The strings are settings that changed but take effect only after a
+	// restart (the answer names them).
+	Reload() (restartNeeded []string, err error)
 
 	// Metrics returns the node-wide numbers that are not part of the overview.
 	Metrics() Metrics
@@ -51,6 +53,8 @@ type HA struct {
 	// sent to the peer over the sync channel.
 	SyncImported uint64 `json:"sync_imported"`
 	SyncExported uint64 `json:"sync_exported"`
+	// SyncRefused counts connections to the sync port closed at accept.
+	SyncRefused uint64 `json:"sync_refused"`
 	// ConfigSync says whether the pair runs the same virtual_services: "in-sync",
 	// "secondary" (this node takes the peer's), "equal" (same priority: not synced),
 	// "failed", "refused", or "" before the first comparison or without an API.
@@ -75,12 +79,24 @@ type Service struct {
 	Persistence string `json:"persistence"` // e.g. "source-ip 30m0s", or "none"
 	// State is "online", "degraded" or "down" (see [ServiceState]); the API fills
 	// it in from the real servers when the Source leaves it empty.
-	State         string       `json:"state"`
-	Connections   int64        `json:"connections"`    // established layer-7 connections now
-	ActiveClients int64        `json:"active_clients"` // persistence entries now
-	Packets       uint64       `json:"packets"`        // packets forwarded (layer 4)
-	Bytes         uint64       `json:"bytes"`          // bytes forwarded, both directions
-	RealServers   []RealServer `json:"real_servers"`
+	State         string `json:"state"`
+	Connections   int64  `json:"connections"`    // established layer-7 connections now
+	ActiveClients int64  `json:"active_clients"` // persistence entries now
+	Packets       uint64 `json:"packets"`        // packets forwarded (layer 4)
+	Bytes         uint64 `json:"bytes"`          // bytes forwarded, both directions
+	// PersistEvictions counts live persistence entries overwritten for a new client
+	// (unconfirmed ones, or established ones idle for a while); PersistRefused counts
+	// new clients not recorded because their bucket held only active established
+	// ones (a flood of new sources shows here).
+	// Panic is true while the service's panic threshold keeps real servers in service
+	// whose health checks fail without an answer (the node suspects itself: see
+	// config's panic_threshold); PanicSince is when it began, Panics counts them.
+	Panic            bool         `json:"panic"`
+	PanicSince       *time.Time   `json:"panic_since,omitempty"`
+	Panics           uint64       `json:"panics"`
+	PersistEvictions uint64       `json:"persistence_evictions"`
+	PersistRefused   uint64       `json:"persistence_refused"`
+	RealServers      []RealServer `json:"real_servers"`
 }
 
 // RealServer is one real server of a virtual service.
@@ -103,18 +119,49 @@ type RealServer struct {
 	ActiveClients      int64   `json:"active_clients"`       // persistence entries now
 	Packets            uint64  `json:"packets"`              // packets forwarded (layer 4)
 	Bytes              uint64  `json:"bytes"`                // bytes forwarded, both directions
+	// ConfiguredWeight is the weight in the configuration; Weight is the
+	// effective one, after the feedback agent's answer and a slow start.
+	ConfiguredWeight int `json:"configured_weight"`
+	// Feedback is the load agent's last word; nil without feedback.
+	Feedback *Feedback `json:"feedback,omitempty"`
+	// Problems are what medialb found wrong with the server's setup (the
+	// direct-routing "ARP problem", say), each with its fix; empty when none.
+	Problems []string `json:"problems"`
+}
+
+// Feedback is what a real server's load-feedback agent said.
+type Feedback struct {
+	// Percent is the share of the configured weight in force, 0..100.
+	Percent int `json:"percent"`
+	// Agent is the state the agent asked for: "drain", "maint", "down", or
+	// "" when none (a state of the agent is not the operator's: Admin stays).
+	Agent string `json:"agent,omitempty"`
+	// Answer is the agent's last answer; Error why the last poll had none.
+	Answer string `json:"answer,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// AnsweredAt is when the agent last answered (RFC 3339), "" never.
+	AnsweredAt string `json:"answered_at,omitempty"`
 }
 
 // Metrics are node-wide counters for /metrics that the overview does not carry.
 // The zero value is a node that has forwarded nothing and never reloaded.
 type Metrics struct {
-	// Forwarded is the number of frames the layer-4 dataplane transmitted.
+	// Forwarded is the number of frames the layer-4 pipeline put on the TX ring
+	// (not all of them need leave: see TXCompleted, TXInvalid, IfTXDropped).
 	Forwarded uint64
+	// TXCompleted counts the frames the kernel reported sent (the AF_XDP
+	// completion rings); TXInvalid the descriptors it refused; IfTXDropped is the
+	// interface's tx_dropped counter (the driver's drops, ours and the kernel's).
+	TXCompleted, TXInvalid, IfTXDropped uint64
 	// FastPathTX counts frames the XDP steering program forwarded itself (XDP_TX).
 	FastPathTX uint64
 	// Drops is the number of frames the layer-4 dataplane dropped, by reason
 	// (pipeline.Reason's names, such as "no_service").
 	Drops map[string]uint64
+	// ICMPRouted counts the ICMP errors about direct-routing flows sent to the
+	// client's real server, by kind (pipeline.ICMPKind's names, such as
+	// "frag_needed").
+	ICMPRouted map[string]uint64
 	// Reloads and ReloadFailures count configuration reloads (SIGHUP and API)
 	// and how many of them were refused or failed.
 	Reloads, ReloadFailures uint64
@@ -123,6 +170,15 @@ type Metrics struct {
 	// LastReloadSuccess is when the configuration in force was loaded (at start or
 	// by the last successful reload).
 	LastReloadSuccess time.Time
+	// HealthLocalErrors counts health checks not made because this node was out
+	// of file descriptors, ports or buffers; their servers kept their state.
+	HealthLocalErrors uint64
+	// L7Refused counts layer-7 clients closed at accept, by service and then by
+	// reason: "max_connections", "max_connections_per_source", "out_of_resources".
+	L7Refused map[string]map[string]uint64
+	// HASyncRefused counts connections to the HA sync port closed at accept
+	// (not from ha.peer, or too many waiting for authentication).
+	HASyncRefused uint64
 }
 
 // ServiceState derives a service's state from its real servers' states: "online"

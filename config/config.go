@@ -29,13 +29,17 @@ const (
 	DefaultHashSeed uint64 = 0x6d656469616c6231 // "medialb1"
 	// DefaultStateDir holds state kept across restarts.
 	DefaultStateDir = "/var/lib/medialb"
-	// DefaultAPIListen is the WebUI and REST API address (the guide's 9443).
-	DefaultAPIListen = "0.0.0.0:9443"
+	// DefaultAPIListen is the WebUI and REST API address (the guide's 9443). Its
+	// empty host means the node's own address on node.interface (see
+	// API.Listen), never a VIP.
+	DefaultAPIListen = ":9443"
 	// DefaultAdvertInterval is the VRRP advertisement interval (keepalived's).
 	DefaultAdvertInterval = time.Second
 	// DefaultSyncPort carries persistence-table sync between an HA pair (the
 	// guide's port 7778 for table replication).
 	DefaultSyncPort = 7778
+	// MinSecretLen is the shortest ha.secret taken, in bytes.
+	MinSecretLen = 16
 	// DefaultWeight is a real server's weight when none is given.
 	DefaultWeight = 100
 	// DefaultMaglevSize is the Maglev lookup table size, a prime.
@@ -46,8 +50,9 @@ const (
 	DefaultPersistenceTimeout = 30 * time.Minute
 	// DefaultPersistenceCapacity is the number of clients the persistence table holds.
 	DefaultPersistenceCapacity = 1 << 20
-	// MaxPersistenceCapacity bounds persistence.capacity.
-	MaxPersistenceCapacity = 1 << 28
+	// MaxPersistenceCapacity bounds persistence.capacity: the tables' limit
+	// (40 bytes per entry: 2.5 GiB).
+	MaxPersistenceCapacity = tables.MaxAffinityCap
 	// DefaultCheckInterval is the time between two health checks of a server.
 	DefaultCheckInterval = 5 * time.Second
 	// DefaultCheckTimeout is how long one health check may take.
@@ -56,17 +61,23 @@ const (
 	DefaultCheckRise = 2
 	// DefaultCheckFall is the number of failed checks that take a server down.
 	DefaultCheckFall = 3
+	// DefaultPanicThreshold is the panic threshold of a layer-4 service when none
+	// is given: more than half of its real servers failing within one check
+	// interval (layer 7: off).
+	DefaultPanicThreshold = 50
 	// DefaultCheckPath is the HTTP(S) health check path (Harmonic VOS's).
 	DefaultCheckPath = "/admin/status"
 	// DefaultConnectTimeout bounds a layer-7 connection to a real server.
 	DefaultConnectTimeout = 5 * time.Second
 	// DefaultIdleTimeout closes a layer-7 connection idle in one direction
-	// for this long. Media control sessions (VOS's REST API, WebUI push
-	// channels, RTSP/RTMP control if proxied) sit idle for minutes between
-	// commands; an idle proxied connection costs two sockets and no CPU, while
-	// cutting a live one breaks an operator's session. One hour reclaims
-	// connections whose peers vanished without a FIN or RST.
-	DefaultIdleTimeout = time.Hour
+	// for this long. It was an hour: an idle proxied connection costs two file
+	// descriptors, so a client that opens connections and abandons them held
+	// them for an hour each. Ten minutes is still longer than what the
+	// management VIP's clients leave idle on purpose (browsers close idle
+	// keep-alive sockets after 5 minutes; VOS's REST API is request/answer;
+	// push channels ping more often), and it reclaims abandoned connections
+	// six times sooner. Set client_timeout/server_timeout for longer sessions.
+	DefaultIdleTimeout = 10 * time.Minute
 )
 
 // Config is a whole, validated configuration.
@@ -113,6 +124,12 @@ type Node struct {
 	// XDPFastPath selects the steering program's fast path for layer-4 clients
 	// whose real server is decided. Default FastPathAuto.
 	XDPFastPath FastPath
+	// RXPriority gives the interface's receive path (threaded NAPI, at real-time
+	// priority) precedence over the pipeline's workers, so that the fast path and
+	// the node's own traffic (health-check replies, ARP/ND, VRRP, the API) survive
+	// a saturated core: "auto" (on when the steering program is attached natively,
+	// which threaded NAPI needs), "on", "off". Default "auto".
+	RXPriority string
 }
 
 // FastPath selects the XDP fast path: once the pipeline has picked a client's
@@ -155,7 +172,10 @@ const (
 // API configures the WebUI and REST API listener.
 type API struct {
 	// Listen is host:port of the HTTPS listener. Default DefaultAPIListen when
-	// the api section is present; empty (no API) when it is absent.
+	// the api section is present; empty (no API) when it is absent. An empty
+	// host is the node's own (first, non-VIP) address on node.interface, found
+	// at start. A VIP's address or the unspecified address (which answers on
+	// every VIP) is refused.
 	Listen string
 	// TLSCert and TLSKey are PEM files; both empty means a self-signed
 	// certificate is generated at start. Give both or neither.
@@ -184,7 +204,8 @@ type HA struct {
 	// AdvertInterval is the VRRP advertisement interval, a multiple of 10ms
 	// between 10ms and 40.95s. Default DefaultAdvertInterval.
 	AdvertInterval time.Duration
-	// Secret authenticates traffic between the pair. Required.
+	// Secret authenticates traffic between the pair, the same on both nodes;
+	// at least MinSecretLen bytes (`medialb passwd --secret` makes one). Required.
 	Secret string
 	// Preempt lets a returning higher-priority node take the VIPs back. Default false.
 	Preempt bool
@@ -269,6 +290,10 @@ const (
 	CheckHTTPSGet   CheckType = "https-get"   // HTTPS GET, optional body and status match
 	CheckHTTPGet    CheckType = "http-get"    // plain HTTP GET
 	CheckTCPConnect CheckType = "tcp-connect" // a TCP handshake
+	CheckRTMP       CheckType = "rtmp"        // RTMP handshake and connect to an application
+	CheckRTSP       CheckType = "rtsp"        // RTSP OPTIONS, or DESCRIBE of path
+	CheckUDP        CheckType = "udp"         // a datagram that must be answered
+	CheckSRT        CheckType = "srt"         // an SRT caller's induction handshake
 	CheckNone       CheckType = "none"        // servers are always healthy
 )
 
@@ -308,6 +333,12 @@ type HealthCheck struct {
 	// Jitter is the largest random delay added to each interval, so that
 	// checks of many servers spread out; less than Interval. Default Interval/10.
 	Jitter time.Duration
+	// Application is the RTMP application an rtmp check connects to.
+	// Default DefaultRTMPApplication.
+	Application string
+	// Send is the payload of a udp check's datagram; Expect, when set, must
+	// be contained in the reply.
+	Send string
 }
 
 // Fallback is the server that takes a service's new clients when all its real
@@ -352,8 +383,15 @@ type Service struct {
 	// MaglevSize is the Maglev lookup table size: a prime, at least twice the
 	// number of real servers, at most MaxMaglevSize. Default DefaultMaglevSize.
 	MaglevSize int
-	// HealthCheck is how real servers are checked.
+	// HealthCheck is how real servers are checked: the first of health_checks
+	// when the service gives a list.
 	HealthCheck HealthCheck
+	// MoreChecks are the further checks of health_checks, run with the first
+	// one and on its timing; each has its own Port.
+	MoreChecks []HealthCheck
+	// HealthMode is how HealthCheck and MoreChecks combine: HealthAll
+	// (default) or HealthAny.
+	HealthMode HealthMode
 	// Fallback takes new clients when every real server is out; nil for none
 	// (then new flows are dropped).
 	Fallback *Fallback
@@ -374,8 +412,29 @@ type Service struct {
 	// ServerTimeout closes a connection whose server has been idle this long
 	// (layer 7). Default DefaultIdleTimeout.
 	ServerTimeout time.Duration
-	// MaxConnections caps the service's concurrent connections (layer 7); 0 is unlimited.
+	// MaxConnections caps the service's concurrent connections (layer 7). 0
+	// (the default): a share of the process's file descriptor limit, found at
+	// start, that leaves room for health checks, the API and HA (see
+	// l7.DefaultMaxConns).
 	MaxConnections int
+	// MaxConnectionsPerSource caps the concurrent connections of one client
+	// address (IPv6: one /64) to the service (layer 7); 0 (the default): no
+	// per-source limit.
+	MaxConnectionsPerSource int
+	// PanicThreshold is the share of the real servers, in percent (0..99), whose
+	// health checks may fail without an answer (timeouts, unreachable) within one
+	// check interval; when more fail, the load balancer suspects itself (a saturated
+	// receive path) rather than the servers and keeps forwarding to them. 0 is off.
+	// Default DefaultPanicThreshold for layer 4, 0 for layer 7.
+	PanicThreshold int
+
+	// Feedback polls an agent on each real server for its load; nil for none.
+	Feedback *Feedback
+	// SlowStart ramps a returning server's weight up over this time; 0: at once.
+	SlowStart time.Duration
+	// Scheduler picks the server of a new client. Default SchedulerMaglev;
+	// SchedulerWLC at layer 7 only.
+	Scheduler Scheduler
 
 	// Line is the service's line in the file, for later error messages.
 	Line int
@@ -399,6 +458,9 @@ type RealServer struct {
 	// HealthPort is the port the health check connects to: health_check.port
 	// when given, else Port when given, else the service's first port.
 	HealthPort uint16
+	// FeedbackPort is the feedback agent's port: feedback_port when given,
+	// else the service's feedback.port; 0 without feedback.
+	FeedbackPort uint16
 	// Line is the server's line in the file, for later error messages.
 	Line int
 }

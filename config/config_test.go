@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:8: virtual_services[0]: unknown key "backends" (did you mean "real_servers"?)`,
 		}},
 		{"unknown key no hint", "node:\n  interface: eth0\n  colour: blue\nvirtual_services:\n" + l7, []string{
-			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath)`,
+			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath, rx_priority)`,
 		}},
 		{"duplicate key", "node:\n  interface: eth0\n  interface: eth1\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: node: key "interface" given twice (first on line 2)`,
@@ -201,10 +201,30 @@ func TestParseErrors(t *testing.T) {
 `, []string{
 			`t.yaml:17: virtual_services[2]: 192.0.2.10 tcp port 8080 is already claimed by virtual service "web" (line 4)`,
 		}},
-		{"same vip different ports ok", head + l7 + `  - name: other
+		{"layer 4 and layer 7 on one vip and protocol", head + l7 + `  - name: other
     address: 192.0.2.10
     ports: "1935"
     layer: 4
+    real_servers: [{address: 192.0.2.21}]
+`, []string{
+			`t.yaml:11: virtual_services[1]: 192.0.2.10 tcp is also used by virtual service "web" (line 4), and one of them is layer 4: ` +
+				`IP fragments carry no port, so they could not be told apart; give the layer-4 service an address of its own`,
+		}},
+		{"two layer-4 services on one vip and protocol", head + l4 + `  - name: other
+    address: 192.0.2.11
+    ports: "8000"
+    layer: 4
+    protocol: tcp+udp
+    real_servers: [{address: 192.0.2.21}]
+`, []string{
+			`t.yaml:11: virtual_services[1]: 192.0.2.11 tcp is also used by virtual service "media" (line 4), and one of them is layer 4: ` +
+				`IP fragments carry no port, so they could not be told apart; give the layer-4 service an address of its own`,
+		}},
+		{"same vip other protocol ok", head + l7 + `  - name: other
+    address: 192.0.2.10
+    ports: "1935,8080"
+    layer: 4
+    protocol: udp
     real_servers: [{address: 192.0.2.21}]
 `, nil},
 		{"duplicate names", head + l7 + l7 + l4 + `  - name: x
@@ -294,7 +314,7 @@ func TestParseErrors(t *testing.T) {
       jitter: -1s
     real_servers: [{address: 192.0.2.21}]
 `), []string{
-			`t.yaml:9: virtual_services[0].health_check.type: "http_get" is not one of https-get, http-get, tcp-connect, none (did you mean "http-get"?)`,
+			`t.yaml:9: virtual_services[0].health_check.type: "http_get" is not one of https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt, none (did you mean "http-get"?)`,
 			`t.yaml:10: virtual_services[0].health_check.interval: "5" has no unit (write e.g. 5s or 5ms)`,
 			`t.yaml:11: virtual_services[0].health_check.timeout: "1y" is not a duration (write e.g. 300ms, 5s, 30m, 1h)`,
 			`t.yaml:12: virtual_services[0].health_check.rise: 0 is out of range 1..1000`,
@@ -338,7 +358,7 @@ func TestParseErrors(t *testing.T) {
 `), []string{
 			`t.yaml:8: virtual_services[0].persistence.mode: "sourceip" is not one of source-ip, none (did you mean "source-ip"?)`,
 			`t.yaml:8: virtual_services[0].persistence.timeout: 0s is out of range 1s..720h0m0s`,
-			`t.yaml:8: virtual_services[0].persistence.capacity: 0 is out of range 1..268435456`,
+			`t.yaml:8: virtual_services[0].persistence.capacity: 0 is out of range 1..67108864`,
 			`t.yaml:14: virtual_services[1].persistence.timeout: has no effect with mode none (set mode: source-ip)`,
 		}},
 		{"maglev", svc(`    maglev_size: 4
@@ -368,7 +388,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:11: virtual_services[0]: key "name" given twice (first on line 4)`,
 		}},
 		{"api", "node: {interface: eth0}\napi:\n  listen: 9443\n  tls_cert: /c.pem\n  users:\n    - { name: 'a:b', password_hash: plain }\n    - { name: x, password_hash: \"$1$abc\" }\n    - { name: x }\nvirtual_services:\n" + l7, []string{
-			`t.yaml:3: api.listen: "9443" is not host:port (e.g. 0.0.0.0:9443 or [::]:9443)`,
+			`t.yaml:3: api.listen: "9443" is not host:port (e.g. 192.168.94.2:9443, or :9443 for this node's own address)`,
 			`t.yaml:4: api.tls_cert is given but api.tls_key is not (give both, or neither for a self-signed certificate)`,
 			`t.yaml:6: api.users[0].name: "a:b": a user name must be non-empty, without colon or white space`,
 			`t.yaml:6: api.users[0].password_hash: not a bcrypt hash: it must start with $2a$, $2b$ or $2y$ (make one with ` + "`medialb passwd`)",
@@ -388,6 +408,32 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:7: ha.secret: must not be empty`,
 			`t.yaml:8: ha.preempt: want true or false, got "yes"`,
 			`t.yaml:9: ha.sync_port: 0 is out of range 1..65535`,
+		}},
+		{"api on a VIP", "node: {interface: eth0}\napi:\n  listen: 192.0.2.11:9443\n  users: [{name: a, password_hash: \"" + hash + "\"}]\nvirtual_services:\n" + l7 + l4, []string{
+			`t.yaml:3: api.listen: 192.0.2.11 is the address of virtual service "media" (line 13); the API must not answer on a VIP: give this node's own address, or leave api.listen out`,
+		}},
+		{"api on every address", "node: {interface: eth0}\napi:\n  listen: '[::]:9443'\n  users: [{name: a, password_hash: \"" + hash + "\"}]\nvirtual_services:\n" + l7, []string{
+			`t.yaml:3: api.listen: :: listens on every address of the node, the VIPs too; give this node's own address, or leave api.listen out (this node's address on node.interface, port 9443)`,
+		}},
+		{"sync port of api and layer 7", "node: {interface: eth0}\napi:\n  listen: 192.0.2.2:8443\n  users: [{name: a, password_hash: \"" + hash + "\"}]\nha: {peer: 192.0.2.3, priority: 100, router_id: 1, secret: 0123456789abcdef, sync_port: 8443}\nvirtual_services:\n" + l7, []string{
+			`t.yaml:3: api.listen: port 8443 is also ha.sync_port (the pair's sync channel); give one of them another port`,
+			`t.yaml:7: virtual_services[0]: port 8443 is also ha.sync_port (the pair's sync channel); give ha.sync_port another port`,
+		}},
+		{"layer-7 limits", svc(`    real_servers: [{address: 192.0.2.21}]
+    max_connections_per_source: -1
+  - name: many
+    address: 192.0.2.12
+    ports: "8000-8064"
+    layer: 7
+    max_connections_per_source: -1
+    real_servers: [{address: 192.0.2.21}]
+`), []string{
+			`t.yaml:9: virtual_services[0].max_connections_per_source: applies to layer 7 only`,
+			`t.yaml:12: virtual_services[1].ports: 65 ports at layer 7, at most 64: each is a listening socket of its own (use layer 4 for port ranges)`,
+			`t.yaml:14: virtual_services[1].max_connections_per_source: -1 is out of range 0..2147483647`,
+		}},
+		{"ha secret too short", "node: {interface: eth0}\nha:\n  peer: 192.0.2.3\n  priority: 100\n  router_id: 1\n  secret: 0123456789abcde\nvirtual_services:\n" + l7, []string{
+			"t.yaml:6: ha.secret: 15 bytes, at least 16 wanted (it is all that authenticates the pair's traffic; make one with `medialb passwd --secret`)",
 		}},
 		{"ha required fields", "node: {interface: eth0}\nha:\n  preempt: true\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: ha.peer is required (the other node's address on node.interface)`,
@@ -472,7 +518,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if web.Layer != Layer7 || web.Forwarding != SNAT || web.Protocol != TCP || web.MaglevSize != DefaultMaglevSize ||
 		web.Persistence != (Persistence{Mode: PersistNone}) || web.ConnectTimeout != 5*time.Second ||
-		web.ClientTimeout != time.Hour || web.ServerTimeout != time.Hour || web.ProxyProtocol != ProxyNone ||
+		web.ClientTimeout != 10*time.Minute || web.ServerTimeout != 10*time.Minute || web.ProxyProtocol != ProxyNone ||
 		web.SourceAddress.IsValid() || web.Fallback != nil || web.Line != 4 {
 		t.Errorf("web: %+v", web)
 	}

@@ -9,12 +9,15 @@ import (
 )
 
 // crossChecks finds problems between sections: duplicate service names, two
-// services claiming the same VIP, protocol and port, and the API or HA sync
-// listener on a VIP's port.
+// services claiming the same VIP, protocol and port, a layer-4 service sharing its
+// VIP and protocol with another service, and the API or HA sync listener on a VIP's
+// port.
 func (p *parser) crossChecks(c *Config) {
 	p.uniqueServiceNames(c)
-	p.portClaims(c)
+	claimed := p.portClaims(c)
+	p.fragmentClaims(c, claimed)
 	p.listenerClashes(c)
+	p.limits(c)
 }
 
 // uniqueServiceNames reports a service name used twice.
@@ -32,8 +35,9 @@ func (p *parser) uniqueServiceNames(c *Config) {
 	}
 }
 
-// portClaims reports two services claiming the same VIP, protocol and port.
-func (p *parser) portClaims(c *Config) {
+// portClaims reports two services claiming the same VIP, protocol and port. It
+// returns the pairs of service indexes it reported, lower index first.
+func (p *parser) portClaims(c *Config) map[[2]int]bool {
 	// Sweep each VIP's port ranges in order; a range that starts before the
 	// furthest end seen so far (per protocol) overlaps the range that set it.
 	type span struct {
@@ -75,36 +79,64 @@ func (p *parser) portClaims(c *Config) {
 			}
 		}
 	}
+	return reported
 }
 
-// listenerClashes reports the API listener on a VIP's port, and the HA peer
-// on a VIP's address.
+// listenerClashes reports listeners of our own on a VIP: the API on a VIP's
+// address, on every address or on a layer-7 VIP's port; the HA peer on a VIP's
+// address; ha.sync_port equal to the API's or a layer-7 service's port.
 func (p *parser) listenerClashes(c *Config) {
-	// Listeners of our own that would collide with a VIP.
-	// The API listener binds host:port; a layer-7 VIP listener on the same
-	// port collides with a wildcard host, and XDP steers a layer-4 VIP's
-	// ports away from the kernel.
-	if host, port, err := net.SplitHostPort(c.API.Listen); err == nil && c.API.Listen != "" {
-		pn, _ := parsePort(port)
-		var la netip.Addr
-		if host != "" && host != "localhost" {
-			la, _ = netip.ParseAddr(host)
-		}
-		wildcard := host == "" || la.IsUnspecified()
-		for _, s := range c.Services {
-			if pn == 0 || !s.Protocol.Has(TCP) || !s.Ports.Contains(pn) {
-				continue
-			}
-			if la == s.Address || (wildcard && s.Layer == Layer7) {
-				p.localErrorf(p.apiListen, "api.listen: port %d is also a port of virtual service %q (line %d)", pn, s.Name, s.Line)
-			}
-		}
+	apiPort := p.apiClashes(c)
+	if c.HA == nil {
+		return
 	}
-	if c.HA != nil && c.HA.Peer.IsValid() {
+	if c.HA.Peer.IsValid() {
 		for _, s := range c.Services {
 			if s.Address == c.HA.Peer {
 				p.localErrorf(p.haPeer, "ha.peer: %s is the address of virtual service %q (line %d); give the other node's own address", c.HA.Peer, s.Name, s.Line)
 			}
 		}
 	}
+	sp := c.HA.SyncPort
+	if sp == 0 {
+		return
+	}
+	if apiPort == sp {
+		p.localErrorf(p.apiListen, "api.listen: port %d is also ha.sync_port (the pair's sync channel); give one of them another port", sp)
+	}
+	for i, s := range c.Services {
+		if s.Layer == Layer7 && s.Protocol.Has(TCP) && s.Ports.Contains(sp) {
+			p.errorf(&yaml.Node{Line: s.Line}, "virtual_services[%d]: port %d is also ha.sync_port (the pair's sync channel); give ha.sync_port another port", i, sp)
+		}
+	}
+}
+
+// apiClashes reports an api.listen that would answer on a VIP, and returns
+// its port (0 without API). The API binds host:port: a VIP's address or the
+// unspecified one answers on the VIP; an empty host (this node's own address,
+// unknown here) collides with a layer-7 VIP listener on the same port on a
+// node whose own address is that VIP, so that is refused too.
+func (p *parser) apiClashes(c *Config) uint16 {
+	host, port, err := net.SplitHostPort(c.API.Listen)
+	if err != nil || c.API.Listen == "" {
+		return 0
+	}
+	pn, _ := parsePort(port)
+	var la netip.Addr
+	if host != "" && host != "localhost" {
+		la, _ = netip.ParseAddr(host)
+	}
+	if la.IsUnspecified() && len(c.Services) > 0 {
+		p.localErrorf(p.apiListen, "api.listen: %s listens on every address of the node, the VIPs too; give this node's own address, or leave api.listen out (this node's address on node.interface, port 9443)", host)
+	}
+	for _, s := range c.Services {
+		switch {
+		case la.IsValid() && la.Unmap() == s.Address:
+			p.localErrorf(p.apiListen, "api.listen: %s is the address of virtual service %q (line %d); the API must not answer on a VIP: give this node's own address, or leave api.listen out", la, s.Name, s.Line)
+		case pn == 0 || !s.Protocol.Has(TCP) || !s.Ports.Contains(pn):
+		case (host == "" || la.IsUnspecified()) && s.Layer == Layer7:
+			p.localErrorf(p.apiListen, "api.listen: port %d is also a port of virtual service %q (line %d)", pn, s.Name, s.Line)
+		}
+	}
+	return pn
 }

@@ -26,7 +26,7 @@ ha:
   peer: 192.0.2.3
   priority: PRIO
   router_id: 51
-  secret: "pair secret"
+  secret: "pair secret 0123456789"
 virtual_services:
   - &mgmt
     name: Harmonic_Management
@@ -137,7 +137,7 @@ func TestParseWithServices(t *testing.T) {
 		// Valid on the primary, but this node's API listens there: the problem
 		// is named in this node's file, at api.listen.
 		{"collides with this node's api.listen", svc("  - name: A\n    address: 192.0.2.2\n    ports: \"9443\"\n    layer: 4\n    real_servers:\n      - { name: S, address: 192.0.2.105 }\n"),
-			[]string{path + ":8: api.listen: port 9443 is also a port of virtual service \"A\""}},
+			[]string{path + ":8: api.listen: 192.0.2.2 is the address of virtual service \"A\""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,7 +96,7 @@ func (p *parser) users(f fields, a *API) {
 func checkListen(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port (e.g. 0.0.0.0:9443 or [::]:9443)", s)
+		return fmt.Errorf("%q is not host:port (e.g. 192.168.94.2:9443, or :9443 for this node's own address)", s)
 	}
 	if host != "" && host != "localhost" {
 		if a, err := netip.ParseAddr(host); err != nil || a.Zone() != "" {

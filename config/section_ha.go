@@ -47,8 +47,11 @@ func (p *parser) ha(n *yaml.Node) *HA {
 	}
 	if v := f.get("secret"); v != nil {
 		if s, ok := p.str(v, "ha.secret"); ok {
-			if strings.TrimSpace(s) == "" {
+			switch {
+			case strings.TrimSpace(s) == "":
 				p.errorf(v, "ha.secret: must not be empty")
+			case len(s) < MinSecretLen:
+				p.errorf(v, "ha.secret: %d bytes, at least %d wanted (it is all that authenticates the pair's traffic; make one with `medialb passwd --secret`)", len(s), MinSecretLen)
 			}
 			h.Secret = s
 		}

@@ -8,7 +8,22 @@ import (
 )
 
 // healthKeys are the keys of a service's health_check; type comes first.
-var healthKeys = []string{"type", "port", "path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "interval", "timeout", "rise", "fall", "jitter"}
+var healthKeys = []string{"type", "port", "path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "interval", "timeout", "rise", "fall", "jitter",
+	"application", "send"}
+
+// checkTypes are the health check types, as written.
+var checkTypes = []string{string(CheckHTTPSGet), string(CheckHTTPGet), string(CheckTCPConnect), string(CheckRTMP), string(CheckRTSP), string(CheckUDP), string(CheckSRT), string(CheckNone)}
+
+// notForType are the keys that mean nothing for a check type.
+var notForType = map[CheckType][]string{
+	CheckTCPConnect: {"path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "application", "send"},
+	CheckHTTPGet:    {"sni", "tls_verify", "ca_file", "application", "send"},
+	CheckHTTPSGet:   {"application", "send"},
+	CheckRTMP:       {"path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "send"},
+	CheckRTSP:       {"expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "application", "send"},
+	CheckUDP:        {"path", "expect_status", "host", "sni", "tls_verify", "ca_file", "application"},
+	CheckSRT:        {"path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file", "application", "send"},
+}
 
 // healthCheck reads a service's health_check and sets the health-check port
 // of each of its real servers.
@@ -19,7 +34,7 @@ func (p *parser) healthCheck(n *yaml.Node, path string, s *Service) HealthCheck 
 		return hc
 	}
 	if v := f.get("type"); v != nil {
-		if t, ok := p.oneOf(v, path+".type", []string{string(CheckHTTPSGet), string(CheckHTTPGet), string(CheckTCPConnect), string(CheckNone)}); ok {
+		if t, ok := p.oneOf(v, path+".type", checkTypes); ok {
 			hc.Type = CheckType(t)
 		}
 	} else if s.Protocol.Has(TCP) || s.Protocol == 0 {
@@ -29,14 +44,9 @@ func (p *parser) healthCheck(n *yaml.Node, path string, s *Service) HealthCheck 
 	}
 
 	// Keys that mean nothing for the chosen type are mistakes, not noise.
-	var notFor []string
-	switch hc.Type {
-	case CheckNone:
+	notFor := notForType[hc.Type]
+	if hc.Type == CheckNone {
 		notFor = healthKeys[1:]
-	case CheckTCPConnect:
-		notFor = []string{"path", "expect", "expect_status", "host", "sni", "tls_verify", "ca_file"}
-	case CheckHTTPGet:
-		notFor = []string{"sni", "tls_verify", "ca_file"}
 	}
 	for _, k := range notFor {
 		if f.has(k) {
@@ -45,6 +55,7 @@ func (p *parser) healthCheck(n *yaml.Node, path string, s *Service) HealthCheck 
 	}
 
 	p.healthRequest(f, path, &hc)
+	p.mediaRequest(f, path, &hc)
 	p.healthTiming(f, path, &hc)
 	healthDefaults(f.has("port"), &hc, s)
 	return hc

@@ -9,7 +9,7 @@ import (
 )
 
 // nodeKeys are the keys of node.
-var nodeKeys = []string{"name", "interface", "hash_seed", "state_dir", "queues", "xdp_mode", "zero_copy", "xdp_fastpath"}
+var nodeKeys = []string{"name", "interface", "hash_seed", "state_dir", "queues", "xdp_mode", "zero_copy", "xdp_fastpath", "rx_priority"}
 
 var interfaceNameRE = regexp.MustCompile(`^[^/\s:]{1,15}$`)
 
@@ -84,6 +84,12 @@ func (p *parser) nodeDataplane(f fields, nd *Node) {
 	if v := f.get("xdp_fastpath"); v != nil {
 		if s, ok := p.autoOnOff(v, "node.xdp_fastpath"); ok {
 			nd.XDPFastPath = FastPath(s)
+		}
+	}
+	nd.RXPriority = "auto"
+	if v := f.get("rx_priority"); v != nil {
+		if s, ok := p.autoOnOff(v, "node.rx_priority"); ok {
+			nd.RXPriority = s
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // The keys of one of real_servers and of fallback.
 var (
-	realServerKeys = []string{"name", "address", "port", "weight", "max_connections"}
+	realServerKeys = []string{"name", "address", "port", "weight", "max_connections", "feedback_port"}
 	fallbackKeys   = []string{"name", "address", "port"}
 )
 
@@ -98,6 +98,7 @@ func (p *parser) realServer(n *yaml.Node, rf fields, rpath string, s *Service) (
 			rs.MaxConnections = int(x)
 		}
 	}
+	p.feedbackPort(rf, rpath, &rs)
 	if !nameGiven && addrOK {
 		rs.Name = rs.Address.String()
 	}

@@ -12,7 +12,8 @@ import (
 
 // serviceKeys are the keys of one of virtual_services.
 var serviceKeys = []string{"name", "address", "ports", "layer", "forwarding", "protocol", "persistence", "maglev_size", "health_check", "fallback", "real_servers",
-	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections"}
+	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections", "max_connections_per_source",
+	"panic_threshold", "feedback", "slow_start", "scheduler", "health_checks", "health_mode"}
 
 // service reads one virtual service. Fields that fail to parse stay zero;
 // the problems are reported and Parse returns no Config.
@@ -51,8 +52,10 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 		p.errorf(f.at("real_servers"), "%s: %d real servers need a larger maglev_size than the default %d (a prime of at least %d)", path, len(s.RealServers), DefaultMaglevSize, least)
 	}
 
-	s.HealthCheck = p.healthCheck(f.get("health_check"), path+".health_check", &s)
+	p.healthChecks(f, path, &s)
+	p.panicThreshold(f, path, &s)
 	p.layer7Options(f, path, &s, layerOK)
+	p.balancing(f, path, &s, layerOK)
 	p.families(f, path, &s)
 	return s
 }

@@ -12,13 +12,23 @@ import (
 func (c *Controller) effectiveLocked(k Key) (tables.State, string) {
 	admin, hasAdmin := c.admin[k]
 	h := c.health[k]
+	agent, agentReason, hasAgent := c.agentStateLocked(k)
 	switch {
 	case hasAdmin && admin == tables.StateHalt:
 		return tables.StateHalt, "halted by operator"
-	case h.Checked && !h.Up:
+	case hasAgent && agent == tables.StateHalt:
+		return agent, agentReason
+	case h.Checked && !h.Up && !c.keptLocked(k):
 		return tables.StateDown, h.Reason
+	case hasAgent && agent == tables.StateDown:
+		return agent, agentReason
 	case hasAdmin && admin == tables.StateDrain:
 		return tables.StateDrain, "drained by operator"
+	case hasAgent:
+		return agent, agentReason
+	}
+	if c.keptLocked(k) {
+		return tables.StateOnline, "kept in service by the panic threshold: " + h.Reason
 	}
 	if h.Checked {
 		return tables.StateOnline, h.Reason
@@ -34,34 +44,26 @@ func (c *Controller) rebuildLocked(why string) error {
 	spec := tables.Spec{HashSeed: c.cfg.Node.HashSeed}
 	var logs []func()
 	seen := make(map[Key]bool)
+	now := c.clock()
 	for i := range c.cfg.Services {
 		svc := &c.cfg.Services[i]
-		ss := tables.ServiceSpec{
-			Name:       svc.Name,
-			VIP:        svc.Address,
-			TCP:        svc.Protocol.Has(config.TCP),
-			UDP:        svc.Protocol.Has(config.UDP),
-			Layer:      tables.Layer(svc.Layer),
-			MaglevSize: uint32(svc.MaglevSize),
-		}
-		for _, r := range svc.Ports {
-			ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
-		}
-		if svc.Persistence.Mode == config.PersistSourceIP {
-			ss.PersistTimeout = svc.Persistence.Timeout
-			ss.AffinityCap = svc.Persistence.Capacity
-		}
+		ss := serviceSpec(svc)
 		eligible := 0
-		for _, rs := range svc.RealServers {
+		for j := range svc.RealServers {
+			rs := &svc.RealServers[j]
 			k := Key{Service: svc.Name, Server: rs.Name}
 			seen[k] = true
+			if svc.Feedback == nil {
+				delete(c.fb, k) // a reload took the feedback away: its drain, too
+			}
 			st, reason := c.effectiveLocked(k)
 			prev, known := c.last[k]
+			c.rampLocked(svc, k, st, prev, known, now)
 			if !st.InService() && known && prev.InService() {
 				c.gens[k]++ // drop its persistence entries: its clients move now
 			}
 			if !known || prev != st {
-				svcName, rs := svc.Name, rs
+				svcName, rs := svc.Name, *rs
 				logs = append(logs, func() {
 					ev := c.log.Info()
 					if !st.InService() {
@@ -73,7 +75,7 @@ func (c *Controller) rebuildLocked(why string) error {
 			}
 			c.last[k] = st
 			sp := tables.ServerSpec{
-				Name: rs.Name, Addr: rs.Address, Port: rs.Port, Weight: uint32(rs.Weight),
+				Name: rs.Name, Addr: rs.Address, Port: rs.Port, Weight: c.weightLocked(svc, rs, k),
 				State: st, Generation: c.gens[k],
 			}
 			if svc.Layer == config.Layer4 {
@@ -99,6 +101,9 @@ func (c *Controller) rebuildLocked(why string) error {
 			delete(c.last, k)
 			delete(c.health, k)
 			delete(c.gens, k)
+			delete(c.fb, k)
+			delete(c.rampFrom, k)
+			delete(c.ramp, k)
 		}
 	}
 	prev := c.holder.Load()
@@ -112,6 +117,50 @@ func (c *Controller) rebuildLocked(why string) error {
 	}
 	for _, l := range logs {
 		l()
+	}
+	return nil
+}
+
+// serviceSpec is the part of a service's table spec that comes from the
+// configuration alone (everything but the real servers and the fallback).
+func serviceSpec(svc *config.Service) tables.ServiceSpec {
+	ss := tables.ServiceSpec{
+		Name:       svc.Name,
+		VIP:        svc.Address,
+		TCP:        svc.Protocol.Has(config.TCP),
+		UDP:        svc.Protocol.Has(config.UDP),
+		Layer:      tables.Layer(svc.Layer),
+		MaglevSize: uint32(svc.MaglevSize),
+	}
+	for _, r := range svc.Ports {
+		ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
+	}
+	if svc.Persistence.Mode == config.PersistSourceIP {
+		ss.PersistTimeout = svc.Persistence.Timeout
+		ss.AffinityCap = svc.Persistence.Capacity
+	}
+	return ss
+}
+
+// Check builds the snapshot cfg would give, without putting it in force and
+// without touching the controller's states: what a reload must know before it
+// changes anything.
+func (c *Controller) Check(cfg *config.Config) error {
+	spec := tables.Spec{HashSeed: cfg.Node.HashSeed}
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		ss := serviceSpec(svc)
+		for _, rs := range svc.RealServers {
+			ss.Servers = append(ss.Servers, tables.ServerSpec{Name: rs.Name, Addr: rs.Address, Port: rs.Port,
+				Weight: uint32(rs.Weight), State: tables.StateOnline})
+		}
+		if fb := svc.Fallback; fb != nil {
+			ss.Fallback = &tables.ServerSpec{Name: fb.Name, Addr: fb.Address, Port: fb.Port, Weight: 1, State: tables.StateOnline}
+		}
+		spec.Services = append(spec.Services, ss)
+	}
+	if _, err := tables.Build(spec, c.holder.Load()); err != nil {
+		return fmt.Errorf("compile snapshot: %w", err)
 	}
 	return nil
 }

@@ -61,7 +61,13 @@ type Controller struct {
 	gens    map[Key]uint32
 	last    map[Key]tables.State // effective state in the current snapshot
 	svcDown map[string]bool
+	panics  map[string]*panicState // by service; see panic.go
 	hooks   []func(prev, next *tables.Snapshot)
+
+	fb       map[Key]Feedback  // feedback agents' answers (feedback.go)
+	rampFrom map[Key]time.Time // slow start: when the server came back
+	ramp     map[Key]int       // slow start: its step, 1..slowStartSteps-1
+	now      func() time.Time  // the clock; nil: time.Now (tests set it)
 }
 
 // New builds the first snapshot from cfg and stores it in holder. Administrative
@@ -74,12 +80,28 @@ func New(cfg *config.Config, holder *tables.Holder, macs MACSource, log zerolog.
 		cfg:    cfg,
 		health: map[Key]Health{}, gens: map[Key]uint32{},
 		last: map[Key]tables.State{}, svcDown: map[string]bool{},
+		fb: map[Key]Feedback{}, rampFrom: map[Key]time.Time{}, ramp: map[Key]int{},
 	}
 	admin, err := c.store.Load()
-	if err != nil {
-		log.Error().Err(err).Msg("administrative states not restored; all servers start online")
-	}
 	c.admin = admin
+	if err != nil {
+		// Which servers an operator had halted is unknown: putting them all back
+		// in service could send clients to a server under maintenance. Every
+		// server starts drained (no new clients) until an operator (or, in a
+		// pair, the master's states) puts it online; the drain is saved, so a
+		// restart does not undo it.
+		c.admin = map[Key]tables.State{}
+		for _, s := range cfg.Services {
+			for _, r := range s.RealServers {
+				c.admin[Key{Service: s.Name, Server: r.Name}] = tables.StateDrain
+			}
+		}
+		log.Error().Err(err).Int("drained", len(c.admin)).
+			Msg("administrative states lost: every real server starts drained; put each online (API or WebUI) once you know it may serve")
+		if err := c.store.Save(c.admin); err != nil {
+			log.Error().Err(err).Msg("the drained states were not saved")
+		}
+	}
 	for k, st := range admin {
 		log.Info().Str("service", k.Service).Str("server", k.Server).Str("state", st.String()).
 			Msg("administrative state restored from the state directory")
@@ -121,8 +143,10 @@ func (c *Controller) Reload(cfg *config.Config) error {
 	return nil
 }
 
-// SetAdmin sets an operator's state (online, drain or halt) for one real server, saves
-// it in the state directory and applies it at once.
+// SetAdmin sets an operator's state (online, drain or halt) for one real server,
+// applies it at once and then saves it in the state directory. When the save fails
+// the previous state is put back in force and the error says why: a state that
+// would not survive a restart is not kept.
 func (c *Controller) SetAdmin(service, server string, st tables.State) error {
 	if st != tables.StateOnline && st != tables.StateDrain && st != tables.StateHalt {
 		return fmt.Errorf("set %s/%s to %s: only online, drain and halt can be set", service, server, st)
@@ -139,16 +163,23 @@ func (c *Controller) SetAdmin(service, server string, st tables.State) error {
 	} else {
 		c.admin[k] = st
 	}
-	if err := c.store.Save(c.admin); err != nil {
-		c.log.Error().Err(err).Msg("administrative state applied but not saved; it will not survive a restart")
-	}
-	if err := c.rebuildLocked("operator set " + st.String()); err != nil {
+	undo := func() {
 		if had {
 			c.admin[k] = prev
 		} else {
 			delete(c.admin, k)
 		}
+	}
+	if err := c.rebuildLocked("operator set " + st.String()); err != nil {
+		undo()
 		return err
+	}
+	if err := c.store.Save(c.admin); err != nil {
+		undo()
+		if rerr := c.rebuildLocked("operator state not saved"); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("set %s/%s to %s refused, previous state kept: %w", service, server, st, err)
 	}
 	return nil
 }
@@ -156,14 +187,25 @@ func (c *Controller) SetAdmin(service, server string, st tables.State) error {
 // SetHealth records a health check verdict for one real server and applies it.
 // Unknown names are ignored (a check of a server removed by a reload may finish late).
 func (c *Controller) SetHealth(service, server string, up bool, reason string) {
+	c.SetHealthResult(service, server, up, reason, false)
+}
+
+// SetHealthResult is SetHealth with whether a failed check got no answer at all
+// (health.Result.NoAnswer), which the service's panic threshold counts (see
+// panic.go): past it, servers whose checks fail without an answer stay in service.
+func (c *Controller) SetHealthResult(service, server string, up bool, reason string, noAnswer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.knownLocked(service, server) != nil {
 		return
 	}
 	k := Key{Service: service, Server: server}
+	verdict := c.panicCheckLocked(k, up, noAnswer, reason, time.Now())
+	if verdict == holdDown {
+		return // applied one window later unless the panic keeps it (panic.go)
+	}
 	h := c.health[k]
-	if h.Checked && h.Up == up {
+	if h.Checked && h.Up == up && verdict == applyNow {
 		h.Reason = reason
 		c.health[k] = h
 		return

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
+	"github.com/medialb/medialb/internal/atomicfile"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -43,7 +45,14 @@ func OpenAdminStore(dir string) *AdminStore {
 	return &AdminStore{path: filepath.Join(dir, "admin-state.json")}
 }
 
-// Load reads the stored states. A missing file is an empty set.
+// ErrCorrupt is returned (wrapped) by Load for a file that cannot be parsed; the
+// file has been renamed aside by then.
+var ErrCorrupt = errors.New("administrative-state file corrupt")
+
+// Load reads the stored states. A missing file is an empty set. A file that
+// cannot be parsed (or names a state other than drain or halt) is renamed to
+// FILE.corrupt-TIMESTAMP, kept for the operator, and Load returns an error
+// wrapping ErrCorrupt: which servers were halted is then unknown.
 func (s *AdminStore) Load() (map[Key]tables.State, error) {
 	m := map[Key]tables.State{}
 	if s.path == "" {
@@ -57,15 +66,22 @@ func (s *AdminStore) Load() (map[Key]tables.State, error) {
 		return m, fmt.Errorf("read administrative states: %w", err)
 	}
 	var f adminFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return m, fmt.Errorf("read administrative states from %s: %w (fix or delete the file)", s.path, err)
-	}
+	err = json.Unmarshal(data, &f)
 	for _, e := range f.Servers {
 		st, ok := ParseAdminState(e.State)
-		if !ok || st == tables.StateOnline {
-			continue
+		if err == nil && (!ok || e.Service == "" || e.Server == "") {
+			err = fmt.Errorf("entry %s/%s has state %q", e.Service, e.Server, e.State)
 		}
-		m[Key{Service: e.Service, Server: e.Server}] = st
+		if ok && st != tables.StateOnline {
+			m[Key{Service: e.Service, Server: e.Server}] = st
+		}
+	}
+	if err != nil {
+		aside := s.path + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
+		if rerr := os.Rename(s.path, aside); rerr != nil {
+			return map[Key]tables.State{}, fmt.Errorf("read administrative states from %s: %w: %w (and it could not be renamed aside: %v)", s.path, ErrCorrupt, err, rerr)
+		}
+		return map[Key]tables.State{}, fmt.Errorf("read administrative states from %s: %w: %w (kept as %s)", s.path, ErrCorrupt, err, aside)
 	}
 	return m, nil
 }
@@ -90,14 +106,7 @@ func (s *AdminStore) Save(states map[Key]tables.State) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o750); err != nil {
-		return fmt.Errorf("save administrative states: %w", err)
-	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o640); err != nil {
-		return fmt.Errorf("save administrative states: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o640); err != nil {
 		return fmt.Errorf("save administrative states: %w", err)
 	}
 	return nil

@@ -95,20 +95,58 @@ func fastPath(mode config.FastPath, s config.Service, canTX bool) bool {
 	return canTX && s.Persistence.Mode == config.PersistSourceIP
 }
 
-// l7Options carries the proxy settings the snapshot does not.
-func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
+// maxFastPathEntries bounds the fast-path map (about 100 bytes of kernel memory per
+// entry, preallocated: 4 Mi entries are ~400 MiB).
+const maxFastPathEntries = 1 << 22
+
+// fastPathEntries sizes the steering program's fast-path map after the persistence
+// tables it mirrors: the sum of persistence.capacity of the layer-4 services that may
+// take the fast path (whether XDP_TX works is only known once the program is loaded,
+// so auto counts as may), a service without persistence counting the program's
+// default, bounded by maxFastPathEntries. 0 (the program's default) when no service
+// may. The map is sized when the dataplane starts; a reload does not resize it.
+func fastPathEntries(cfg *config.Config) int {
+	n := 0
+	for _, s := range cfg.Services {
+		if s.Layer != config.Layer4 || !fastPath(cfg.Node.XDPFastPath, s, true) {
+			continue
+		}
+		if c := s.Persistence.Capacity; c > 0 {
+			n += c
+		} else {
+			n += afxdp.DefaultFastPathEntries
+		}
+	}
+	return min(n, maxFastPathEntries)
+}
+
+// l7Options carries the proxy settings the snapshot does not. A service
+// without max_connections gets l7.DefaultMaxConns of nofile, the process's
+// file descriptor limit.
+func l7Options(cfg *config.Config, nofile uint64) map[string]l7.ServiceOptions {
 	out := map[string]l7.ServiceOptions{}
+	n := 0
+	for _, s := range cfg.Services {
+		if s.Layer == config.Layer7 {
+			n++
+		}
+	}
 	for _, s := range cfg.Services {
 		if s.Layer != config.Layer7 {
 			continue
 		}
 		o := l7.ServiceOptions{
-			SourceAddr:     s.SourceAddress,
-			ProxyProtocol:  s.ProxyProtocol == config.ProxyV2,
-			ConnectTimeout: s.ConnectTimeout,
-			ClientTimeout:  s.ClientTimeout,
-			ServerTimeout:  s.ServerTimeout,
-			MaxConns:       s.MaxConnections,
+			SourceAddr:        s.SourceAddress,
+			ProxyProtocol:     s.ProxyProtocol == config.ProxyV2,
+			ConnectTimeout:    s.ConnectTimeout,
+			ClientTimeout:     s.ClientTimeout,
+			ServerTimeout:     s.ServerTimeout,
+			MaxConns:          s.MaxConnections,
+			MaxConnsPerSource: s.MaxConnectionsPerSource,
+			LeastConn:         s.Scheduler == config.SchedulerWLC,
+		}
+		if o.MaxConns == 0 {
+			o.MaxConns = l7.DefaultMaxConns(nofile, n)
 		}
 		for _, r := range s.RealServers {
 			if r.MaxConnections > 0 {
@@ -127,11 +165,14 @@ func l7Options(cfg *config.Config) map[string]l7.ServiceOptions {
 func healthTargets(cfg *config.Config) []health.Target {
 	var out []health.Target
 	for _, s := range cfg.Services {
-		hc := s.HealthCheck
-		spec := health.Spec{
-			Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
-			CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
-			Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		spec := healthSpec(s.HealthCheck)
+		if len(s.MoreChecks) > 0 {
+			more := make([]health.Spec, len(s.MoreChecks))
+			for i, hc := range s.MoreChecks {
+				more[i] = healthSpec(hc)
+				more[i].Port = hc.Port
+			}
+			spec = spec.WithMore(string(s.HealthMode), more...)
 		}
 		for _, r := range s.RealServers {
 			out = append(out, health.Target{
@@ -142,4 +183,14 @@ func healthTargets(cfg *config.Config) []health.Target {
 		}
 	}
 	return out
+}
+
+// healthSpec is the health package's form of one configured check.
+func healthSpec(hc config.HealthCheck) health.Spec {
+	return health.Spec{
+		Type: string(hc.Type), Path: hc.Path, Expect: hc.Expect, Host: hc.Host, SNI: hc.SNI,
+		CAFile: hc.CAFile, ExpectStatus: hc.ExpectStatus, TLSVerify: hc.TLSVerify,
+		Interval: hc.Interval, Timeout: hc.Timeout, Jitter: hc.Jitter, Rise: hc.Rise, Fall: hc.Fall,
+		App: hc.Application, Send: hc.Send,
+	}
 }

@@ -10,8 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,11 +24,13 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/feedback"
 	"github.com/medialb/medialb/ha"
 	"github.com/medialb/medialb/health"
 	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/pipeline"
+	"github.com/medialb/medialb/realserver"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -45,16 +49,20 @@ type Daemon struct {
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
-	canTX    bool // the dataplane's interface sends XDP_TX frames unaided
+	rxUndo   func() error // puts the interface's NAPI mode back (node.rx_priority)
+	canTX    bool         // the dataplane's interface sends XDP_TX frames unaided
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
+	fbp      *feedback.Poller    // load-feedback agents (feedback.go)
+	rsw      *realserver.Watcher // real-server ARP/ND and path checks, nil without layer 4
 	proxy    *l7.Proxy
 	api      *api.Server
 	reloads  reloads
 	ha       *ha.Node     // nil without an ha section
 	hs       haSync       // the pair's configuration sync (ha.go)
 	alive    atomic.Int32 // dataplane workers running
+	lock     *os.File     // holds node.state_dir (lock.go); nil without one
 	web      webParts     // the WebUI's text in force, logs and alerts (webui.go)
 }
 
@@ -79,6 +87,12 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 		}
 	}()
 
+	if cfg.Node.StateDir != "" {
+		// First of all: a second medialb on this directory must not touch anything.
+		if d.lock, err = lockStateDir(cfg.Node.StateDir, cfg.Node.Name); err != nil {
+			return d, err
+		}
+	}
 	if d.vips, err = netif.OpenVIPs(cfg.Node.Interface, cfg.Node.StateDir); err != nil {
 		return d, err
 	}
@@ -117,12 +131,14 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 		if err = d.startDataplane(cfg); err != nil {
 			return d, err
 		}
+		d.startRealServerWatch(cfg)
 	}
-	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
+	if err = d.proxy.Apply(d.holder.Load(), l7Options(cfg, l7.NoFile())); err != nil {
 		return d, err
 	}
 	d.mon = health.NewMonitor(log, d.onHealth)
 	d.mon.Set(healthTargets(cfg))
+	d.startFeedback(cfg)
 	if err = d.startAPI(cfg); err != nil {
 		return d, err
 	}
@@ -148,6 +164,8 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 		XDPMode:   string(cfg.Node.XDPMode),
 		ZeroCopy:  string(cfg.Node.ZeroCopy),
 		Logger:    d.log,
+		// The fast-path map mirrors the persistence tables: one size.
+		FastPathEntries: fastPathEntries(cfg),
 	})
 	if err != nil {
 		return err
@@ -193,13 +211,46 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	mode, zc := dp.Mode()
 	d.log.Info().Str("interface", cfg.Node.Interface).Str("xdp_mode", mode).Bool("zero_copy", zc).
 		Int("workers", len(d.workers)).Msg("layer-4 dataplane attached")
+	return d.prioritizeRX(cfg, mode)
+}
+
+// prioritizeRX applies node.rx_priority: the interface's receive path (threaded NAPI
+// at real-time priority) runs before the pipeline's workers, so that a saturated core
+// drops new flows at the AF_XDP rings rather than established clients and the node's
+// own traffic before XDP (BENCHMARKS.md, the flood section). "auto" does it when the
+// program is attached natively (threaded NAPI needs that) and only warns when it
+// cannot; "on" fails the start.
+func (d *Daemon) prioritizeRX(cfg *config.Config, xdpMode string) error {
+	want := cfg.Node.RXPriority
+	if want == "off" || (want != "on" && xdpMode != afxdp.ModeNative) {
+		return nil
+	}
+	n, undo, err := afxdp.PrioritizeNAPI(cfg.Node.Interface)
+	if err != nil {
+		if want == "on" {
+			return fmt.Errorf("node.rx_priority: %w", err)
+		}
+		ev := d.log.Warn()
+		if errors.Is(err, fs.ErrPermission) {
+			// auto does what the privileges allow: without root the operator sets
+			// /sys/class/net/IF/threaded and grants CAP_SYS_NICE.
+			ev = d.log.Info()
+		}
+		ev.Err(err).Str("interface", cfg.Node.Interface).
+			Msg("receive path not prioritized (node.rx_priority: auto): a saturated core may drop health-check replies before XDP; " +
+				"as root it is done, otherwise write 1 to /sys/class/net/IF/threaded and grant CAP_SYS_NICE")
+		return nil
+	}
+	d.rxUndo = undo
+	d.log.Info().Str("interface", cfg.Node.Interface).Int("napi_threads", n).Int("priority", afxdp.NAPIPriority).
+		Msg("receive path prioritized: threaded NAPI at real-time priority, before the pipeline's workers")
 	return nil
 }
 
 // onHealth feeds a health transition into the control plane.
 func (d *Daemon) onHealth(t health.Transition) {
 	if c := d.controller(); c != nil {
-		c.SetHealth(t.Key.Service, t.Key.Server, t.Up, t.Result.Reason)
+		c.SetHealthResult(t.Key.Service, t.Key.Server, t.Up, t.Result.Reason, t.Result.NoAnswer)
 	}
 }
 
@@ -224,83 +275,29 @@ func (d *Daemon) Proxy() *l7.Proxy { return d.proxy }
 // Counters sums the layer-4 dataplane counters of all workers.
 func (d *Daemon) Counters() pipeline.Counters { return pipeline.Sum(d.workers...) }
 
+// ServerCount returns what the layer-4 dataplane sent to the real server with counter
+// slot slot (tables.Server.Slot): the pipeline's frames the TX ring took, plus the
+// XDP fast path's frames, in frames and bytes.
+func (d *Daemon) ServerCount(slot uint32) pipeline.ServerCount {
+	var c pipeline.ServerCount
+	for _, w := range d.workers {
+		wc := w.ServerCount(slot)
+		c.Packets += wc.Packets
+		c.Bytes += wc.Bytes
+	}
+	if d.dp != nil {
+		p, b := d.dp.ServerCount(slot)
+		c.Packets += p
+		c.Bytes += b
+	}
+	return c
+}
+
 // Dataplane returns the AF_XDP dataplane, or nil without layer-4 services.
 func (d *Daemon) Dataplane() *afxdp.Dataplane { return d.dp }
 
 // Now returns the coarse clock used with the persistence tables (tables.Now).
 func (d *Daemon) Now() uint32 { return tables.Now() }
-
-// Reload re-reads the configuration file. An invalid file is refused with every
-// problem in the error and the running configuration stays.
-func (d *Daemon) Reload() error {
-	err := d.reload()
-	d.reloads.record(err)
-	if err == nil {
-		d.hs.kick() // the primary pushes its virtual_services to the peer
-	}
-	return err
-}
-
-func (d *Daemon) reload() error {
-	if !d.started.Load() {
-		// The API is up before HA and the last parts of Start; a reload now would
-		// race them.
-		return fmt.Errorf("reload %s refused: medialb is still starting (try again in a moment)", d.path)
-	}
-	text := readText(d.path)
-	cfg, err := loadConfig(d.path)
-	if err != nil {
-		return fmt.Errorf("reload %s refused, running configuration kept: %w", d.path, err)
-	}
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	old := d.controller().Config()
-	if old.Node.Interface != cfg.Node.Interface {
-		return fmt.Errorf("reload %s refused: node.interface changed from %s to %s (restart medialb for that)",
-			d.path, old.Node.Interface, cfg.Node.Interface)
-	}
-	if d.dp == nil && hasLayer(cfg, config.Layer4) {
-		return fmt.Errorf("reload %s refused: the first layer-4 service needs a restart to attach the dataplane", d.path)
-	}
-	if (old.HA == nil) != (cfg.HA == nil) {
-		return fmt.Errorf("reload %s refused: the ha section was added or removed (restart medialb for that)", d.path)
-	}
-	var up []netip.Addr
-	if cfg.HA == nil {
-		if up, err = d.vips.Set(vipAddrs(cfg)); err != nil {
-			return fmt.Errorf("reload %s: %w", d.path, err)
-		}
-	} else if err := d.ha.Reload(*cfg.HA, vipAddrs(cfg)); err != nil {
-		return fmt.Errorf("reload %s: %w", d.path, err)
-	}
-	if d.neigh != nil {
-		d.neigh.Want(l4Addrs(cfg))
-	}
-	if err := d.controller().Reload(cfg); err != nil {
-		return fmt.Errorf("reload %s: %w", d.path, err)
-	}
-	d.inForce(cfg, text)
-	var errs []error
-	if d.dp != nil {
-		if err := d.dp.SetVIPs(steerVIPs(cfg, d.canTX)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := d.proxy.Apply(d.holder.Load(), l7Options(cfg)); err != nil {
-		errs = append(errs, err)
-	}
-	d.mon.Set(healthTargets(cfg))
-	for _, a := range up {
-		if err := netif.Announce(cfg.Node.Interface, a); err != nil {
-			d.log.Warn().Err(err).Str("vip", a.String()).Msg("VIP not announced")
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("reload %s applied with errors: %w", d.path, err)
-	}
-	d.log.Info().Str("config", d.path).Str("summary", cfg.Summary()).Msg("configuration reloaded")
-	return nil
-}
 
 // Close stops everything in the reverse order of Start and takes the VIPs down.
 func (d *Daemon) Close() error {
@@ -319,6 +316,9 @@ func (d *Daemon) Close() error {
 	if d.mon != nil {
 		d.mon.Close()
 	}
+	if d.fbp != nil {
+		d.fbp.Close()
+	}
 	d.cancel()
 	d.wg.Wait()
 	if len(d.workers) > 0 {
@@ -335,12 +335,18 @@ func (d *Daemon) Close() error {
 		}
 		ev.Msg("dataplane counters")
 	}
+	// NAPI mode first: a veth without its XDP program has no NAPI to switch.
+	if d.rxUndo != nil {
+		errs = append(errs, d.rxUndo())
+	}
 	if d.dp != nil {
 		errs = append(errs, d.dp.Close())
 	}
 	if d.vips != nil {
 		errs = append(errs, d.vips.Close())
 	}
-	d.stopAlerts() // last: it sends the changes Close itself caused
+	if d.lock != nil {
+		d.lock.Close() // last: the next medialb may take the directory now
+	}
 	return errors.Join(errs...)
 }

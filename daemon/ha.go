@@ -14,6 +14,7 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/ha"
+	"github.com/medialb/medialb/internal/atomicfile"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -78,7 +79,7 @@ func (d *Daemon) haOverview() *api.HA {
 	st := d.ha.Status()
 	h := &api.HA{Role: st.Role, Peer: st.Peer.String(), PeerState: st.PeerState,
 		Priority: st.Priority, Failovers: st.Failovers, LastFailoverCause: st.Cause,
-		SyncImported: st.Imported, SyncExported: st.Exported}
+		SyncImported: st.Imported, SyncExported: st.Exported, SyncRefused: st.Refused}
 	if !st.LastFailover.IsZero() {
 		t := st.LastFailover.UTC()
 		h.LastFailover = &t
@@ -103,6 +104,20 @@ type haSync struct {
 	mu     sync.Mutex                // one pushed configuration applied at a time
 	pusher atomic.Pointer[ha.Pusher] // nil without HA or without an API
 	ready  atomic.Bool               // startHA done: pushes may be applied
+	url    string                    // the peer's API the pusher pushes to (under Daemon.reloadMu)
+}
+
+// restartConfigSync moves the pusher to the peer API of cfg when a reload changed
+// ha.peer or the API's port.
+func (d *Daemon) restartConfigSync(cfg *config.Config) {
+	url, err := ha.PeerURL(cfg)
+	if err != nil || url == d.hs.url {
+		return
+	}
+	if p := d.hs.pusher.Swap(nil); p != nil {
+		p.Close()
+	}
+	d.startConfigSync(cfg)
 }
 
 // kick makes the pusher compare the pair's services now (after a reload).
@@ -112,10 +127,6 @@ func (h *haSync) kick() {
 	}
 }
 
-// loadConfig reads the configuration as this node runs it: on the secondary
-// of a pair, with the virtual_services its primary pushed (config.LoadNode).
-func loadConfig(path string) (*config.Config, error) { return config.LoadNode(path) }
-
 // startConfigSync pushes this node's virtual_services to the peer's API
 // (https://ha.peer at this node's api.listen port) while it is the primary.
 func (d *Daemon) startConfigSync(cfg *config.Config) {
@@ -124,6 +135,7 @@ func (d *Daemon) startConfigSync(cfg *config.Config) {
 		d.log.Warn().Err(err).Msg("HA: virtual_services are not synced between the pair")
 		return
 	}
+	d.hs.url = url
 	d.hs.pusher.Store(ha.StartPusher(d.ctx, url, func() *config.Config {
 		if c := d.controller(); c != nil {
 			return c.Config()
@@ -137,7 +149,7 @@ func (d *Daemon) haConfigHandler(cfg *config.Config) http.Handler {
 	if cfg.HA == nil {
 		return nil
 	}
-	return ha.ConfigHandler(haTarget{d}, d.log)
+	return ha.ConfigHandler(haTarget{d}, filepath.Join(cfg.Node.StateDir, "ha", "config-sync-time"), d.log)
 }
 
 // haTarget applies the virtual_services the primary pushes.
@@ -166,42 +178,16 @@ func (t haTarget) ApplyServices(doc []byte) error {
 		return err
 	}
 	old, oldErr := os.ReadFile(ov)
-	if err := writeAtomic(ov, doc); err != nil {
+	if err := atomicfile.Write(ov, doc, 0o640); err != nil {
 		return err
 	}
 	if err := d.Reload(); err != nil {
 		if oldErr == nil {
-			err = errors.Join(err, writeAtomic(ov, old))
+			err = errors.Join(err, atomicfile.Write(ov, old, 0o640))
 		} else {
 			os.Remove(ov)
 		}
 		return err
-	}
-	return nil
-}
-
-// writeAtomic replaces the file at path with data.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return fmt.Errorf("keep pushed virtual_services: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".push-*")
-	if err != nil {
-		return fmt.Errorf("keep pushed virtual_services: %w (is node.state_dir writable?)", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("keep pushed virtual_services in %s: %w", path, err)
 	}
 	return nil
 }

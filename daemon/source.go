@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/pipeline"
 	"github.com/medialb/medialb/status"
 	"github.com/medialb/medialb/tables"
@@ -53,7 +56,19 @@ func (s source) Overview() api.Overview {
 		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
 		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
 		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
+		L4Count:  func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
+		Panic:    d.panics(cfg),
+		Feedback: ctrl.FeedbackStates(), Problems: d.problems(),
 	})
+}
+
+// panics returns the panic state of every service of cfg.
+func (d *Daemon) panics(cfg *config.Config) map[string]control.PanicStatus {
+	out := make(map[string]control.PanicStatus, len(cfg.Services))
+	for _, s := range cfg.Services {
+		out[s.Name] = d.controller().Panic(s.Name)
+	}
+	return out
 }
 
 // SetState applies an operator's drain, halt or online.
@@ -72,7 +87,7 @@ func (s source) SetState(service, server, state string) error {
 }
 
 // Reload re-reads the configuration file.
-func (s source) Reload() error { return s.d.Reload() }
+func (s source) Reload() ([]string, error) { return s.d.ReloadReport() }
 
 // RunningConfig returns the text of the configuration in force (api.RunningConfig).
 func (s source) RunningConfig() []byte { return s.d.web.running.get() }
@@ -80,9 +95,26 @@ func (s source) RunningConfig() []byte { return s.d.web.running.get() }
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
-	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}}
+	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, L7Refused: map[string]map[string]uint64{},
+		ICMPRouted: map[string]uint64{}}
+	if s.d.mon != nil {
+		m.HealthLocalErrors = s.d.mon.LocalErrors()
+	}
+	if s.d.proxy != nil {
+		for _, st := range s.d.proxy.Stats() {
+			m.L7Refused[st.Name] = map[string]uint64{"max_connections": st.Rejected, "max_connections_per_source": st.RejectedSource,
+				"out_of_resources": st.Exhausted}
+		}
+	}
+	for k, n := range c.ICMPRouted {
+		if n > 0 {
+			m.ICMPRouted[pipeline.ICMPKind(k).String()] = n
+		}
+	}
 	if s.d.dp != nil {
 		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
+		tx := s.d.dp.TXStats()
+		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
 	}
 	for r, n := range c.ByReason {
 		if r != 0 && n > 0 {
@@ -101,15 +133,13 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	if cfg.API.Listen == "" {
 		return nil
 	}
-	var users []api.User
-	for _, u := range cfg.API.Users {
-		users = append(users, api.User{Name: u.Name, PasswordHash: u.PasswordHash})
+	ac, err := apiConfig(cfg)
+	if err != nil {
+		return err
 	}
-	srv, err := api.New(api.Config{
-		Listen: cfg.API.Listen, TLSCert: cfg.API.TLSCert, TLSKey: cfg.API.TLSKey,
-		StateDir: cfg.Node.StateDir, Users: users, Version: Version, ConfigFile: d.path, Logs: d.web.logs,
-		Peer: d.haConfigHandler(cfg),
-	}, source{d}, d.log)
+	ac.Peer = d.haConfigHandler(cfg)
+	ac.ConfigFile, ac.Logs = d.path, d.web.logs
+	srv, err := api.New(ac, source{d}, d.log)
 	if err != nil {
 		return err
 	}
@@ -119,6 +149,24 @@ func (d *Daemon) startAPI(cfg *config.Config) error {
 	d.api = srv
 	d.log.Info().Str("listen", srv.Addr().String()).Msg("WebUI and REST API: https://" + srv.Addr().String() + "/")
 	return nil
+}
+
+// apiListen is api.listen with an empty host replaced by the node's own
+// address on node.interface (of ha.peer's family with HA): never a VIP.
+func apiListen(cfg *config.Config) (string, error) {
+	host, port, err := net.SplitHostPort(cfg.API.Listen)
+	if err != nil || host != "" {
+		return cfg.API.Listen, nil
+	}
+	var like netip.Addr
+	if cfg.HA != nil {
+		like = cfg.HA.Peer
+	}
+	own, err := netif.OwnAddr(cfg.Node.Interface, like, vipAddrs(cfg))
+	if err != nil {
+		return "", fmt.Errorf("start API on the default api.listen: %w", err)
+	}
+	return net.JoinHostPort(own.String(), port), nil
 }
 
 // Version is the build's version, set with -ldflags "-X github.com/medialb/medialb/daemon.Version=...".

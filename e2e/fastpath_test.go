@@ -62,14 +62,31 @@ func TestL4FastPath(t *testing.T) {
 		return n
 	}
 
+	// Frames sent to a real server, the pipeline's and the fast path's.
+	serverPackets := func(name string) uint64 {
+		t.Helper()
+		re := regexp.MustCompile(`(?m)^medialb_real_server_packets_total\{server="` + name + `",service="Harmonic_Traffic"\} (\d+)$`)
+		code, body := e.apiDo("GET", "/metrics")
+		m := re.FindSubmatch(body)
+		if code != 200 || m == nil {
+			t.Fatalf("GET /metrics: %d, no packet counter for %s", code, name)
+		}
+		n, _ := strconv.ParseUint(string(m[1]), 10, 64)
+		return n
+	}
+
 	s := ask(client)
 	time.Sleep(200 * time.Millisecond)
 	f0 := forwarded()
+	p0 := serverPackets(s)
 	const n = 20
 	for range n {
 		if got := ask(client); got != s {
 			t.Fatalf("client moved from %s to %s with nothing changed", s, got)
 		}
+	}
+	if d := serverPackets(s) - p0; d < n {
+		t.Errorf("%s's packet counter rose by %d for %d frames sent to it (fast path not counted?)", s, d, n)
 	}
 	if d := forwarded() - f0; d > 1 {
 		t.Errorf("the pipeline forwarded %d of %d frames of a decided client; want them on the fast path", d, n)

@@ -13,6 +13,8 @@ type service struct {
 	persistence          string // left out when empty
 	healthCheck          string
 	fallback             string // left out when empty
+	feedback             string // left out when empty
+	extraYAML            string // further keys, as indented YAML lines
 	servers              []string
 }
 
@@ -77,6 +79,8 @@ func (s service) yaml() string {
 	line("persistence", s.persistence)
 	line("health_check", s.healthCheck)
 	line("fallback", s.fallback)
+	line("feedback", s.feedback)
+	b.WriteString(s.extraYAML)
 	b.WriteString("    real_servers:\n")
 	for _, r := range s.servers {
 		b.WriteString("      - " + r + "\n")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"net"
 	"net/netip"
@@ -15,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/lbproc"
@@ -34,14 +36,7 @@ func startedPair(t *testing.T, clients int) (*env, *pair) {
 	t.Helper()
 	e := newEnv(t, "hm", lab.Options{LoadBalancers: 2, Clients: clients})
 	p := newPair(e)
-	p.start(0)
-	p.start(1)
-	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool {
-		return o.HA.Role == "master" && o.HA.PeerState == "backup"
-	})
-	p.waitHA(1, 5*time.Second, "backup role with a master peer", func(o haOverview) bool {
-		return o.HA.Role == "backup" && o.HA.PeerState == "master"
-	})
+	p.startPrimaryFirst()
 	for i := range 2 {
 		p.e.proc = p.procs[i]
 		e.waitChecked(15 * time.Second)
@@ -295,9 +290,9 @@ func TestHALinkDown(t *testing.T) {
 }
 
 // TestHAUnhealthy makes the master unhealthy from outside, as an operator's
-// mistake or another tool would: its XDP program is detached (bpftool link
-// detach), so it would hold the VIPs and forward nothing. medialb's health
-// check must see it and keepalived go FAULT, releasing the VIPs; the backup
+// mistake or another tool would: its XDP program's BPF link is detached (as
+// `bpftool link detach` does), so it would hold the VIPs and forward nothing.
+// medialb's health check must see it and keepalived go FAULT, releasing the VIPs; the backup
 // takes over. The failed node, restarted, comes back as the backup (no
 // preemption) without a second interruption.
 func TestHAUnhealthy(t *testing.T) {
@@ -309,12 +304,11 @@ func TestHAUnhealthy(t *testing.T) {
 	for trial := range *haMoreTrials {
 		backup := 1 - master
 		lb := e.lab.LBs[master]
-		id := xdpLink(t, lb)
 		held := p.hold(4)
 		s := p.stream()
 		mark, fmark := p.procs[backup].Mark(), p.procs[master].Mark()
 		t0 := time.Now()
-		run(t, lb.NS, "bpftool", "link", "detach", "id", id)
+		detachXDP(t, lb)
 		took := p.takeover(backup, mark, s, t0)
 		lost, sent := settle(s)
 		nb := broken(t, held, "after the master's XDP program was detached")
@@ -352,33 +346,39 @@ func TestHAUnhealthy(t *testing.T) {
 	summary(t, "restarted node back: UDP datagrams lost", returns)
 }
 
-// xdpLink returns the id of the BPF link holding the XDP program on lb's
-// interface.
-func xdpLink(t *testing.T, lb lab.Node) string {
+// detachXDP detaches the BPF link holding the XDP program on lb's interface,
+// as `bpftool link detach` would, through cilium/ebpf (no bpftool needed): the
+// program id comes from the interface (netlink, inside lb's namespace), the
+// link from the kernel's global list of BPF links.
+func detachXDP(t *testing.T, lb lab.Node) {
 	t.Helper()
-	var nets []struct {
-		XDP []struct {
-			ID int `json:"id"`
-		} `json:"xdp"`
-	}
-	if err := json.Unmarshal([]byte(run(t, lb.NS, "bpftool", "-j", "net", "show", "dev", lb.Link)), &nets); err != nil || len(nets) == 0 || len(nets[0].XDP) == 0 {
+	var prog uint32
+	err := lab.Do(lb.NS, func() error {
+		l, err := netlink.LinkByName(lb.Link)
+		if err != nil {
+			return err
+		}
+		if x := l.Attrs().Xdp; x != nil && x.Attached {
+			prog = x.ProgId
+		}
+		return nil
+	})
+	if err != nil || prog == 0 {
 		t.Fatalf("no XDP program on %s in %s (%v)", lb.Link, lb.NS, err)
 	}
-	var links []struct {
-		ID     int    `json:"id"`
-		Type   string `json:"type"`
-		ProgID int    `json:"prog_id"`
-	}
-	if err := json.Unmarshal([]byte(run(t, lb.NS, "bpftool", "-j", "link", "show")), &links); err != nil {
-		t.Fatalf("bpftool link show: %v", err)
-	}
-	for _, l := range links {
-		if l.Type == "xdp" && l.ProgID == nets[0].XDP[0].ID {
-			return strconv.Itoa(l.ID)
+	var it link.Iterator
+	defer it.Close()
+	for it.Next() {
+		info, err := it.Link.Info()
+		if err != nil || info.Type != link.XDPType || uint32(info.Program) != prog {
+			continue
 		}
+		if err := it.Link.Detach(); err != nil {
+			t.Fatalf("detach BPF link %d (XDP program %d on %s): %v", it.ID, prog, lb.Link, err)
+		}
+		return
 	}
-	t.Fatalf("no BPF link holds XDP program %d on %s", nets[0].XDP[0].ID, lb.Link)
-	return ""
+	t.Fatalf("no BPF link holds XDP program %d on %s (%v)", prog, lb.Link, it.Err())
 }
 
 // TestHASplitBrain drops the master's VRRP advertisements (IP protocol 112)

@@ -53,7 +53,7 @@ ha:
   priority: {{.Priority}}
   router_id: 51
   advert_interval: 100ms
-  secret: "lab pair secret"` + services(management(), haTraffic(), traffic6())
+  secret: "lab pair secret 0123456789"` + services(management(), haTraffic(), traffic6())
 
 // haTraffic is traffic with forwarding left to its default, as the pair's file has it.
 func haTraffic() service {
@@ -70,11 +70,14 @@ type pair struct {
 	runs  int
 }
 
-func newPair(e *env) *pair {
+func newPair(e *env) *pair { return newPairFrom(e, haConfig) }
+
+// newPairFrom is newPair with another configuration template than haConfig.
+func newPairFrom(e *env, tmpl string) *pair {
 	p := &pair{e: e}
 	for i := range 2 {
 		lb, peer := e.lab.LBs[i], e.lab.LBs[1-i]
-		tp := template.Must(template.New("cfg").Parse(haConfig))
+		tp := template.Must(template.New("cfg").Parse(tmpl))
 		var b bytes.Buffer
 		err := tp.Execute(&b, map[string]any{
 			"Name": lb.Name, "Iface": lb.Link, "StateDir": filepath.Join(e.dir, lb.Name), "LB": lb.Addr4,
@@ -118,6 +121,20 @@ func (p *pair) start(i int) {
 	if err := pr.WaitStarted(context.Background(), 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, pr.Log())
 	}
+}
+
+// startPrimaryFirst starts lb1, then lb2, and waits until lb1 (the higher priority) is
+// master and lb2 its backup.
+func (p *pair) startPrimaryFirst() {
+	p.e.t.Helper()
+	p.start(0)
+	p.start(1)
+	p.waitHA(0, 15*time.Second, "master role with a backup peer", func(o haOverview) bool {
+		return o.HA.Role == "master" && o.HA.PeerState == "backup"
+	})
+	p.waitHA(1, 5*time.Second, "backup role with a master peer", func(o haOverview) bool {
+		return o.HA.Role == "backup" && o.HA.PeerState == "master"
+	})
 }
 
 type haView struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -33,10 +31,15 @@ import (
 // Both requests are authenticated with ha.secret, which the pair shares
 // already, rather than with an API user: the primary would otherwise need a
 // password of the secondary's in clear in its file. Each request carries
-// X-Medialb-HA-Time (Unix nanoseconds) and X-Medialb-HA-MAC, an HMAC-SHA256
-// keyed with ha.secret of the method, path, time and the body's SHA-256; the
-// receiver takes a request only within ConfigClockSkew of its own clock and
-// with a time later than the last one it took (no replay). Answers carry an
+// X-Medialb-HA-Time (Unix nanoseconds), X-Medialb-HA-Length and
+// X-Medialb-HA-Body (the body's length and SHA-256) and X-Medialb-HA-MAC, an
+// HMAC-SHA256 keyed with ha.secret of the method, path, time, length and body
+// hash. The receiver checks the headers before it reads a byte of the body
+// (see verifier), so that nobody without the secret can make it read or hold
+// more than a request's headers; failures count in the API's login rate limit.
+// It takes a request only within ConfigClockSkew of its own clock and with a
+// time later than the last one it took, which it keeps in node.state_dir: no
+// replay, also not after a restart. Answers carry an
 // X-Medialb-HA-MAC too, over the request's time, the status and the body, so
 // that the primary trusts a digest only from its peer. TLS keeps the
 // services private on the wire; the peer's certificate (usually self-signed)
@@ -57,6 +60,8 @@ const (
 
 	hdrTime        = "X-Medialb-HA-Time"
 	hdrMAC         = "X-Medialb-HA-MAC"
+	hdrLength      = "X-Medialb-HA-Length"
+	hdrBody        = "X-Medialb-HA-Body"
 	maxServicesDoc = 8 << 20
 )
 
@@ -88,63 +93,14 @@ type ConfigTarget interface {
 	ApplyServices(doc []byte) error
 }
 
-// requestMAC is the MAC of a request.
-func requestMAC(secret, method, path string, ts int64, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	m := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(m, "medialb-ha-request\n%s\n%s\n%d\n%x", method, path, ts, sum)
-	return m.Sum(nil)
-}
-
-// responseMAC is the MAC of an answer to the request made at ts.
-func responseMAC(secret string, ts int64, status int, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	m := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(m, "medialb-ha-response\n%d\n%d\n%x", ts, status, sum)
-	return m.Sum(nil)
-}
-
-// signRequest adds the time and MAC headers to req, whose body is body.
-func signRequest(req *http.Request, secret string, ts int64, body []byte) {
-	req.Header.Set(hdrTime, strconv.FormatInt(ts, 10))
-	req.Header.Set(hdrMAC, hex.EncodeToString(requestMAC(secret, req.Method, req.URL.Path, ts, body)))
-}
-
-// verifier checks requests' MACs and refuses replays.
-type verifier struct {
-	mu   sync.Mutex
-	last int64 // the latest request time taken
-	now  func() time.Time
-}
-
-var errAuth = errors.New("HA request not authenticated")
-
-// verify checks r (body already read) and returns its time.
-func (v *verifier) verify(r *http.Request, secret string, body []byte) (int64, error) {
-	ts, err := strconv.ParseInt(r.Header.Get(hdrTime), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: no valid %s header", errAuth, hdrTime)
-	}
-	mac, err := hex.DecodeString(r.Header.Get(hdrMAC))
-	if err != nil || !hmac.Equal(mac, requestMAC(secret, r.Method, r.URL.Path, ts, body)) {
-		return 0, fmt.Errorf("%w: bad MAC (ha.secret differs?)", errAuth)
-	}
-	if d := v.now().Sub(time.Unix(0, ts)); d > ConfigClockSkew || d < -ConfigClockSkew {
-		return 0, fmt.Errorf("%w: request time %s off this node's clock (run NTP on both nodes)", errAuth, d.Round(time.Second))
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if ts <= v.last {
-		return 0, fmt.Errorf("%w: request time not after the last one taken (a replay?)", errAuth)
-	}
-	v.last = ts
-	return ts, nil
-}
-
 // ConfigHandler serves DigestPath and ConfigPath for t; the API mounts it at
-// PathPrefix, outside its user authentication.
-func ConfigHandler(t ConfigTarget, log zerolog.Logger) http.Handler {
-	return &configHandler{t: t, log: log.With().Str("part", "ha").Logger(), v: &verifier{now: time.Now}}
+// PathPrefix, outside its user authentication. stateFile keeps the time of
+// the last request taken across restarts ("": not kept; tests). A request
+// refused for its authentication is answered 401 (the API counts it as a
+// failed login).
+func ConfigHandler(t ConfigTarget, stateFile string, log zerolog.Logger) http.Handler {
+	log = log.With().Str("part", "ha").Logger()
+	return &configHandler{t: t, log: log, v: newVerifier(stateFile, time.Now, log)}
 }
 
 type configHandler struct {
@@ -161,19 +117,16 @@ func (h *configHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret := cfg.HA.Secret
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxServicesDoc+1))
-	if err != nil {
-		http.Error(w, "read request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	if len(body) > maxServicesDoc {
-		http.Error(w, "services document too large", http.StatusRequestEntityTooLarge)
-		return
-	}
-	ts, err := h.v.verify(r, secret, body)
+	ts, body, err := h.v.verify(r, secret)
 	if err != nil {
 		h.log.Warn().Err(err).Str("source", r.RemoteAddr).Str("path", r.URL.Path).Msg("HA: configuration sync request refused")
-		http.Error(w, err.Error(), http.StatusUnauthorized)
+		// The unread body is not drained: the connection closes.
+		w.Header().Set("Connection", "close")
+		status := http.StatusUnauthorized
+		if errors.Is(err, errTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, err.Error(), status)
 		return
 	}
 	answer := func(status int, v any) {

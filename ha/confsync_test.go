@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -85,9 +86,9 @@ func signed(method, path, secret string, ts time.Time, body []byte) *http.Reques
 }
 
 func TestConfigHandlerAuth(t *testing.T) {
-	const secret = "pair secret"
+	const secret = "pair secret 0123456789"
 	target := &fakeTarget{cfg: nodeConfig(t, "lb2", 100, 100, secret)}
-	h := ConfigHandler(target, zerolog.New(io.Discard))
+	h := ConfigHandler(target, filepath.Join(t.TempDir(), "last"), zerolog.New(io.Discard))
 	doc := nodeConfig(t, "lb1", 150, 300, secret).ServicesDoc
 	now := time.Now()
 
@@ -134,12 +135,12 @@ func TestConfigHandlerAuth(t *testing.T) {
 }
 
 func TestConfigPush(t *testing.T) {
-	const secret = "pair secret"
+	const secret = "pair secret 0123456789"
 	ctx := context.Background()
 	log := zerolog.New(io.Discard)
 	primary := nodeConfig(t, "lb1", 150, 300, secret)
 	target := &fakeTarget{cfg: nodeConfig(t, "lb2", 100, 100, secret)}
-	srv := httptest.NewTLSServer(ConfigHandler(target, log))
+	srv := httptest.NewTLSServer(ConfigHandler(target, "", log))
 	defer srv.Close()
 	pusher := func(cfg *config.Config) *Pusher {
 		p := newPusher(srv.URL, func() *config.Config { return cfg }, log)
@@ -188,7 +189,7 @@ func TestConfigPush(t *testing.T) {
 		t.Errorf("push to a starting node: %v, %d documents", err, target.count())
 	}
 	// A peer with another secret is not trusted, and trusts nothing.
-	if err := pusher(nodeConfig(t, "lb1", 150, 500, "another")).round(ctx); err == nil || !strings.Contains(err.Error(), "not authenticated") {
+	if err := pusher(nodeConfig(t, "lb1", 150, 500, "another secret 0123456789")).round(ctx); err == nil || !strings.Contains(err.Error(), "not authenticated") {
 		t.Errorf("other secret: %v", err)
 	}
 
@@ -206,4 +207,61 @@ func TestConfigPush(t *testing.T) {
 	mu.Unlock()
 	sp.Kick()
 	waitFor(t, "push after a kick", func() bool { return target.count() == 3 })
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestConfigHandlerReadsNothingUnauthenticated: a request whose headers do not
+// authenticate it is refused before a byte of its body is read.
+func TestConfigHandlerReadsNothingUnauthenticated(t *testing.T) {
+	const secret = "pair secret 0123456789"
+	target := &fakeTarget{cfg: nodeConfig(t, "lb2", 100, 100, secret)}
+	h := ConfigHandler(target, "", zerolog.New(io.Discard))
+	big := bytes.Repeat([]byte("x"), 8<<20)
+	tests := []struct {
+		name string
+		sign func(r *http.Request)
+		want int
+	}{
+		{"unsigned", func(r *http.Request) {}, http.StatusUnauthorized},
+		{"wrong secret", func(r *http.Request) { signRequest(r, "other secret", time.Now().UnixNano(), big) }, http.StatusUnauthorized},
+		{"signed too large", func(r *http.Request) { signRequest(r, secret, time.Now().UnixNano(), append(big, big...)) }, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		body := &countingReader{r: bytes.NewReader(big)}
+		r := httptest.NewRequest("POST", ConfigPath, body)
+		tt.sign(r)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want || body.n != 0 {
+			t.Errorf("%s: %d after reading %d bytes of the body; want %d after none", tt.name, w.Code, body.n, tt.want)
+		}
+	}
+}
+
+// TestConfigHandlerReplayAfterRestart: the last request time taken survives a
+// restart of the handler, so a recorded request cannot be played again.
+func TestConfigHandlerReplayAfterRestart(t *testing.T) {
+	const secret = "pair secret 0123456789"
+	target := &fakeTarget{cfg: nodeConfig(t, "lb2", 100, 100, secret)}
+	state := filepath.Join(t.TempDir(), "ha", "config-sync-time")
+	ts := time.Now()
+	for i, want := range []int{http.StatusOK, http.StatusUnauthorized} {
+		h := ConfigHandler(target, state, zerolog.New(io.Discard)) // a new process each time
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, signed("GET", DigestPath, secret, ts, nil))
+		if w.Code != want {
+			t.Errorf("run %d: %d %s, want %d", i+1, w.Code, w.Body, want)
+		}
+	}
 }

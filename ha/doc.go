@@ -20,14 +20,19 @@
 // master's source-IP persistence entries (as ages, since the two nodes'
 // persistence clocks differ), so that clients whose server differs from the
 // Maglev pick keep it after a takeover, and the master's administrative states
-// (drain, halt), which the backup applies.
+// (drain, halt), which the backup applies. Each node listens for it on its
+// own address only (never a VIP) and takes connections from ha.peer only;
+// what an unauthenticated connection may cost is bounded (see sync.go).
+// keepalived likewise takes adverts from ha.peer only (check_unicast_src).
 //
 // The configuration follows the primary, the node with the higher
 // ha.priority, whatever its VRRP role: after each of its reloads, and whenever
 // the peer's digest differs (asked every ConfigSyncInterval), [Pusher] sends
 // its virtual_services to the secondary's API (POST /api/v1/ha/config, TLS,
 // each request and answer authenticated with an HMAC keyed with ha.secret).
-// The secondary ([ConfigHandler]) validates them with its own node, api and ha
+// A request is authenticated from its headers before its body is read, and a
+// replay is refused also after a restart (the last time taken is kept in
+// node.state_dir). The secondary ([ConfigHandler]) validates them with its own node, api and ha
 // sections, keeps them in node.state_dir (config.OverlayFile, its own file may
 // be read-only) and reloads; an invalid push is refused with every problem as
 // FILE:LINE and the running configuration stays. Node-local settings are

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ func TestRenderKeepalived(t *testing.T) {
 	}{
 		{"ipv4 peer", nil, []string{
 			"vrrp_version 3", `notify_fifo "/var/lib/medialb/ha/notify.fifo"`, "state BACKUP", "interface eth0",
-			"virtual_router_id 51", "priority 150", "advert_int 0.1\n", "nopreempt", "unicast_peer {\n        192.168.94.3\n    }",
+			"virtual_router_id 51", "priority 150", "advert_int 0.1\n", "nopreempt", "check_unicast_src\n", "unicast_peer {\n        192.168.94.3 min_ttl 255 max_ttl 255\n    }",
 			"virtual_ipaddress {\n        192.168.94.100/32 dev eth0\n        192.168.94.110/32 dev eth0\n    }",
 			"virtual_ipaddress_excluded {\n        fd94::110/128 dev eth0 -nodad preferred_lft 0\n    }",
 			`file "/var/lib/medialb/ha/health"`, "weight 0", "track_file {\n        medialb_health",
@@ -46,6 +47,8 @@ func TestRenderKeepalived(t *testing.T) {
 		{"ipv6 peer", func(s *KeepalivedSettings) { s.Peer = netip.MustParseAddr("fd94::3") },
 			[]string{"virtual_ipaddress {\n        fd94::110/128 dev eth0 -nodad preferred_lft 0\n    }",
 				"virtual_ipaddress_excluded {\n        192.168.94.100/32 dev eth0\n        192.168.94.110/32 dev eth0\n    }"}, nil},
+		{"own source address", func(s *KeepalivedSettings) { s.Local = netip.MustParseAddr("192.168.94.2") },
+			[]string{"unicast_src_ip 192.168.94.2\n"}, nil},
 		{"one family", func(s *KeepalivedSettings) { s.VIPs = s.VIPs[:1]; s.Advert = time.Second },
 			[]string{"advert_int 1\n"}, []string{"virtual_ipaddress_excluded"}},
 	}
@@ -286,19 +289,28 @@ func testNode(t *testing.T, secret, role string, holder *tables.Holder, clock ui
 	return n
 }
 
+// link connects a (on 127.0.0.1) and b (on 127.0.0.2) over loopback.
 func link(t *testing.T, a, b *Node) {
-	for _, n := range []*Node{a, b} {
-		s, err := newSyncer(n, "127.0.0.1:0", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.sync = s
-	}
+	la, lb := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	a.opts.Local, b.opts.Local = la, lb // where a reload's new syncer listens
+	a.sync = listenSync(t, a, la, lb)
+	b.sync = listenSync(t, b, lb, la)
 	a.sync.peer, b.sync.peer = b.sync.ln.Addr().String(), a.sync.ln.Addr().String()
 	for _, n := range []*Node{a, b} {
 		n.sync.start(n.ctx, &n.wg)
 		t.Cleanup(func() { n.Close() })
 	}
+}
+
+// listenSync makes n's syncer on local (a free port) that takes connections
+// from peer only; its peer's port is set by the caller.
+func listenSync(t *testing.T, n *Node, local, peer netip.Addr) *syncer {
+	t.Helper()
+	s, err := newSyncerAt(n, netip.AddrPortFrom(local, 0), netip.AddrPortFrom(peer, 0), n.opts.HA.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -384,11 +396,9 @@ func TestSyncChannel(t *testing.T) {
 	var hc tables.Holder
 	hc.Store(trafficSnapshot(t, nil, "HT1"))
 	c := testNode(t, "wrong", RoleMaster, &hc, 5, &fakeAdmin{})
-	s, err := newSyncer(c, "127.0.0.1:0", a.sync.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.sync = s
+	// It dials from a's peer address (b's), so that the MAC, not the source, refuses it.
+	c.sync = listenSync(t, c, netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1"))
+	c.sync.peer = a.sync.ln.Addr().String()
 	c.sync.start(c.ctx, &c.wg)
 	defer c.Close()
 	time.Sleep(3 * HeartbeatInterval)
@@ -423,4 +433,79 @@ func TestHealthFile(t *testing.T) {
 	}
 	bad.Store(false)
 	waitFor(t, "healthy again in the health file", func() bool { return read() == "0\n" })
+}
+
+// TestRenderKeepalivedKnown: keepalived itself knows every keyword we write
+// (check_unicast_src, min_ttl/max_ttl, unicast_src_ip are 2.x additions).
+func TestRenderKeepalivedKnown(t *testing.T) {
+	bin, err := exec.LookPath("keepalived")
+	if err != nil {
+		t.Skip("keepalived not installed (make deps-test installs it)")
+	}
+	conf := filepath.Join(t.TempDir(), "keepalived.conf")
+	s := KeepalivedSettings{Node: "lb1", Interface: "lo", Peer: netip.MustParseAddr("192.168.94.3"), Local: netip.MustParseAddr("192.168.94.2"),
+		Priority: 150, RouterID: 51, Advert: 100 * time.Millisecond, FIFO: "/nonexistent/fifo", Health: "/nonexistent/health",
+		VIPs: []netip.Addr{netip.MustParseAddr("192.168.94.100")}}
+	if err := os.WriteFile(conf, []byte(RenderKeepalived(s)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(bin, "--config-test", "-f", conf).CombinedOutput()
+	for _, bad := range []string{"Unknown keyword", "unknown", "invalid", "Invalid"} {
+		if strings.Contains(string(out), bad) {
+			t.Errorf("keepalived --config-test: %s", out)
+		}
+	}
+}
+
+// TestHealthFileRetried: while the track file cannot be written (state_dir full
+// or read-only), an unhealthy node holds keepalived stopped, so the VIPs go to the
+// peer; the write is retried every interval and, once it succeeds, keepalived may
+// run again with the file telling it the truth.
+func TestHealthFileRetried(t *testing.T) {
+	var bad atomic.Bool
+	n := testNode(t, "s", RoleMaster, nil, 1, nil)
+	n.opts.HA.AdvertInterval = 10 * time.Millisecond
+	n.opts.Health = func() (bool, string) { return !bad.Load(), "no XDP program" }
+	dir := filepath.Join(t.TempDir(), "ha")
+	n.health = filepath.Join(dir, "health")
+	n.sup = newSupervisor("keepalived", dir, zerolog.Nop())
+	if err := n.writeHealth(true); err != nil {
+		t.Fatal(err)
+	}
+	// The directory goes: a plain file in its place makes every write fail, even as root.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watchHealth() }()
+	defer n.Close()
+	bad.Store(true)
+	waitFor(t, "keepalived held while the health file cannot be written", n.sup.isHeld)
+	time.Sleep(50 * time.Millisecond)
+	if !n.sup.isHeld() {
+		t.Fatal("keepalived released while the node is unhealthy and the file still unwritten")
+	}
+	os.Remove(dir)
+	read := func() string { b, _ := os.ReadFile(n.health); return string(b) }
+	waitFor(t, "fault written once the directory is back", func() bool { return read() == "1\n" })
+	waitFor(t, "keepalived no longer held", func() bool { return !n.sup.isHeld() })
+	bad.Store(false)
+	waitFor(t, "healthy in the health file", func() bool { return read() == "0\n" })
+
+	// Unhealthy and unwritable again, then healthy before the file could be
+	// written: the file's "0" (on a read-only state_dir it stays; here its
+	// directory is gone) is the truth again, so keepalived may run.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad.Store(true)
+	waitFor(t, "keepalived held again", n.sup.isHeld)
+	bad.Store(false)
+	waitFor(t, "keepalived released: the old file tells the truth", func() bool { return !n.sup.isHeld() })
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/medialb/medialb/internal/atomicfile"
 )
 
 // Instance is the name of the VRRP instance in the keepalived configuration and
@@ -28,7 +30,8 @@ const Instance = "medialb"
 type KeepalivedSettings struct {
 	Node      string        // node.name: keepalived's router_id
 	Interface string        // node.interface: where the VIPs go
-	Peer      netip.Addr    // ha.peer: the only unicast peer
+	Peer      netip.Addr    // ha.peer: the only unicast peer, the only source of adverts taken
+	Local     netip.Addr    // this node's own address: the adverts' source (unicast_src_ip); zero: the kernel's choice
 	Priority  uint8         // ha.priority
 	RouterID  uint8         // ha.router_id
 	Advert    time.Duration // ha.advert_interval
@@ -46,6 +49,15 @@ type KeepalivedSettings struct {
 // address detection and deprecated, as medialb adds them itself without HA
 // (see netif). The track file turns the instance to FAULT, releasing the VIPs,
 // when medialb writes a non-zero value into it.
+//
+// Adverts are taken from the peer only: keepalived 2.2.7 offers, for unicast
+// VRRP, check_unicast_src (an advert whose source is not a unicast_peer is
+// dropped) and a TTL range per peer (min_ttl/max_ttl, which also turn the
+// source check on); we ask for TTL 255, what VRRP sends, so an advert that
+// crossed a router is dropped too (the peer is on node.interface's link).
+// VRRPv3 has no authentication (keepalived's authentication block is VRRPv2
+// only, 8 bytes of clear text); vrrp_strict forbids unicast. unicast_src_ip
+// makes our own adverts leave from this node's address, never a VIP.
 func RenderKeepalived(s KeepalivedSettings) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -69,8 +81,12 @@ func RenderKeepalived(s KeepalivedSettings) string {
 	if !s.Preempt {
 		w("    nopreempt")
 	}
+	if s.Local.IsValid() {
+		w("    unicast_src_ip %s", s.Local)
+	}
+	w("    check_unicast_src")
 	w("    unicast_peer {")
-	w("        %s", s.Peer)
+	w("        %s min_ttl 255 max_ttl 255", s.Peer)
 	w("    }")
 	var own, other []netip.Addr
 	for _, a := range s.VIPs {
@@ -125,9 +141,13 @@ type supervisor struct {
 	// beforeStart runs before every start of keepalived (after a stale one is
 	// stopped): the node drops VIPs a killed keepalived left behind.
 	beforeStart func()
+	// gate, if not nil, holds the first start until it is closed.
+	gate <-chan struct{}
 
 	mu   sync.Mutex
 	proc *os.Process
+	held bool          // keepalived is kept stopped (hold)
+	wake chan struct{} // hold(false) ends the wait of run
 	done chan struct{}
 }
 
@@ -139,26 +159,52 @@ func newSupervisor(bin, dir string, log zerolog.Logger) *supervisor {
 		vrrpPid: filepath.Join(dir, "keepalived-vrrp.pid"),
 		log:     log.With().Str("part", "keepalived").Logger(),
 		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 	}
+}
+
+// hold keeps keepalived stopped (on: a running one gets SIGTERM, which releases the
+// VIPs with a priority-0 advertisement) or lets run start it again (off). It
+// reports whether the setting changed.
+func (s *supervisor) hold(on bool) bool {
+	s.mu.Lock()
+	changed := s.held != on
+	s.held = on
+	if on && s.proc != nil {
+		s.proc.Signal(syscall.SIGTERM) // every call: one started meanwhile is stopped too
+	}
+	s.mu.Unlock()
+	if !on && changed {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return changed
+}
+
+func (s *supervisor) isHeld() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 // writeConfig writes the configuration file atomically.
 func (s *supervisor) writeConfig(text string) error {
-	tmp := s.conf + ".tmp"
-	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
-		return fmt.Errorf("write keepalived configuration: %w", err)
-	}
-	if err := os.Rename(tmp, s.conf); err != nil {
+	if err := atomicfile.Write(s.conf, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("write keepalived configuration: %w", err)
 	}
 	return nil
 }
 
 // check runs keepalived's configuration test on the file written.
-func (s *supervisor) check() error {
-	out, err := exec.Command(s.bin, "--config-test", "-f", s.conf).CombinedOutput()
+func (s *supervisor) check() error { return s.checkFile(s.conf) }
+
+// checkFile runs keepalived's configuration test on file.
+func (s *supervisor) checkFile(file string) error {
+	out, err := exec.Command(s.bin, "--config-test", "-f", file).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("check keepalived configuration %s: %w: %s", s.conf, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("check keepalived configuration %s: %w: %s", file, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -202,12 +248,31 @@ func (s *supervisor) killStale() {
 // stops keepalived (SIGTERM, which releases the VIPs) and returns.
 func (s *supervisor) run(ctx context.Context) {
 	defer close(s.done)
+	if s.gate != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.gate:
+		}
+	}
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
+		if s.isHeld() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			}
+			continue
+		}
 		started := time.Now()
 		err := s.once(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if s.isHeld() {
+			s.log.Warn().Err(err).Msg("keepalived stopped by medialb; held until the HA health file can be written")
+			continue
 		}
 		s.log.Error().Err(err).Msg("keepalived exited; starting it again (VIP failover depends on it)")
 		if time.Since(started) > 10*time.Second {

@@ -2,10 +2,10 @@ package ha
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,6 +19,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/medialb/medialb/config"
+	"github.com/medialb/medialb/internal/atomicfile"
+	"github.com/medialb/medialb/netif"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -59,6 +61,10 @@ type Options struct {
 	Interface string       // node.interface
 	StateDir  string       // node.state_dir: keepalived's files live in StateDir/ha
 	VIPs      []netip.Addr // the addresses keepalived brings up on the master
+	// Local is this node's own address on Interface, of ha.peer's family: the
+	// sync channel listens on it (never on a VIP) and dials the peer from it,
+	// and keepalived sends its adverts from it. Zero: looked up (netif.OwnAddr).
+	Local netip.Addr
 	// Keepalived is the keepalived binary; default "keepalived" in PATH.
 	Keepalived string
 	// Health reports whether this node can serve (dataplane attached, workers
@@ -72,7 +78,10 @@ type Options struct {
 	Clock  func() uint32
 	// Admin feeds the administrative-state sync; nil: no sync.
 	Admin Admin
-	Log   zerolog.Logger
+	// StartupWait bounds how long keepalived waits at start for the peer's
+	// sync hello when preemption is off (coldstart.go); 0: DefaultStartupWait.
+	StartupWait time.Duration
+	Log         zerolog.Logger
 }
 
 // Status is what the overview and the metrics show.
@@ -85,6 +94,7 @@ type Status struct {
 	Cause        string    // why
 	Failovers    uint64    // role changes to or from master
 	Imported     uint64    // persistence entries taken from the peer
+	Refused      uint64    // connections to the sync port closed at accept
 	Exported     uint64    // persistence entries sent to the peer
 }
 
@@ -100,9 +110,11 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	sync   *syncer
-	health string // the health file
+	gate   *startGate // holds keepalived's first start (coldstart.go); nil with preempt
+	health string     // the health file
 
 	mu       sync.Mutex
+	cur      config.HA // the ha section in force (PrepareReload compares with it)
 	st       Status
 	settings KeepalivedSettings
 	healthy  bool
@@ -124,6 +136,11 @@ func Start(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find keepalived: %w (apt-get install keepalived; do not enable its service)", err)
 	}
+	if !opts.Local.IsValid() {
+		if opts.Local, err = netif.OwnAddr(opts.Interface, opts.HA.Peer, opts.VIPs); err != nil {
+			return nil, fmt.Errorf("start HA: %w", err)
+		}
+	}
 	dir := filepath.Join(opts.StateDir, "ha")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
@@ -135,9 +152,10 @@ func Start(opts Options) (*Node, error) {
 		sup:    newSupervisor(bin, dir, opts.Log),
 		roleCh: make(chan struct{}),
 	}
+	n.cur = opts.HA
 	n.st = Status{Role: RoleBackup, Priority: int(opts.HA.Priority), Peer: opts.HA.Peer, PeerState: PeerUnknown}
 	n.settings = KeepalivedSettings{
-		Node: opts.Node, Interface: opts.Interface, Peer: opts.HA.Peer, Priority: opts.HA.Priority,
+		Node: opts.Node, Interface: opts.Interface, Peer: opts.HA.Peer, Local: opts.Local, Priority: opts.HA.Priority,
 		RouterID: opts.HA.RouterID, Advert: opts.HA.AdvertInterval, Preempt: opts.HA.Preempt,
 		VIPs: opts.VIPs, FIFO: filepath.Join(dir, "notify.fifo"), Health: n.health,
 	}
@@ -163,8 +181,7 @@ func Start(opts Options) (*Node, error) {
 		return nil, err
 	}
 	if opts.Tables != nil || opts.Admin != nil {
-		s, err := newSyncer(n, net.JoinHostPort("", strconv.Itoa(int(opts.HA.SyncPort))),
-			netip.AddrPortFrom(opts.HA.Peer, opts.HA.SyncPort).String())
+		s, err := newSyncer(n, opts.HA)
 		if err != nil {
 			n.Close()
 			return nil, err
@@ -172,6 +189,9 @@ func Start(opts Options) (*Node, error) {
 		n.sync = s
 	}
 	n.sup.beforeStart = n.dropStale
+	if !opts.HA.Preempt && n.sync != nil {
+		n.holdStart(cmp.Or(opts.StartupWait, DefaultStartupWait))
+	}
 	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.readFIFO() }()
 	go func() { defer n.wg.Done(); n.sup.run(ctx) }()
@@ -183,30 +203,6 @@ func Start(opts Options) (*Node, error) {
 		Int("router_id", int(opts.HA.RouterID)).Dur("advert_interval", opts.HA.AdvertInterval).
 		Bool("preempt", opts.HA.Preempt).Msg("HA: keepalived runs the VIPs; starting as backup")
 	return n, nil
-}
-
-// Reload applies a new ha section and VIP list: keepalived's configuration is
-// rewritten and keepalived reloads it (SIGHUP); the role stays.
-func (n *Node) Reload(h config.HA, vips []netip.Addr) error {
-	n.mu.Lock()
-	s := n.settings
-	s.Peer, s.Priority, s.RouterID, s.Advert, s.Preempt, s.VIPs = h.Peer, h.Priority, h.RouterID, h.AdvertInterval, h.Preempt, vips
-	changed := RenderKeepalived(s) != RenderKeepalived(n.settings)
-	n.settings = s
-	n.st.Peer = h.Peer
-	n.mu.Unlock()
-	if !changed {
-		return nil
-	}
-	if err := n.sup.writeConfig(RenderKeepalived(s)); err != nil {
-		return err
-	}
-	if err := n.sup.check(); err != nil {
-		return err
-	}
-	n.sup.signal(syscall.SIGHUP)
-	n.log.Info().Msg("HA: keepalived configuration rewritten and reloaded")
-	return nil
 }
 
 // dropStale removes VIPs left on the interface by a keepalived that could not
@@ -246,6 +242,7 @@ func (n *Node) Status() Status {
 	st.PeerState = n.peerStateLocked()
 	if n.sync != nil {
 		st.Imported, st.Exported = n.sync.imported.Load(), n.sync.exported.Load()
+		st.Refused = n.sync.refused.Load()
 	}
 	return st
 }
@@ -273,17 +270,24 @@ func (n *Node) KeepalivedPid() int { return n.sup.Pid() }
 // AdminChanged tells the node an operator changed an administrative state here,
 // so that a master pushes the new states to its peer at once.
 func (n *Node) AdminChanged() {
-	if n.sync != nil {
-		n.sync.kickAdmin()
+	if s := n.syncer(); s != nil {
+		s.kickAdmin()
 	}
+}
+
+// syncer returns the sync channel in force (a reload may replace it), nil without.
+func (n *Node) syncer() *syncer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sync
 }
 
 // Close stops keepalived (which releases the VIPs and tells the peer with a
 // priority-0 advertisement) and the sync channel.
 func (n *Node) Close() error {
 	n.cancel()
-	if n.sync != nil {
-		n.sync.close()
+	if s := n.syncer(); s != nil {
+		s.close()
 	}
 	if n.fifo != nil {
 		n.fifo.Close()
@@ -392,8 +396,8 @@ func (n *Node) setRole(state string, prio int) {
 	if role == RoleMaster && n.opts.OnMaster != nil {
 		n.opts.OnMaster()
 	}
-	if n.sync != nil {
-		n.sync.kickAdmin()
+	if s := n.syncer(); s != nil {
+		s.kickAdmin()
 	}
 }
 
@@ -432,13 +436,20 @@ func (n *Node) WaitRole(ctx context.Context, role string) error {
 }
 
 // watchHealth polls the node's health every advertisement interval and writes
-// the track file keepalived follows when it changes.
+// the track file keepalived follows when it changes. A write that fails (state_dir
+// full or read-only) is retried every interval until it succeeds; meanwhile an
+// unhealthy node stops keepalived, which releases the VIPs to the peer, since the
+// track file cannot tell it to. keepalived starts again once the file is written.
 func (n *Node) watchHealth() {
 	if n.opts.Health == nil {
 		return
 	}
 	t := time.NewTicker(max(n.opts.HA.AdvertInterval, 50*time.Millisecond))
 	defer t.Stop()
+	n.mu.Lock()
+	inFile := n.healthy // what the track file says (Start wrote it)
+	n.mu.Unlock()
+	stale := false // a write failed: the file may not say what n.healthy says
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -450,16 +461,31 @@ func (n *Node) watchHealth() {
 		changed := ok != n.healthy
 		n.healthy, n.reason = ok, reason
 		n.mu.Unlock()
-		if !changed {
-			continue
-		}
-		if ok {
+		if changed && ok {
 			n.log.Info().Msg("HA: this node is healthy again; keepalived may make it master")
-		} else {
+		} else if changed {
 			n.log.Error().Str("reason", reason).Msg("HA: this node is unhealthy; keepalived releases the VIPs to the peer")
 		}
-		if err := n.writeHealth(ok); err != nil {
-			n.log.Error().Err(err).Msg("HA: health not passed to keepalived")
+		if ok != inFile {
+			if err := n.writeHealth(ok); err != nil {
+				if !stale {
+					n.log.Error().Err(err).Bool("healthy", ok).
+						Msg("HA: health not passed to keepalived; retrying every advertisement interval (free or fix node.state_dir)")
+				}
+				stale = true
+				if !ok && n.sup != nil && n.sup.hold(true) {
+					n.log.Error().Msg("HA: keepalived stopped so that the VIPs go to the peer: this unhealthy node cannot tell it through the health file")
+				}
+				continue
+			}
+			inFile = ok
+		}
+		if stale {
+			n.log.Info().Bool("healthy", ok).Msg("HA: the health file says this node's health again")
+			stale = false
+		}
+		if n.sup != nil && n.sup.hold(false) {
+			n.log.Info().Msg("HA: keepalived starts again; the health file tells it this node's health")
 		}
 	}
 }
@@ -470,11 +496,7 @@ func (n *Node) writeHealth(ok bool) error {
 	if ok {
 		v = "0\n"
 	}
-	tmp := n.health + ".tmp"
-	if err := os.WriteFile(tmp, []byte(v), 0o600); err != nil {
-		return fmt.Errorf("write HA health file: %w", err)
-	}
-	if err := os.Rename(tmp, n.health); err != nil {
+	if err := atomicfile.Write(n.health, []byte(v), 0o600); err != nil {
 		return fmt.Errorf("write HA health file: %w", err)
 	}
 	return nil

@@ -13,10 +13,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -32,6 +34,14 @@ import (
 // a frame from another connection, out of order or altered, fails the check and
 // the connection is closed. The payload is not encrypted (it carries client
 // addresses and server names; run the pair on a trusted segment).
+//
+// Before a connection is authenticated it costs little: the listener is on the
+// node's own address (never a VIP), closes at once a connection from any
+// address but ha.peer, holds at most maxPending of them, gives each
+// handshakeTimeout for its first frame, and takes no first frame above
+// maxFirstFrame. Larger frames (entries) come only after the first one's MAC
+// has been verified, and are read in readChunk pieces, so a header's claimed
+// length costs nothing until the bytes arrive.
 const (
 	msgHello   = 'H' // JSON hello: node, role, healthy; a heartbeat every HeartbeatInterval
 	msgEntries = 'P' // persistence entries of one service (binary, see encodeEntries)
@@ -46,20 +56,37 @@ const (
 	EntriesInterval = time.Second
 	adminInterval   = 5 * time.Second
 	maxPayload      = 16 << 20
-	entriesPerFrame = 16384
+	entriesPerFrame = 2048 // 45 KB frames
 	nonceLen        = 16
 	macLen          = sha256.Size
+
+	// maxPending connections may wait for authentication at once; more are closed.
+	maxPending = 4
+	// handshakeTimeout bounds the time from accept to the first authenticated frame.
+	handshakeTimeout = 2 * time.Second
+	// maxFirstFrame is the largest frame taken before the connection is
+	// authenticated (a hello is about a hundred bytes).
+	maxFirstFrame = 4 << 10
+	// readChunk is the most a frame's buffer grows by before the bytes arrive.
+	readChunk = 64 << 10
 )
 
 // syncer is a node's side of the sync channel.
 type syncer struct {
 	n        *Node
-	peer     string // host:port to dial
+	peer     string     // host:port to dial
+	peerAddr netip.Addr // the only source accepted
+	local    netip.Addr // the address listened on and dialled from
 	key      []byte
 	ln       net.Listener
 	kick     chan struct{}
+	pending  chan struct{}      // one token per connection not yet authenticated
+	cancel   context.CancelFunc // stops the dialer; set by start
+	loops    sync.WaitGroup     // serve and dialLoop
 	imported atomic.Uint64
 	exported atomic.Uint64
+	refused  atomic.Uint64 // connections closed at accept: not from the peer, or too many pending
+	lastWarn atomic.Int64  // Unix nanoseconds of the last refusal logged
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
@@ -67,24 +94,45 @@ type syncer struct {
 	recv  sync.WaitGroup // receive goroutines
 }
 
-// newSyncer listens on listen (host:port) and will dial peer (host:port).
-func newSyncer(n *Node, listen, peer string) (*syncer, error) {
-	ln, err := net.Listen("tcp", listen)
+// newSyncer listens on this node's own address (Options.Local) at
+// h.sync_port, takes connections from h.peer only, and will dial h.peer at
+// h.sync_port from the own address, with h.secret as the key.
+func newSyncer(n *Node, h config.HA) (*syncer, error) {
+	if l := n.opts.Local; l.IsValid() && l.Unmap().Is4() != h.Peer.Unmap().Is4() {
+		return nil, fmt.Errorf("sync with ha.peer %s from this node's address %s: other address families (restart medialb after changing ha.peer's family)", h.Peer, l)
+	}
+	return newSyncerAt(n, netip.AddrPortFrom(n.opts.Local, h.SyncPort), netip.AddrPortFrom(h.Peer, h.SyncPort), h.Secret)
+}
+
+// newSyncerAt listens on listen, this node's own address, takes connections
+// from peer's address only and will dial peer from listen's address.
+func newSyncerAt(n *Node, listen, peer netip.AddrPort, secret string) (*syncer, error) {
+	if !listen.Addr().IsValid() || listen.Addr().IsUnspecified() {
+		return nil, fmt.Errorf("listen for HA sync on %s: not this node's own address (the sync port must not answer on the VIPs)", listen)
+	}
+	ln, err := net.Listen("tcp", listen.String())
 	if err != nil {
 		return nil, fmt.Errorf("listen for HA sync on %s: %w (ha.sync_port in use?)", listen, err)
 	}
-	return &syncer{n: n, peer: peer, key: []byte(n.opts.HA.Secret), ln: ln, kick: make(chan struct{}, 1), conns: map[net.Conn]bool{}}, nil
+	return &syncer{n: n, peer: peer.String(), peerAddr: peer.Addr().Unmap(), local: listen.Addr(),
+		key: []byte(secret), ln: ln, kick: make(chan struct{}, 1),
+		pending: make(chan struct{}, maxPending), conns: map[net.Conn]bool{}}, nil
 }
 
 func (s *syncer) start(ctx context.Context, wg *sync.WaitGroup) {
+	ctx, s.cancel = context.WithCancel(ctx)
 	wg.Add(2)
-	go func() { defer wg.Done(); s.serve() }()
-	go func() { defer wg.Done(); s.dialLoop(ctx) }()
+	s.loops.Add(2)
+	go func() { defer wg.Done(); defer s.loops.Done(); s.serve() }()
+	go func() { defer wg.Done(); defer s.loops.Done(); s.dialLoop(ctx) }()
 }
 
-// close stops accepting, closes every connection and waits for the receivers.
-// The caller stops the dialer (its context) and waits for it.
+// close stops accepting and dialing, closes every connection and waits for the
+// receivers (the dialer too when stop is called).
 func (s *syncer) close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
 	s.ln.Close()
 	s.mu.Lock()
 	s.done = true
@@ -117,24 +165,63 @@ func (s *syncer) kickAdmin() {
 	}
 }
 
-// serve accepts the peer's connections.
+// serve accepts the peer's connections and closes at once any other: from
+// another address, or beyond maxPending waiting for authentication.
 func (s *syncer) serve() {
 	for {
 		c, err := s.ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil { // EMFILE and the like: this node's trouble; keep serving
+			s.warn(err, "", "HA sync: accept failed; retrying")
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		from, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		if from.Addr().Unmap() != s.peerAddr {
+			c.Close()
+			s.refused.Add(1)
+			s.warn(nil, from.String(), "HA sync: connection from an address other than ha.peer closed")
+			continue
+		}
+		select {
+		case s.pending <- struct{}{}:
+		default:
+			c.Close()
+			s.refused.Add(1)
+			s.warn(nil, from.String(), "HA sync: too many connections waiting for authentication; closed")
+			continue
 		}
 		s.recv.Add(1)
 		go func() { defer s.recv.Done(); s.receive(c) }()
 	}
 }
 
-// receive reads one connection's frames and applies them.
+// warn logs a refusal at most once a second.
+func (s *syncer) warn(err error, from, msg string) {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	if now-last < int64(time.Second) || !s.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	s.n.log.Warn().Err(err).Str("from", from).Uint64("refused", s.refused.Load()).Msg(msg)
+}
+
+// receive reads one connection's frames and applies them. It holds a pending
+// token until the first frame is authenticated.
 func (s *syncer) receive(c net.Conn) {
 	s.track(c, true)
 	defer s.track(c, false)
 	defer c.Close()
+	authed := false
+	defer func() {
+		if !authed {
+			<-s.pending
+		}
+	}()
 	log := s.n.log.With().Str("from", c.RemoteAddr().String()).Logger()
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	var nonce [nonceLen]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return
@@ -142,20 +229,31 @@ func (s *syncer) receive(c net.Conn) {
 	if _, err := c.Write(nonce[:]); err != nil {
 		return
 	}
-	fr := &frameReader{r: bufio.NewReaderSize(c, 64<<10), key: s.key, nonce: nonce}
+	fr := &frameReader{r: bufio.NewReaderSize(c, maxFirstFrame), key: s.key, nonce: nonce, limit: maxFirstFrame}
 	for {
-		c.SetReadDeadline(time.Now().Add(10 * PeerTimeout))
+		if authed {
+			c.SetReadDeadline(time.Now().Add(10 * PeerTimeout))
+		}
 		typ, payload, err := fr.read()
 		if err != nil {
-			if fr.seq > 0 && !errors.Is(err, errBadMAC) { // an authenticated peer went away
+			if authed && !errors.Is(err, errBadMAC) { // an authenticated peer went away
 				s.n.mu.Lock()
 				s.n.peerGone = time.Now()
 				s.n.mu.Unlock()
+			}
+			if errors.Is(err, errTooLarge) {
+				log.Warn().Err(err).Msg("HA sync: frame too large; connection closed")
 			}
 			if errors.Is(err, errBadMAC) {
 				log.Warn().Err(err).Msg("HA sync: frame failed authentication; connection closed (ha.secret differs?)")
 			}
 			return
+		}
+		if !authed {
+			authed = true
+			<-s.pending
+			fr.limit = maxPayload
+			c.SetDeadline(time.Time{})
 		}
 		if err := s.apply(typ, payload); err != nil {
 			log.Warn().Err(err).Msg("HA sync: frame not applied")
@@ -164,9 +262,10 @@ func (s *syncer) receive(c net.Conn) {
 }
 
 type hello struct {
-	Node    string `json:"node"`
-	Role    string `json:"role"`
-	Healthy bool   `json:"healthy"`
+	Node     string `json:"node"`
+	Role     string `json:"role"`
+	Healthy  bool   `json:"healthy"`
+	Priority int    `json:"priority"` // ha.priority; 0 from a medialb before it was sent
 }
 
 // apply acts on one authenticated frame.
@@ -184,6 +283,7 @@ func (s *syncer) apply(typ byte, payload []byte) error {
 			n.peerRole = RoleFault
 		}
 		n.mu.Unlock()
+		n.heardPeer(h)
 	case msgEntries:
 		name, entries, err := decodeEntries(payload)
 		if err != nil {
@@ -215,7 +315,8 @@ func (s *syncer) apply(typ byte, payload []byte) error {
 // dialLoop keeps a connection to the peer and sends on it until ctx is done.
 func (s *syncer) dialLoop(ctx context.Context) {
 	addr := s.peer
-	var d net.Dialer
+	// From the address the peer expects (its ha.peer), never a VIP.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: s.local.AsSlice()}}
 	failing := false
 	for ctx.Err() == nil {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -267,7 +368,7 @@ func (s *syncer) send(ctx context.Context, c net.Conn) error {
 	sendHello := func() error {
 		n := s.n
 		n.mu.Lock()
-		h := hello{Node: n.opts.Node, Role: n.st.Role, Healthy: n.healthy}
+		h := hello{Node: n.opts.Node, Role: n.st.Role, Healthy: n.healthy, Priority: int(n.settings.Priority)}
 		n.mu.Unlock()
 		p, _ := json.Marshal(h)
 		return write(msgHello, p)
@@ -373,28 +474,43 @@ func (f *frameWriter) write(typ byte, payload []byte) error {
 	return f.w.Flush()
 }
 
-// frameReader reads and checks frames.
+// frameReader reads and checks frames. The payload read returns is valid
+// until the next read.
 type frameReader struct {
 	r     io.Reader
 	key   []byte
 	nonce [nonceLen]byte
 	seq   uint64
+	limit uint32 // the largest payload taken; 0: maxPayload
+	buf   []byte // reused; grows readChunk at a time as bytes arrive
 }
+
+var errTooLarge = errors.New("too large")
 
 func (f *frameReader) read() (typ byte, payload []byte, err error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(f.r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
-	size := binary.BigEndian.Uint32(hdr[1:])
-	if size > maxPayload {
-		return 0, nil, fmt.Errorf("read sync frame: payload of %d bytes above %d", size, maxPayload)
+	size, limit := binary.BigEndian.Uint32(hdr[1:]), f.limit
+	if limit == 0 {
+		limit = maxPayload
 	}
-	buf := make([]byte, int(size)+macLen)
-	if _, err := io.ReadFull(f.r, buf); err != nil {
-		return 0, nil, err
+	if size > limit {
+		return 0, nil, fmt.Errorf("read sync frame %d: payload of %d bytes above %d: %w", f.seq+1, size, limit, errTooLarge)
 	}
-	payload, mac := buf[:size], buf[size:]
+	need := int(size) + macLen
+	f.buf = f.buf[:0]
+	for len(f.buf) < need {
+		n := min(need-len(f.buf), readChunk)
+		f.buf = slices.Grow(f.buf, n)
+		got, err := io.ReadFull(f.r, f.buf[len(f.buf):len(f.buf)+n])
+		f.buf = f.buf[:len(f.buf)+got]
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	payload, mac := f.buf[:size], f.buf[size:]
 	f.seq++
 	if !hmac.Equal(mac, frameMAC(f.key, f.nonce, f.seq, hdr, payload)) {
 		return 0, nil, fmt.Errorf("read sync frame %d: %w", f.seq, errBadMAC)

@@ -96,6 +96,14 @@ type Spec struct {
 	Fall int
 	// SourceAddr, if valid, is the local address checks are sent from.
 	SourceAddr netip.Addr
+	// App is the RTMP application an rtmp check connects to; default
+	// DefaultRTMPApp.
+	App string
+	// Send is the payload of a udp check's datagram.
+	Send string
+	// Mode and More are further checks that run with this one (see
+	// [Spec.WithMore]); More is empty when there are none.
+	Mode, More string
 }
 
 // withDefaults returns s with zero fields set to their defaults.
@@ -130,6 +138,15 @@ type Result struct {
 	Reason string
 	// Duration is how long the check took.
 	Duration time.Duration
+	// Local tells that the check could not be made because this node is out
+	// of file descriptors, ephemeral ports or buffer space (see LocalError):
+	// a fault of the load balancer, not a verdict on the server. OK is false.
+	Local bool
+	// NoAnswer tells that a failed check got no answer at all (a timeout, the host
+	// or network unreachable), as opposed to an answer that says the server is not
+	// well (refused, a wrong status or body). A panic threshold suspects the load
+	// balancer itself when many checks fail without an answer at once.
+	NoAnswer bool
 }
 
 // Checker checks one target. Implementations are safe for concurrent use;
@@ -143,18 +160,32 @@ type Checker interface {
 // fields. It fails on an unknown type, a path that does not start with "/",
 // or a CA file that cannot be used.
 func NewChecker(spec Spec) (Checker, error) {
+	describePath := spec.Path != "" && spec.Path != "/" // rtsp: DESCRIBE rather than OPTIONS
 	spec = spec.withDefaults()
 	switch spec.Type {
 	case TypeNone:
 		return noneChecker{}, nil
+	}
+	if spec.More != "" {
+		return newMultiChecker(spec)
+	}
+	switch spec.Type {
 	case TypeTCPConnect:
 		return &tcpChecker{spec: spec}, nil
 	case TypeHTTPGet, TypeHTTPSGet:
 		return newHTTPChecker(spec)
+	case TypeRTMP:
+		return &rtmpChecker{spec: spec}, nil
+	case TypeRTSP:
+		return &rtspChecker{spec: spec, describe: describePath}, nil
+	case TypeUDP:
+		return &udpChecker{spec: spec}, nil
+	case TypeSRT:
+		return &srtChecker{spec: spec}, nil
 	case "":
-		return nil, errors.New("create checker: empty type (want https-get, http-get, tcp-connect or none)")
+		return nil, errors.New("create checker: empty type (want https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt or none)")
 	default:
-		return nil, fmt.Errorf("create checker: unknown type %q (want https-get, http-get, tcp-connect or none)", spec.Type)
+		return nil, fmt.Errorf("create checker: unknown type %q (want https-get, http-get, tcp-connect, rtmp, rtsp, udp, srt or none)", spec.Type)
 	}
 }
 
@@ -182,7 +213,8 @@ func (c *tcpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	conn, err := dialer(c.spec.SourceAddr).DialContext(ctx, "tcp", target.String())
 	d := time.Since(start)
 	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: d}
+		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, "connecting"), Duration: d,
+			Local: LocalError(err), NoAnswer: noAnswer(ctx, err)}
 	}
 	conn.Close()
 	return Result{OK: true, Reason: label + ": connected in " + round(d).String(), Duration: d}

@@ -102,6 +102,7 @@ type check struct {
 	phase  string
 	conn   net.Conn
 	stop   func() bool // stops closing conn when ctx is done
+	local  bool        // the dial failed for want of this node's resources (LocalError)
 }
 
 // dial connects to the target and does the TLS handshake, both bounded by
@@ -111,6 +112,7 @@ func (k *check) dial(string, time.Duration) (net.Conn, error) {
 	k.phase = "connecting"
 	raw, err := dialer(k.c.spec.SourceAddr).DialContext(k.ctx, "tcp", k.target.String())
 	if err != nil {
+		k.local = LocalError(err)
 		return nil, err
 	}
 	conn := raw
@@ -190,7 +192,8 @@ func (c *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	}
 	d := time.Since(start)
 	if err != nil {
-		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d}
+		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d,
+			Local: k.local || LocalError(err), NoAnswer: noAnswer(ctx, err)}
 	}
 
 	status := resp.StatusCode()

@@ -81,6 +81,9 @@ type Monitor struct {
 	onChange func(Transition)
 	onResult atomic.Pointer[func(key tables.Key, r Result)]
 
+	localErrors   atomic.Uint64 // checks not made: this node out of resources
+	lastLocalWarn atomic.Int64  // Unix nanoseconds of the last such error logged
+
 	mu     sync.Mutex
 	probes map[tables.Key]*probe
 	closed bool
@@ -269,18 +272,43 @@ func (m *Monitor) run(ctx context.Context, p *probe) {
 		if ctx.Err() != nil {
 			return // removed or closed: the result is not about the current target
 		}
-		if f := m.onResult.Load(); f != nil {
-			(*f)(p.key, r)
-		}
-		if tr, ok := p.record(r, time.Now()); ok {
-			m.emit(p, tr)
-		} else if !r.OK {
-			m.log.Debug().Stringer("target", p.key).Str("reason", r.Reason).Msg("health check failed")
+		if r.Local {
+			m.local(p.key, r) // the target keeps its last verdict
+		} else {
+			if f := m.onResult.Load(); f != nil {
+				(*f)(p.key, r)
+			}
+			if tr, ok := p.record(r, time.Now()); ok {
+				m.emit(p, tr)
+			} else if !r.OK {
+				m.log.Debug().Stringer("target", p.key).Str("reason", r.Reason).Msg("health check failed")
+			}
 		}
 		wait := p.eff.Interval + jitter(p.eff.Jitter) - time.Since(start)
 		timer.Reset(max(wait, 0))
 	}
 }
+
+// LocalErrors counts the checks not made because this node was out of file
+// descriptors, ports or buffers (Result.Local): their targets kept their last
+// verdict.
+func (m *Monitor) LocalErrors() uint64 { return m.localErrors.Load() }
+
+// local counts a check that failed for want of this node's resources and logs
+// it at error level, at most every localWarnEvery.
+func (m *Monitor) local(key tables.Key, r Result) {
+	n := m.localErrors.Add(1)
+	now := time.Now().UnixNano()
+	last := m.lastLocalWarn.Load()
+	if now-last < int64(localWarnEvery) || !m.lastLocalWarn.CompareAndSwap(last, now) {
+		return
+	}
+	m.log.Error().Stringer("target", key).Str("reason", r.Reason).Uint64("local_errors", n).
+		Msg("health check not made: this node is out of file descriptors, ports or buffers; servers keep their last state (raise LimitNOFILE, lower max_connections)")
+}
+
+// localWarnEvery spaces the logs of checks failed for want of local resources.
+const localWarnEvery = 5 * time.Second
 
 // record adds r to p's state, and returns the transition it causes, if any.
 func (p *probe) record(r Result, now time.Time) (Transition, bool) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/medialb/medialb/internal/exhausted"
 )
 
 // describe turns the error of a check into a short reason that says what was
@@ -54,6 +56,21 @@ func describe(ctx context.Context, err error, timeout time.Duration, phase strin
 		return "malformed response header: " + cut(rest)
 	}
 	return phase + ": " + cut(msg)
+}
+
+// LocalError tells whether err says that this node, not the server, is out
+// of something: file descriptors (EMFILE, ENFILE), ephemeral ports or a
+// usable source address (EADDRNOTAVAIL), or buffer space (ENOBUFS). Such a
+// check says nothing about the server.
+func LocalError(err error) bool { return exhausted.Is(err) }
+
+// noAnswer reports whether a check's error means the server did not answer at all:
+// a timeout, or its host or network unreachable (no ARP/ND answer).
+func noAnswer(ctx context.Context, err error) bool {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return false
+	}
+	return isTimeout(ctx, err) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
 // cut shortens an error message for a reason: fasthttp's messages can quote

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/medialb/medialb/internal/clientaddr"
+	"github.com/medialb/medialb/internal/exhausted"
 	"github.com/medialb/medialb/tables"
 )
 
@@ -21,6 +23,9 @@ type svcState struct {
 	active                   atomic.Int64
 	total, bytesIn, bytesOut atomic.Uint64
 	rejected, noServer       atomic.Uint64
+	rejectedSource           atomic.Uint64 // over MaxConnsPerSource
+	exhausted                atomic.Uint64 // reset: this node out of descriptors or ports
+	sources                  sourceCounts
 
 	mu      sync.Mutex
 	servers map[string]*srvState // by server name
@@ -71,6 +76,7 @@ type conn struct {
 	serverAddr     netip.AddrPort
 	svc            *svcState
 	srv            *srvState
+	source         netip.Addr   // counted in svc.sources; invalid: not counted
 	lastActive     atomic.Int64 // nanoseconds since epoch (monotonic)
 	closeOnce      sync.Once
 	in, out        direction    // client to server, server to client
@@ -137,11 +143,14 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 		reset()
 		return nil
 	}
-	ss.total.Add(1)
 	registered := false
+	var counted netip.Addr // the source key counted in ss.sources
 	defer func() {
 		if !registered {
 			ss.active.Add(-1)
+			if counted.IsValid() {
+				ss.sources.release(counted)
+			}
 		}
 	}()
 
@@ -152,6 +161,16 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 	}
 	src := raddr.AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if opts.MaxConnsPerSource > 0 {
+		key := clientaddr.Key(src.Addr())
+		if !ss.sources.acquire(key, opts.MaxConnsPerSource) {
+			ss.rejectedSource.Add(1)
+			reset()
+			return nil
+		}
+		counted = key
+	}
+	ss.total.Add(1)
 
 	server, srv, st := p.connect(svc, ss, &opts, src.Addr(), laddr.Port())
 	if server == nil {
@@ -177,6 +196,7 @@ func (p *Proxy) handle(client *net.TCPConn, laddr netip.AddrPort) *conn {
 		serverAddr: netip.AddrPortFrom(srv.Addr.Unmap(), 0),
 		svc:        ss,
 		srv:        st,
+		source:     counted,
 	}
 	c.out = direction{c: c, dst: client, src: server, readTimeout: opts.ServerTimeout, writeTimeout: opts.ClientTimeout,
 		svcBytes: &ss.bytesOut, srvBytes: &st.bytesOut}
@@ -238,6 +258,9 @@ func (c *conn) finish(err error) {
 	c.close()
 	c.srv.active.Add(-1)
 	c.svc.active.Add(-1)
+	if c.source.IsValid() {
+		c.svc.sources.release(c.source)
+	}
 }
 
 // inService reports whether srv is still a server of service in snap, at the
@@ -258,7 +281,13 @@ func inService(snap *tables.Snapshot, service string, srv *tables.Server) bool {
 // other eligible servers when one refuses, times out or is at its limit. It
 // returns the connection with the server's active count already raised.
 func (p *Proxy) connect(svc *tables.Service, ss *svcState, opts *ServiceOptions, client netip.Addr, port uint16) (*net.TCPConn, *tables.Server, *srvState) {
-	srv, verdict := svc.Pick(client, p.now())
+	var srv *tables.Server
+	var verdict tables.Verdict
+	if opts.LeastConn {
+		srv, verdict = svc.PickLeast(client, p.now(), func(s *tables.Server) int64 { return ss.server(s.Name).active.Load() })
+	} else {
+		srv, verdict = svc.Pick(client, p.now())
+	}
 	if verdict == tables.VerdictNoServer || srv == nil {
 		return nil, nil, nil
 	}
@@ -277,6 +306,12 @@ func (p *Proxy) connect(svc *tables.Service, ss *svcState, opts *ServiceOptions,
 			}
 			st.active.Add(-1)
 			if p.ctx.Err() != nil {
+				return nil, nil, nil
+			}
+			if exhausted.Is(err) {
+				// This node is out of descriptors or ports: not the server's
+				// fault, and no other server would fare better.
+				ss.exhausted.Add(1)
 				return nil, nil, nil
 			}
 			st.connectFailures.Add(1)

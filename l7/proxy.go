@@ -20,9 +20,10 @@ import (
 // Defaults for ServiceOptions fields left zero: the configuration's own
 // (connect_timeout, client_timeout, server_timeout), which package config
 // keeps in one place and says why. A short connect timeout, so that a dead
-// server costs the client little before it is redispatched, and long idle
-// timeouts, because management and streaming-control sessions sit idle for
-// minutes between requests.
+// server costs the client little before it is redispatched, and idle
+// timeouts of ten minutes: longer than management sessions sit idle between
+// requests, short enough that abandoned connections give their descriptors
+// back (config.DefaultIdleTimeout).
 const (
 	DefaultConnectTimeout = config.DefaultConnectTimeout
 	DefaultClientTimeout  = config.DefaultIdleTimeout
@@ -56,9 +57,16 @@ type ServiceOptions struct {
 	// ServerTimeout is the same for the real-server side; 0 means
 	// DefaultServerTimeout.
 	ServerTimeout time.Duration
+	// LeastConn sends new clients to the eligible server with the fewest
+	// connections per unit of weight (scheduler wlc) instead of by Maglev;
+	// persistent clients keep their server either way.
+	LeastConn bool
 	// MaxConns limits the service's established connections; a client over
-	// the limit is reset at once. 0: no limit.
+	// the limit is reset at once. 0: no limit (see DefaultMaxConns).
 	MaxConns int
+	// MaxConnsPerSource limits the connections of one client address (IPv6:
+	// one /64); a client over it is reset at once. 0: no limit.
+	MaxConnsPerSource int
 	// MaxConnsPerServer limits the connections of each real server; a server
 	// at its limit is skipped as if it refused (the client goes to another
 	// eligible server). 0: no limit. ServerMaxConns overrides it per server.
@@ -117,6 +125,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	closed    bool
 	listeners map[netip.AddrPort]*listener
+	reserved  map[netip.AddrPort]*net.TCPListener // bound by Reserve, not yet served
 	services  map[string]*svcState
 }
 
@@ -204,7 +213,12 @@ func (p *Proxy) Apply(snap *tables.Snapshot, opts map[string]ServiceOptions) err
 	}
 	slices.SortFunc(added, func(a, b netip.AddrPort) int { return a.Compare(b) })
 	for _, addr := range added {
-		ln, err := listenFreebind(p.ctx, addr)
+		ln, ok := p.reserved[addr]
+		delete(p.reserved, addr)
+		var err error
+		if !ok {
+			ln, err = listenFreebind(p.ctx, addr)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -301,6 +315,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
+	p.unreserveLocked()
 	var kill []*conn
 	for _, ss := range p.services {
 		kill = append(kill, ss.allConns()...)

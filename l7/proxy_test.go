@@ -679,3 +679,54 @@ func TestCloseWithLiveConnections(t *testing.T) {
 		t.Fatal("Apply after Close succeeded")
 	}
 }
+
+func TestMaxConnsPerSource(t *testing.T) {
+	l := newLab(t, 1, []uint32{100}, ServiceOptions{MaxConnsPerSource: 2})
+	greedy, other := loopAddr(), loopAddr()
+	a, _, _ := l.hello(greedy, 0)
+	defer a.Close()
+	b, _, _ := l.hello(greedy, 0)
+	defer b.Close()
+	l.expectReset(greedy)
+	c, _, _ := l.hello(other, 0) // another address is not held back
+	defer c.Close()
+	if s := l.proxy.Stats()[0]; s.RejectedSource != 1 || s.Rejected != 0 || s.Active != 3 {
+		t.Fatalf("stats %+v, want 1 rejected by source, 3 active", s)
+	}
+	a.Close()
+	waitFor(t, "2 active", func() bool { return l.proxy.Stats()[0].Active == 2 })
+	d, _, _ := l.hello(greedy, 0)
+	d.Close()
+}
+
+func TestDefaultMaxConns(t *testing.T) {
+	tests := []struct {
+		nofile   uint64
+		services int
+		want     int
+	}{
+		{1024, 1, 384},       // 1024 - 256 headroom, two fds a connection
+		{1 << 20, 2, 235929}, // a tenth kept back, shared by two services
+		{200, 1, 1},          // nothing left: still takes one
+		{65536, 0, 1},
+	}
+	for _, tt := range tests {
+		if got := DefaultMaxConns(tt.nofile, tt.services); got != tt.want {
+			t.Errorf("DefaultMaxConns(%d, %d) = %d, want %d", tt.nofile, tt.services, got, tt.want)
+		}
+	}
+}
+
+// TestConnectExhausted: a connection to a server that fails for want of this
+// node's resources (here EADDRNOTAVAIL: a source address the host lacks) resets
+// the client without a count against the server or a redispatch.
+func TestConnectExhausted(t *testing.T) {
+	l := newLab(t, 1, []uint32{100, 100}, ServiceOptions{SourceAddr: netip.MustParseAddr("192.0.2.1")})
+	l.expectReset(loopAddr())
+	waitFor(t, "the reset counted", func() bool { return l.proxy.Stats()[0].Exhausted == 1 })
+	for _, srv := range []string{"RS1", "RS2"} {
+		if s := l.stats(srv); s.ConnectFailures != 0 || s.FailStreak != 0 {
+			t.Errorf("%s: %+v, want no connect failure counted", srv, s)
+		}
+	}
+}

@@ -12,8 +12,15 @@ type ServiceStats struct {
 	BytesIn  uint64 // from clients to real servers
 	BytesOut uint64 // from real servers to clients
 	Rejected uint64 // clients reset because MaxConns was reached
-	NoServer uint64 // clients reset because no server was eligible or every attempt failed
-	Servers  []ServerStats
+	// RejectedSource counts clients reset because their address had
+	// MaxConnsPerSource connections already.
+	RejectedSource uint64
+	// Exhausted counts clients reset because connecting to a server failed
+	// for want of this node's descriptors or ports (not counted against the
+	// server; also in NoServer).
+	Exhausted uint64
+	NoServer  uint64 // clients reset because no server was eligible or every attempt failed
+	Servers   []ServerStats
 }
 
 // ServerStats are the counters of one real server of a layer-7 service.
@@ -53,6 +60,8 @@ func (p *Proxy) Stats() []ServiceStats {
 			st.BytesIn = ss.bytesIn.Load()
 			st.BytesOut = ss.bytesOut.Load()
 			st.Rejected = ss.rejected.Load()
+			st.RejectedSource = ss.rejectedSource.Load()
+			st.Exhausted = ss.exhausted.Load()
 			st.NoServer = ss.noServer.Load()
 		}
 		for _, srv := range servers {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -123,6 +124,16 @@ func (l *Lab) waitVOS(s Node) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// SetAgent sets what real server server's load-feedback agent answers (port
+// VOSAgentPort, and GET /load on HTTP): "90%", "drain", "up 50%".
+func (l *Lab) SetAgent(server, answer string) error {
+	_, err := l.control(server, http.MethodPost, "/agent?answer="+url.QueryEscape(answer))
+	return err
+}
+
+// VOSAgentPort is the port of every vossim's load-feedback agent.
+const VOSAgentPort = 3333
 
 // SetStatus switches what real server server's /admin/status answers.
 func (l *Lab) SetStatus(server string, mode Mode) error {

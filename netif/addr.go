@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/medialb/medialb/internal/atomicfile"
 )
 
 // VIPs brings virtual addresses up on one interface and takes down, on Close, exactly
@@ -66,10 +68,7 @@ func (v *VIPs) save() error {
 			b.WriteString(a.String() + "\n")
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(v.record), 0o750); err != nil {
-		return fmt.Errorf("record VIPs: %w", err)
-	}
-	if err := os.WriteFile(v.record, []byte(b.String()), 0o640); err != nil {
+	if err := atomicfile.Write(v.record, []byte(b.String()), 0o640); err != nil {
 		return fmt.Errorf("record VIPs: %w", err)
 	}
 	return nil

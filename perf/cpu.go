@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/medialb/medialb/afxdp"
 )
 
 // taskFile returns the path of a per-thread /proc file of thread tid. /proc/TID/stat of a
@@ -46,39 +47,10 @@ func threadRuntime(tid int) (time.Duration, error) {
 // ("napi/IFNAME-ID", cut to 15 characters), in ascending NAPI id order, which is RX
 // queue order for veth.
 func napiThreads(ifname string) ([]int, error) {
-	want := "napi/" + ifname + "-"
-	if len(want) > 15 {
+	if len("napi/"+ifname+"-") > 15 {
 		return nil, fmt.Errorf("find NAPI threads of %s: name too long to match", ifname)
 	}
-	paths, err := filepath.Glob("/proc/[0-9]*/comm")
-	if err != nil {
-		return nil, err
-	}
-	type th struct{ tid, id int }
-	var found []th
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		comm := strings.TrimSpace(string(b))
-		if !strings.HasPrefix(comm, want) {
-			continue
-		}
-		tid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		id, _ := strconv.Atoi(strings.TrimPrefix(comm, want))
-		found = append(found, th{tid, id})
-	}
-	for i := 1; i < len(found); i++ {
-		for j := i; j > 0 && found[j].id < found[j-1].id; j-- {
-			found[j], found[j-1] = found[j-1], found[j]
-		}
-	}
-	tids := make([]int, len(found))
-	for i, f := range found {
-		tids[i] = f.tid
-	}
-	return tids, nil
+	return afxdp.NAPIThreads(ifname), nil
 }
 
 // threadNAPI switches ifname in ns to threaded NAPI (it must have NAPI instances, which a

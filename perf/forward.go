@@ -104,6 +104,7 @@ func (f *xdpTX) forwarded() uint64  { return f.a.ProgramStats()["tx_fwd"] }
 func (f *xdpTX) close() error       { return f.a.Close() }
 
 type medialb struct {
+	holder  tables.Holder
 	dp      *afxdp.Dataplane
 	fast    bool // the fast path is on
 	workers []*pipeline.Worker
@@ -134,15 +135,21 @@ func harmonicTraffic(t *topo) tables.Spec {
 }
 
 func startMedialb(t *topo, cpus []int, busyPoll, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
-	snap, err := tables.Build(harmonicTraffic(t), nil)
+	return startMedialbSpec(t, harmonicTraffic(t), 0, cpus, busyPoll, fast, batch, log)
+}
+
+// startMedialbSpec is startMedialb with the tables spec and the fast-path map's size
+// (0: the default) given.
+func startMedialbSpec(t *topo, spec tables.Spec, fpEntries int, cpus []int, busyPoll, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
+	snap, err := tables.Build(spec, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build tables: %w", err)
 	}
-	var holder tables.Holder
-	holder.Store(snap)
 	f = &medialb{fast: fast}
+	f.holder.Store(snap)
 	err = inNS(t.lb.ns, func() (err error) {
-		f.dp, err = afxdp.Open(afxdp.Config{Interface: t.lb.link, XDPMode: afxdp.ModeNative, BusyPoll: busyPoll, Logger: log})
+		f.dp, err = afxdp.Open(afxdp.Config{Interface: t.lb.link, XDPMode: afxdp.ModeNative, BusyPoll: busyPoll,
+			FastPathEntries: fpEntries, Logger: log})
 		return err
 	})
 	if err != nil {
@@ -173,7 +180,7 @@ func startMedialb(t *topo, cpus []int, busyPoll, fast bool, batch int, log zerol
 		if fast {
 			opts.FastPath = f.dp.FastPath()
 		}
-		w := pipeline.NewWorker(s, &holder, mac, opts)
+		w := pipeline.NewWorker(s, &f.holder, mac, opts)
 		f.workers = append(f.workers, w)
 		cpu := cpus[i%len(cpus)]
 		f.wg.Add(1)

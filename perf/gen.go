@@ -134,15 +134,7 @@ func (g *Generator) Send(ctx context.Context, packets uint64, d time.Duration) (
 			queued += uint64(m)
 		}
 		elapsed := time.Since(start)
-		// Let the kernel complete what is on the TX ring.
-		for range 100 {
-			if s := g.sock.Stats(); s.TxCompleted-before.TxCompleted >= queued {
-				break
-			}
-			g.sock.Transmit(nil)
-			time.Sleep(time.Millisecond)
-		}
-		after := g.sock.Stats()
+		after := g.complete(before, queued)
 		cpu1, _ := threadRuntime(tid)
 		done <- out{r: GenResult{
 			Sent:     after.TxCompleted - before.TxCompleted,
@@ -153,6 +145,19 @@ func (g *Generator) Send(ctx context.Context, packets uint64, d time.Duration) (
 	}()
 	o := <-done
 	return o.r, o.err
+}
+
+// complete lets the kernel complete what is on the TX ring (queued frames since the
+// stats before), waiting up to 100 ms, and returns the socket's stats then.
+func (g *Generator) complete(before afxdp.Stats, queued uint64) afxdp.Stats {
+	for range 100 {
+		if s := g.sock.Stats(); s.TxCompleted-before.TxCompleted >= queued {
+			break
+		}
+		g.sock.Transmit(nil)
+		time.Sleep(time.Millisecond)
+	}
+	return g.sock.Stats()
 }
 
 // SetMix makes the generator send mix from now on.

@@ -121,17 +121,7 @@ func TestSummaries(t *testing.T) {
 // servers through all three forwarders, and the counts must be consistent; with the
 // fast path, most frames must have been sent by the steering program.
 func TestSmoke(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds network namespaces, attaches XDP programs, opens AF_XDP sockets")
-	}
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs 2 CPUs: the generator and the forwarder are pinned apart")
-	}
-	for _, c := range []string{"ip", "bridge", "ethtool", "taskset", "chrt"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("needs %s (make deps-lab)", c)
-		}
-	}
+	requireLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	res, err := Run(ctx, Config{
@@ -174,5 +164,21 @@ func TestSmoke(t *testing.T) {
 	md := res.Markdown("go test")
 	if !strings.HasPrefix(md, BeginMarker) || !strings.HasSuffix(md, EndMarker+"\n") {
 		t.Errorf("section lacks its markers")
+	}
+}
+
+// requireLab skips a test that needs the harness's lab: root, two CPUs and the tools.
+func requireLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: builds network namespaces, attaches XDP programs, opens AF_XDP sockets")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs: the generator and the forwarder are pinned apart")
+	}
+	for _, c := range []string{"ip", "bridge", "ethtool", "taskset", "chrt"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("needs %s (make deps-bench)", c)
+		}
 	}
 }

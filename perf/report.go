@@ -315,13 +315,18 @@ func orUnknown(s string) string {
 // (markers included) with section, which must carry the markers itself. A file without
 // the markers gets section appended; a missing file is created with a title.
 func UpdateFile(path, section string) error {
+	return updateFile(path, section, BeginMarker, EndMarker)
+}
+
+// updateFile is UpdateFile with the markers given.
+func updateFile(path, section, begin, end string) error {
 	old, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		old = []byte("# medialb benchmarks\n\n")
 	} else if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	out, err := replaceSection(string(old), section)
+	out, err := replaceSectionBetween(string(old), section, begin, end)
 	if err != nil {
 		return fmt.Errorf("update %s: %w", path, err)
 	}
@@ -332,6 +337,10 @@ func UpdateFile(path, section string) error {
 }
 
 func replaceSection(doc, section string) (string, error) {
+	return replaceSectionBetween(doc, section, BeginMarker, EndMarker)
+}
+
+func replaceSectionBetween(doc, section, BeginMarker, EndMarker string) (string, error) {
 	i := strings.Index(doc, BeginMarker)
 	j := strings.Index(doc, EndMarker)
 	switch {

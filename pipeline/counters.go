@@ -21,6 +21,9 @@ const (
 	NoServer                        // the service has no eligible real server and no fallback
 	MACUnresolved                   // the chosen server's MAC is not known (fallback without a neighbour entry)
 	TXFull                          // forwardable, but the TX ring had no room
+	MalformedICMP                   // an ICMP error to a layer-4 VIP whose ICMP header or quoted IP/L4 header is truncated or inconsistent
+	ICMPNoService                   // an ICMP error quoting a packet from a VIP, but no layer-4 service has its protocol and source port
+	FragmentNoService               // a non-first fragment to a VIP with no layer-4 service for its protocol
 	NumReasons                      // number of reasons; not a reason
 )
 
@@ -35,6 +38,9 @@ var reasonNames = [NumReasons]string{
 	NoServer:          "no_server",
 	MACUnresolved:     "mac_unresolved",
 	TXFull:            "tx_full",
+	MalformedICMP:     "malformed_icmp",
+	ICMPNoService:     "icmp_no_service",
+	FragmentNoService: "fragment_no_service",
 }
 
 // String returns the reason as a metric label value, such as "no_service".
@@ -47,7 +53,7 @@ func (r Reason) String() string {
 
 // Malformed reports whether r is one of the Malformed reasons.
 func (r Reason) Malformed() bool {
-	return r >= MalformedEthernet && r <= MalformedL4
+	return (r >= MalformedEthernet && r <= MalformedL4) || r == MalformedICMP
 }
 
 // Counters is a point-in-time copy of a worker's counters. The zero value is all zeros.
@@ -61,6 +67,9 @@ type Counters struct {
 	// Fast path (WorkerOptions.FastPath): decisions sent to the steering program's
 	// map, the Update calls (syscalls) that carried them, and failed calls.
 	FastPathEntries, FastPathFlushes, FastPathErrors uint64
+	// ICMPRouted counts, by kind, the ICMP errors routed to a client's real server
+	// (also counted in ByReason[Forwarded] when the TX ring took them).
+	ICMPRouted [numICMPKinds]uint64
 }
 
 // Received returns the number of frames taken from the RX ring.
@@ -81,8 +90,10 @@ func (c Counters) Dropped() uint64 { return c.Received() - c.ByReason[Forwarded]
 // Malformed returns the number of frames dropped as malformed (all layers).
 func (c Counters) Malformed() uint64 {
 	var n uint64
-	for r := MalformedEthernet; r <= MalformedL4; r++ {
-		n += c.ByReason[r]
+	for r, v := range c.ByReason {
+		if Reason(r).Malformed() {
+			n += v
+		}
 	}
 	return n
 }
@@ -93,6 +104,9 @@ func (c Counters) Add(o Counters) Counters {
 	c.FastPathEntries += o.FastPathEntries
 	c.FastPathFlushes += o.FastPathFlushes
 	c.FastPathErrors += o.FastPathErrors
+	for i := range c.ICMPRouted {
+		c.ICMPRouted[i] += o.ICMPRouted[i]
+	}
 	for i := range c.ByReason {
 		c.ByReason[i] += o.ByReason[i]
 	}
@@ -118,18 +132,28 @@ type counters struct {
 	reasons [NumReasons]atomic.Uint64
 
 	fpEntries, fpFlushes, fpErrors atomic.Uint64
+	icmp                           [numICMPKinds]atomic.Uint64
+	srv                            []serverCounter // by tables.Server.Slot
 	_                              cpu.CacheLinePad
 }
 
 // batchCounts counts one batch, on the worker's stack.
-type batchCounts [NumReasons]uint32
+type batchCounts struct {
+	reasons [NumReasons]uint32
+	icmp    [numICMPKinds]uint32
+}
 
 // add adds a batch's counts.
 func (c *counters) add(bc *batchCounts) {
 	c.batches.Add(1)
-	for r, v := range bc {
+	for r, v := range bc.reasons {
 		if v != 0 {
 			c.reasons[r].Add(uint64(v))
+		}
+	}
+	for k, v := range bc.icmp {
+		if v != 0 {
+			c.icmp[k].Add(uint64(v))
 		}
 	}
 }
@@ -144,5 +168,51 @@ func (c *counters) load() Counters {
 	for i := range s.ByReason {
 		s.ByReason[i] = c.reasons[i].Load()
 	}
+	for i := range s.ICMPRouted {
+		s.ICMPRouted[i] = c.icmp[i].Load()
+	}
 	return s
+}
+
+// ServerCount is what a layer-4 real server was sent: frames and their bytes
+// (Ethernet frame lengths), counted when the TX ring took them.
+type ServerCount struct{ Packets, Bytes uint64 }
+
+// serverCounter is one server slot's live counts.
+type serverCounter struct{ pkts, bytes atomic.Uint64 }
+
+// batchServers accumulates a batch's per-server counts on the worker's stack: a few
+// distinct servers per batch, each added to the live counters once.
+type batchServers struct {
+	n    int
+	slot [8]uint32
+	pkts [8]uint32
+	byts [8]uint64
+}
+
+// add counts one frame of length n for slot; it reports false when the batch
+// already holds 8 other servers (the caller then adds it directly).
+func (b *batchServers) add(slot uint32, n int) bool {
+	for i := 0; i < b.n; i++ {
+		if b.slot[i] == slot {
+			b.pkts[i]++
+			b.byts[i] += uint64(n)
+			return true
+		}
+	}
+	if b.n == len(b.slot) {
+		return false
+	}
+	b.slot[b.n], b.pkts[b.n], b.byts[b.n] = slot, 1, uint64(n)
+	b.n++
+	return true
+}
+
+// addServer adds packets and bytes to a server slot's live counters.
+func (c *counters) addServer(slot uint32, pkts, bytes uint64) {
+	if slot == 0 || int(slot) >= len(c.srv) {
+		return
+	}
+	c.srv[slot].pkts.Add(pkts)
+	c.srv[slot].bytes.Add(bytes)
 }

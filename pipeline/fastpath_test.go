@@ -95,7 +95,8 @@ func TestWorkerFastPath(t *testing.T) {
 	}
 	// A failed Update is counted and the entries are tried again with the next frame.
 	fp.err = errors.New("no map")
-	port.load(0, buildFrame(frameSpec{src: netip.MustParseAddr("10.6.6.6"), dport: 1935}))
+	port.load(0, buildFrame(frameSpec{src: netip.MustParseAddr("10.6.6.6"), dport: 1935}),
+		buildFrame(frameSpec{src: netip.MustParseAddr("10.6.6.6"), dport: 1935}))
 	w.poll()
 	fp.err = nil
 	port.load(0, buildFrame(frameSpec{src: netip.MustParseAddr("10.6.6.6"), dport: 1935}))
@@ -137,5 +138,30 @@ func TestWorkerFastPathAllocs(t *testing.T) {
 	}
 	if v := fp.vals[len(fp.vals)-1]; v.Gen != 1 || v.SrcMAC != localMAC {
 		t.Errorf("last value %+v", v)
+	}
+}
+
+// TestWorkerFastPathAdmission: a client enters the fast-path map with its second
+// packet (an affinity hit), never with its first: a spray of one-packet sources
+// leaves the map alone.
+func TestWorkerFastPathAdmission(t *testing.T) {
+	fp := &fakeFastPath{gen: 1, ids: map[string]uint32{"Harmonic_Traffic": 1}}
+	port := newFakePort(256)
+	var spray [][]byte
+	for i := range 200 {
+		spray = append(spray, buildFrame(frameSpec{src: netip.AddrFrom4([4]byte{10, 99, byte(i >> 8), byte(i)}), dport: 50000 + uint16(i)}))
+	}
+	port.load(0, spray...)
+	now := uint32(10)
+	w := NewWorker(port, testHolder(t), localMAC, WorkerOptions{FastPath: fp, BatchSize: 256, Clock: func() uint32 { return now }})
+	w.poll()
+	if len(fp.keys) != 0 || w.Counters().ByReason[Forwarded] != 200 {
+		t.Fatalf("one packet each: %d fast-path entries, %d forwarded; want 0 and 200", len(fp.keys), w.Counters().ByReason[Forwarded])
+	}
+	now++
+	port.load(0, spray[:1]...)
+	w.poll()
+	if len(fp.keys) != 1 {
+		t.Errorf("second packet of a client: %d entries, want 1", len(fp.keys))
 	}
 }

@@ -40,6 +40,7 @@ type frameSpec struct {
 	fragOffset     uint16  // for FragLater, in 8-byte units; 0 means 185
 	pad            int     // Ethernet padding after the IP packet
 	noL4           bool    // put payload right after the IP headers (non-TCP/UDP protos)
+	raw            []byte  // with noL4: these bytes instead of payload's generated ones
 }
 
 func (s frameSpec) withDefaults() frameSpec {
@@ -80,6 +81,9 @@ func (s frameSpec) l4Bytes() []byte {
 	body := make([]byte, s.payload)
 	for i := range body {
 		body[i] = byte('a' + i%26)
+	}
+	if s.noL4 && s.raw != nil {
+		return append([]byte{}, s.raw...)
 	}
 	if s.noL4 || s.frag == FragLater {
 		return body

@@ -12,11 +12,13 @@ const (
 	etherTypeQinQ = 0x88a8 // 802.1ad service tag
 
 	protoHopByHop = 0
+	protoICMP     = 1
 	protoTCP      = 6
 	protoUDP      = 17
 	protoRouting  = 43
 	protoFragment = 44
 	protoAH       = 51
+	protoICMPv6   = 58
 	protoDestOpts = 60
 
 	ethHeaderLen = 14
@@ -70,6 +72,12 @@ type Packet struct {
 	DstPort  uint16
 	L3Off    int // offset of the IP header in the frame
 	L4Off    int // offset of the TCP/UDP header; zero for a non-first fragment
+	// L4End is the end of the IP payload in the frame (the IP length fields, not the
+	// frame's length, which may carry Ethernet padding).
+	L4End int
+	// ICMP is the kind of ICMP error for a packet [ParseICMPError] decoded; Src, Dst,
+	// Proto, Frag and the ports then describe the packet the error quotes.
+	ICMP ICMPKind
 }
 
 // OK is what [Parse] returns for a well-formed TCP or UDP packet (or a non-first
@@ -83,7 +91,9 @@ const OK = Forwarded
 // forwarded, a Malformed reason ([MalformedEthernet], [MalformedIPv4], [MalformedIPv6],
 // [MalformedL4]) when a header is truncated or inconsistent, or [NotForUs] for anything
 // else (not IP, not TCP/UDP, too many VLAN tags). The fields of p are only meaningful
-// when the result is OK.
+// when the result is OK, with one exception: for an IP packet that is not TCP or UDP
+// (NotForUs), Src, Dst, Proto, Frag, L3Off and (but for a non-first fragment) L4Off and
+// L4End are set, so that [ParseICMPError] can go on with an ICMP packet.
 //
 // Parse reads frame only, allocates nothing and is safe for concurrent use. Lengths are
 // checked against the IP header's length fields: an IP length larger than the frame is
@@ -143,19 +153,23 @@ func parseIPv4(b []byte, base int, p *Packet) Reason {
 	p.Proto = b[9]
 	p.Src = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
 	p.Dst = netip.AddrFrom4([4]byte{b[16], b[17], b[18], b[19]})
-	if p.Proto != protoTCP && p.Proto != protoUDP {
-		return NotForUs
-	}
+	p.ICMP = ICMPNone
 	if fragField&0x1fff != 0 {
 		p.Frag = FragLater
-		p.SrcPort, p.DstPort, p.L4Off = 0, 0, 0
+		p.SrcPort, p.DstPort, p.L4Off, p.L4End = 0, 0, 0, 0
+		if p.Proto != protoTCP && p.Proto != protoUDP {
+			return NotForUs
+		}
 		return OK
 	}
 	p.Frag = FragNone
 	if fragField&0x2000 != 0 {
 		p.Frag = FragFirst
 	}
-	p.L4Off = base + ihl
+	p.L4Off, p.L4End = base+ihl, base+total
+	if p.Proto != protoTCP && p.Proto != protoUDP {
+		return NotForUs
+	}
 	return parseL4(b[ihl:total], p)
 }
 
@@ -177,6 +191,8 @@ func parseIPv6(b []byte, base int, p *Packet) Reason {
 	nh := b[6]
 	rest := b[ipv6HdrLen:]
 	p.Frag = FragNone
+	p.ICMP = ICMPNone
+	p.L4End = base + end
 	sawFrag := false
 	for n := 0; ; n++ {
 		if nh != protoHopByHop && nh != protoRouting && nh != protoDestOpts &&
@@ -199,11 +215,11 @@ func parseIPv6(b []byte, base int, p *Packet) Reason {
 			rest = rest[8:]
 			if fo>>3 != 0 {
 				p.Proto = nh
+				p.Frag = FragLater
+				p.SrcPort, p.DstPort, p.L4Off, p.L4End = 0, 0, 0, 0
 				if nh != protoTCP && nh != protoUDP {
 					return NotForUs
 				}
-				p.Frag = FragLater
-				p.SrcPort, p.DstPort, p.L4Off = 0, 0, 0
 				return OK
 			}
 			if fo&1 != 0 {
@@ -224,10 +240,10 @@ func parseIPv6(b []byte, base int, p *Packet) Reason {
 		rest = rest[hlen:]
 	}
 	p.Proto = nh
+	p.L4Off = base + len(b) - len(rest)
 	if nh != protoTCP && nh != protoUDP {
 		return NotForUs
 	}
-	p.L4Off = base + len(b) - len(rest)
 	return parseL4(rest, p)
 }
 

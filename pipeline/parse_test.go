@@ -68,16 +68,17 @@ func TestParseFields(t *testing.T) {
 		frag             Frag
 		vlans            uint8
 		l3Off, l4Off     int
+		l4End            int
 		truncateL4Header bool
 	}{
 		{name: "udp4", spec: frameSpec{sport: 1111, dport: 1935},
-			src: client4, dst: vip4, proto: protoUDP, sport: 1111, dport: 1935, l3Off: 14, l4Off: 34},
+			src: client4, dst: vip4, proto: protoUDP, sport: 1111, dport: 1935, l3Off: 14, l4Off: 34, l4End: 42},
 		{name: "tcp4 options vlan", spec: frameSpec{proto: protoTCP, ipOptions: 8, vlans: []uint16{5}, sport: 2, dport: 554},
-			src: client4, dst: vip4, proto: protoTCP, sport: 2, dport: 554, vlans: 1, l3Off: 18, l4Off: 46},
+			src: client4, dst: vip4, proto: protoTCP, sport: 2, dport: 554, vlans: 1, l3Off: 18, l4Off: 46, l4End: 66},
 		{name: "udp6 ext", spec: frameSpec{src: client6, dport: 65535, ext: []v6ext{{protoHopByHop, 16}, {protoAH, 12}}},
-			src: client6, dst: vip6, proto: protoUDP, sport: 40000, dport: 65535, l3Off: 14, l4Off: 14 + 40 + 16 + 12},
+			src: client6, dst: vip6, proto: protoUDP, sport: 40000, dport: 65535, l3Off: 14, l4Off: 14 + 40 + 16 + 12, l4End: 90},
 		{name: "tcp6 first fragment", spec: frameSpec{src: client6, proto: protoTCP, dport: 50001, frag: FragFirst},
-			src: client6, dst: vip6, proto: protoTCP, sport: 40000, dport: 50001, frag: FragFirst, l3Off: 14, l4Off: 14 + 48},
+			src: client6, dst: vip6, proto: protoTCP, sport: 40000, dport: 50001, frag: FragFirst, l3Off: 14, l4Off: 14 + 48, l4End: 82},
 		{name: "udp4 later fragment qinq", spec: frameSpec{vlans: []uint16{1, 2}, frag: FragLater, payload: 100},
 			src: client4, dst: vip4, proto: protoUDP, frag: FragLater, vlans: 2, l3Off: 22},
 		{name: "tcp6 later fragment", spec: frameSpec{src: client6, proto: protoTCP, frag: FragLater, fragOffset: 1},
@@ -91,7 +92,7 @@ func TestParseFields(t *testing.T) {
 				t.Fatalf("Parse = %v, want ok", r)
 			}
 			want := Packet{Src: tt.src, Dst: tt.dst, Proto: tt.proto, Frag: tt.frag, VLANs: tt.vlans,
-				SrcPort: tt.sport, DstPort: tt.dport, L3Off: tt.l3Off, L4Off: tt.l4Off}
+				SrcPort: tt.sport, DstPort: tt.dport, L3Off: tt.l3Off, L4Off: tt.l4Off, L4End: tt.l4End}
 			if p != want {
 				t.Errorf("Parse:\n got %+v\nwant %+v", p, want)
 			}
@@ -226,7 +227,26 @@ func FuzzParse(f *testing.F) {
 	for _, c := range files {
 		f.Add(c.frame)
 	}
+	for _, fr := range icmpSeeds() {
+		f.Add(fr)
+	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		compareWithSlow(t, frame)
+		r, p := compareWithSlow(t, frame)
+		if r != NotForUs {
+			return
+		}
+		// ParseICMPError takes over from Parse: it must not panic, and a quoted packet
+		// it accepts is from the error's destination.
+		outerDst := p.Dst
+		switch ParseICMPError(frame, &p) {
+		case OK:
+			if p.Src != outerDst || (p.Proto != protoTCP && p.Proto != protoUDP) || p.ICMP == ICMPNone {
+				t.Fatalf("ParseICMPError accepted %+v for an error to %v", p, outerDst)
+			}
+		case MalformedICMP:
+			if p.Dst != outerDst {
+				t.Fatalf("malformed: Dst %v changed from %v", p.Dst, outerDst)
+			}
+		}
 	})
 }

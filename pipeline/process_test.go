@@ -134,7 +134,7 @@ func TestProcess(t *testing.T) {
 		{"icmp to VIP", buildFrame(frameSpec{proto: 1, noL4: true, payload: 8}), NotForUs},
 		{"port not in service", buildFrame(frameSpec{dport: 1936}), NoService},
 		{"not a VIP", buildFrame(frameSpec{dst: netip.MustParseAddr("192.168.94.1"), dport: 1935}), NoService},
-		{"later fragment not a VIP", buildFrame(frameSpec{dst: netip.MustParseAddr("192.168.94.1"), frag: FragLater}), NoService},
+		{"later fragment not a VIP", buildFrame(frameSpec{dst: netip.MustParseAddr("192.168.94.1"), frag: FragLater}), FragmentNoService},
 		{"layer-7 VIP", buildFrame(frameSpec{proto: protoTCP, dst: vipMgmt, dport: 8080}), NoService},
 		{"udp to tcp-only VIP", buildFrame(frameSpec{dst: vipMgmt, dport: 8080}), NoService},
 		{"all servers down", buildFrame(frameSpec{dst: vipNoServer, dport: 1935}), NoServer},

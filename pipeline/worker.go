@@ -106,6 +106,7 @@ type Worker struct {
 	idleWait time.Duration
 	clock    func() uint32
 	descs    []Desc
+	slots    []uint32 // server slot of each frame to transmit, in descs order
 	fp       *fastPathState
 
 	c counters
@@ -131,7 +132,9 @@ func NewWorker(port Port, holder *tables.Holder, localMAC [6]byte, opts WorkerOp
 		idleWait: opts.IdleWait,
 		clock:    opts.Clock,
 		descs:    make([]Desc, opts.BatchSize),
+		slots:    make([]uint32, opts.BatchSize),
 	}
+	w.c.srv = make([]serverCounter, tables.MaxServerSlots)
 	if opts.FastPath != nil {
 		w.fp = &fastPathState{
 			fp:    opts.FastPath,
@@ -167,6 +170,30 @@ func (w *Worker) Run(ctx context.Context) error {
 // Counters returns a copy of the worker's counters. It is safe to call while Run runs.
 func (w *Worker) Counters() Counters { return w.c.load() }
 
+// ServerCount returns what the worker sent to the layer-4 real server with counter
+// slot slot ([tables.Server.Slot]; 0 and slots out of range count nothing). It is
+// safe to call while Run runs.
+func (w *Worker) ServerCount(slot uint32) ServerCount {
+	if slot == 0 || int(slot) >= len(w.c.srv) {
+		return ServerCount{}
+	}
+	return ServerCount{Packets: w.c.srv[slot].pkts.Load(), Bytes: w.c.srv[slot].bytes.Load()}
+}
+
+// countServers counts the frames the TX ring took (sent, the first frames of the
+// batch, whose slots processBatch noted) by server.
+func (w *Worker) countServers(sent []Desc) {
+	var bs batchServers
+	for i, d := range sent {
+		if slot := w.slots[i]; slot != 0 && !bs.add(slot, int(d.Len)) {
+			w.c.addServer(slot, 1, uint64(d.Len))
+		}
+	}
+	for i := 0; i < bs.n; i++ {
+		w.c.addServer(bs.slot[i], uint64(bs.pkts[i]), bs.byts[i])
+	}
+}
+
 // poll handles one batch. It reports whether there was anything to receive.
 func (w *Worker) poll() bool {
 	n := w.port.Receive(w.descs)
@@ -189,13 +216,14 @@ func (w *Worker) poll() bool {
 	if ntx > 0 {
 		sent = w.port.Transmit(descs[:ntx])
 		if sent < ntx {
-			bc[Forwarded] -= uint32(ntx - sent)
-			bc[TXFull] += uint32(ntx - sent)
+			bc.reasons[Forwarded] -= uint32(ntx - sent)
+			bc.reasons[TXFull] += uint32(ntx - sent)
 		}
 	}
 	if sent < n {
 		w.port.Release(descs[sent:])
 	}
+	w.countServers(descs[:sent])
 	w.c.add(&bc)
 	if fp != nil && len(fp.keys) > 0 {
 		w.c.fpEntries.Add(uint64(len(fp.keys)))
@@ -231,9 +259,13 @@ func (fp *fastPathState) resolve(snap *tables.Snapshot) {
 }
 
 // record queues d for the fast-path map unless it was queued already in this
-// generation less than a second ago.
+// generation less than a second ago, or the client is new (see below).
 func (fp *fastPathState) record(d *decision, localMAC [6]byte, now uint32) {
-	if d.frag || (d.verdict != tables.VerdictNew && d.verdict != tables.VerdictPersist) {
+	// Admission: a client enters the map on its second packet (an affinity hit), so
+	// a flood of one-packet sources never fills it; without persistence there is no
+	// second look, and Maglev's choice is recorded at once.
+	if d.frag || d.icmp != ICMPNone || (d.verdict != tables.VerdictPersist &&
+		(d.verdict != tables.VerdictNew || d.svc.PersistTimeout != 0)) {
 		return
 	}
 	var id uint32
@@ -253,7 +285,7 @@ func (fp *fastPathState) record(d *decision, localMAC [6]byte, now uint32) {
 	}
 	*c = fpCacheSlot{key: k, mac: d.srv.MAC, gen: fp.gen, t: now}
 	fp.keys = append(fp.keys, k)
-	fp.vals = append(fp.vals, afxdp.FastPathValue{DstMAC: d.srv.MAC, SrcMAC: localMAC, Gen: fp.gen})
+	fp.vals = append(fp.vals, afxdp.FastPathValue{DstMAC: d.srv.MAC, SrcMAC: localMAC, Gen: fp.gen, Slot: d.srv.Slot})
 }
 
 // fpSlot is the cache slot of a key.
@@ -274,9 +306,13 @@ func (w *Worker) processBatch(snap *tables.Snapshot, now uint32, descs []Desc, b
 	var dec decision
 	for i, d := range descs {
 		r := process(snap, w.localMAC, now, w.port.Frame(d), &dec)
-		bc[r]++
+		bc.reasons[r]++
 		if r == Forwarded {
+			if dec.icmp != ICMPNone {
+				bc.icmp[dec.icmp]++
+			}
 			descs[i], descs[ntx] = descs[ntx], d
+			w.slots[ntx] = dec.srv.Slot
 			ntx++
 			if w.fp != nil {
 				w.fp.record(&dec, w.localMAC, now)

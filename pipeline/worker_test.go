@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -370,5 +371,59 @@ func TestWorkerBarrage(t *testing.T) {
 	t.Logf("barrage: %d forwarded, %d malformed, counters %v", c.Forwarded(), c.Malformed(), c.ByReason)
 	if c.Forwarded() == 0 || c.Malformed() < n/3 || c.ByReason[NotForUs] == 0 {
 		t.Errorf("barrage did not exercise both paths: %+v", c)
+	}
+}
+
+// TestWorkerServerCounts: frames and bytes are counted by real server, only for the
+// frames the TX ring took; more than 8 servers in a batch are counted too.
+func TestWorkerServerCounts(t *testing.T) {
+	spec := testSpec()
+	ht := &spec.Services[0]
+	for i := len(ht.Servers); i < 12; i++ { // 12 servers: more than a batch's 8 accumulators
+		ht.Servers = append(ht.Servers, tables.ServerSpec{Name: fmt.Sprintf("HT%d", i+1),
+			Addr: netip.AddrFrom4([4]byte{192, 168, 94, byte(115 + i)}), Weight: 100, MAC: serverMAC(i + 1), HasMAC: true})
+	}
+	snap, err := tables.Build(spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h tables.Holder
+	h.Store(snap)
+	svc := snap.Service("Harmonic_Traffic")
+	want := map[string]ServerCount{}
+	var frames [][]byte
+	for i := range 200 {
+		f := buildFrame(frameSpec{src: netip.AddrFrom4([4]byte{10, 5, byte(i >> 8), byte(i)}), dport: 1935, payload: i})
+		frames = append(frames, f)
+	}
+	port := newFakePort(len(frames))
+	port.load(0, frames...)
+	port.txLimit = 150 // the last 50 forwardable frames do not fit
+	w := NewWorker(port, &h, localMAC, WorkerOptions{BatchSize: len(frames), Clock: func() uint32 { return 1 }})
+	w.poll()
+	for _, d := range port.tx {
+		f := port.Frame(d)
+		for _, srv := range svc.Servers {
+			if srv.MAC == [6]byte(f[0:6]) {
+				c := want[srv.Name]
+				c.Packets++
+				c.Bytes += uint64(len(f))
+				want[srv.Name] = c
+			}
+		}
+	}
+	if len(port.tx) != 150 || len(want) < 9 {
+		t.Fatalf("%d frames sent to %d servers; want 150 to more than 8", len(port.tx), len(want))
+	}
+	var total uint64
+	for _, srv := range svc.Servers {
+		got := w.ServerCount(srv.Slot)
+		if got != want[srv.Name] {
+			t.Errorf("%s (slot %d): %+v, want %+v", srv.Name, srv.Slot, got, want[srv.Name])
+		}
+		total += got.Packets
+	}
+	if total != 150 {
+		t.Errorf("%d frames counted by server, want the 150 sent", total)
 	}
 }

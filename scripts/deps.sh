@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# deps.sh PKG...: installs the Debian packages medialb's targets need, and nothing else.
-# Quick when everything is present (dpkg query only); otherwise apt-get update once, then
-# apt-get install -y. Used by every Makefile target, so a fresh Debian machine needs no
-# manual step.
+# deps.sh TARGET...: installs the Debian packages that scripts/packages.list names for the
+# given Makefile targets (demo, test, bench, gen), and nothing else. Quick when everything
+# is present (dpkg query only); otherwise apt-get update once, then apt-get install -y.
+# Used by every Makefile target, so a fresh Debian machine needs no manual step.
 set -euo pipefail
+list="$(dirname "$0")/packages.list"
+[ $# -gt 0 ] || { echo "usage: deps.sh TARGET... (demo, test, bench, gen)" >&2; exit 2; }
+want=()
+for target in "$@"; do
+	found=0
+	while read -r _prog pkg targets _; do
+		case "$_prog" in ''|'#'*) continue ;; esac
+		case ",$targets," in *",$target,"*) found=1; [ "$pkg" != - ] && want+=("$pkg") ;; esac
+	done <"$list"
+	[ $found -eq 1 ] || { echo "deps: $list names no package for target $target" >&2; exit 2; }
+done
 missing=()
-for p in "$@"; do
+for p in $(printf '%s\n' "${want[@]}" | sort -u); do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

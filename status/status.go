@@ -33,6 +33,15 @@ type Inputs struct {
 	Checks map[tables.Key]health.Status
 	// L7 are the layer-7 proxy's counters (l7.Proxy.Stats).
 	L7 []l7.ServiceStats
+	// L4Count returns the frames and bytes the layer-4 dataplane sent to the real
+	// server with a counter slot (tables.Server.Slot); nil: none counted.
+	L4Count func(slot uint32) (packets, bytes uint64)
+	// Panic are the services' panic states (control.Controller.Panic), by name.
+	Panic map[string]control.PanicStatus
+	// Feedback are the load agents' answers (control.Controller.FeedbackStates).
+	Feedback map[tables.Key]control.Feedback
+	// Problems are the findings of the real-server checks (realserver.Watcher.Problems).
+	Problems map[tables.Key][]string
 }
 
 // Overview joins in into the System Overview: the services of the
@@ -77,8 +86,18 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 	if persist {
 		as.Persistence += " " + cs.Persistence.Timeout.String()
 	}
+	aff := ts.AffinityStats()
+	as.PersistEvictions, as.PersistRefused = aff.Evictions, aff.Refused
+	if ps := in.Panic[cs.Name]; ps.Count > 0 {
+		as.Panic, as.Panics = ps.Active, ps.Count
+		since := ps.Since.UTC()
+		as.PanicSince = &since
+	}
 	for _, srv := range ts.Servers {
 		rs := realServer(in, tables.Key{Service: cs.Name, Server: srv.Name}, srv, l7srv)
+		if c := cs.RealServer(srv.Name); c != nil {
+			rs.ConfiguredWeight = c.Weight
+		}
 		if persist {
 			rs.ActiveClients = int64(ts.ActiveClients(srv, in.Now))
 			as.ActiveClients += rs.ActiveClients
@@ -87,6 +106,13 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 			// Direct routing never sees the replies, so connections are not
 			// tracked: the persistence entries stand for them, as for the service.
 			rs.Connections = rs.ActiveClients
+			// Frames and bytes sent to the server (client to server only: the
+			// replies bypass us), the pipeline's and the XDP fast path's.
+			if in.L4Count != nil {
+				rs.Packets, rs.Bytes = in.L4Count(srv.Slot)
+				as.Packets += rs.Packets
+				as.Bytes += rs.Bytes
+			}
 		}
 		as.RealServers = append(as.RealServers, rs)
 	}
@@ -121,5 +147,12 @@ func realServer(in Inputs, k tables.Key, srv *tables.Server, l7srv map[tables.Ke
 	if st, ok := in.Checks[k]; ok {
 		rs.HealthCheckSeconds = st.LastResult.Duration.Seconds()
 	}
+	if fb, ok := in.Feedback[k]; ok {
+		rs.Feedback = &api.Feedback{Percent: fb.Percent, Agent: fb.Agent.String(), Answer: fb.Answer, Error: fb.Error}
+		if !fb.AnsweredAt.IsZero() {
+			rs.Feedback.AnsweredAt = fb.AnsweredAt.UTC().Format(time.RFC3339)
+		}
+	}
+	rs.Problems = append([]string{}, in.Problems[k]...)
 	return rs
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/medialb/medialb/api"
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/control"
+	"github.com/medialb/medialb/feedback"
 	"github.com/medialb/medialb/health"
 	"github.com/medialb/medialb/l7"
 	"github.com/medialb/medialb/tables"
@@ -122,6 +123,21 @@ func TestOverview(t *testing.T) {
 				t.Errorf("HM2 %+v, want admin drain", r)
 			}
 		}},
+		{name: "feedback, configured weight, problems", change: func(f *fixture, in *Inputs) {
+			f.cfg.Services[1].RealServers = []config.RealServer{{Name: "HT1", Weight: 200}, {Name: "HT2", Weight: 100}}
+			in.Feedback = map[tables.Key]control.Feedback{key("Traffic", "HT1"): {Percent: 10, Agent: feedback.AgentDrain, Answer: "drain 10%",
+				AnsweredAt: time.Unix(5, 0)}}
+			in.Problems = map[tables.Key][]string{key("Traffic", "HT2"): {"VIP not configured on the real server"}}
+		}, check: func(t *testing.T, ov api.Overview) {
+			a, b := ov.Services[1].RealServers[0], ov.Services[1].RealServers[1]
+			if a.ConfiguredWeight != 200 || a.Feedback == nil || a.Feedback.Percent != 10 || a.Feedback.Agent != "drain" ||
+				a.Feedback.Answer != "drain 10%" || a.Feedback.AnsweredAt != "1970-01-01T00:00:05Z" || a.Problems == nil || len(a.Problems) != 0 {
+				t.Errorf("HT1 %+v feedback %+v", a, a.Feedback)
+			}
+			if b.Feedback != nil || len(b.Problems) != 1 || b.Problems[0] != "VIP not configured on the real server" {
+				t.Errorf("HT2 %+v", b)
+			}
+		}},
 		{name: "one server down: degraded", change: func(f *fixture, in *Inputs) {
 			f.spec.Services[1].Servers[1].State = tables.StateDown
 		}, check: func(t *testing.T, ov api.Overview) {
@@ -160,7 +176,32 @@ func TestOverview(t *testing.T) {
 			}
 			built := f.inputs(t, tc.clients)
 			built.Admin, built.Health, built.Checks, built.L7 = in.Admin, in.Health, in.Checks, in.L7
+			built.Feedback, built.Problems = in.Feedback, in.Problems
 			tc.check(t, Overview(built))
 		})
+	}
+}
+
+// Layer-4 servers carry the dataplane's frame and byte counts (by counter slot), the
+// service their sum; the panic and the persistence evictions show on the service.
+func TestOverviewL4CountsAndPanic(t *testing.T) {
+	f := newFixture()
+	in := f.inputs(t, 0)
+	ht := in.Snapshot.Service("Traffic")
+	counts := map[uint32][2]uint64{ht.Servers[0].Slot: {10, 1000}, ht.Servers[1].Slot: {5, 700}}
+	in.L4Count = func(slot uint32) (uint64, uint64) { c := counts[slot]; return c[0], c[1] }
+	since := time.Unix(50, 0)
+	in.Panic = map[string]control.PanicStatus{"Traffic": {Active: true, Since: since, Count: 2}}
+	ov := Overview(in)
+	tr := ov.Services[1]
+	if tr.RealServers[0].Packets != 10 || tr.RealServers[0].Bytes != 1000 || tr.RealServers[1].Packets != 5 ||
+		tr.Packets != 15 || tr.Bytes != 1700 {
+		t.Errorf("counts: service %d/%d, servers %+v", tr.Packets, tr.Bytes, tr.RealServers)
+	}
+	if !tr.Panic || tr.Panics != 2 || tr.PanicSince == nil || !tr.PanicSince.Equal(since) {
+		t.Errorf("panic: %v %d %v", tr.Panic, tr.Panics, tr.PanicSince)
+	}
+	if mg := ov.Services[0]; mg.Panic || mg.Packets != 0 {
+		t.Errorf("layer-7 service: %+v", mg)
 	}
 }

@@ -8,8 +8,8 @@ import (
 // slotsPerBucket is the associativity of the affinity table.
 const slotsPerBucket = 8
 
-// maxAffinityCap bounds ServiceSpec.AffinityCap (40 bytes per slot: 2.5 GiB).
-const maxAffinityCap = 1 << 26
+// MaxAffinityCap bounds ServiceSpec.AffinityCap (40 bytes per slot: 2.5 GiB).
+const MaxAffinityCap = 1 << 26
 
 // seqReadTries bounds how often a reader retries a slot that a writer holds
 // before treating it as a miss (the packet is then picked by Maglev).
@@ -23,10 +23,24 @@ const seqReadTries = 4
 //
 // Capacity and what happens when full: the table never grows. A new client
 // takes, in order of preference, the slot of its own stale entry, an empty
-// slot, an expired slot of its bucket (counted in Expired), or else the
-// least-recently-seen slot of its bucket, whose live client is then forgotten
-// (counted in Evictions; that client is picked by Maglev again, which gives
-// it the same server unless the server set changed).
+// slot, an expired slot of its bucket (counted in Expired), or else a live
+// slot of its bucket whose client is then forgotten (counted in Evictions;
+// that client is picked by Maglev again, which gives it the same server
+// unless the server set changed): the least recently seen unconfirmed one,
+// else the least recently seen established one idle for more than
+// [ActiveWindow] seconds. A bucket whose eight clients are all established
+// and active takes no new client (counted in Refused; the newcomer is served
+// by Maglev alone until a slot frees).
+//
+// Admission: a client is unconfirmed until it is seen again, with a second
+// packet (or recorded by Touch or the HA sync, which only carry clients seen
+// before). A flood of one-packet sources, spoofed SYNs or UDP
+// from random addresses, therefore only ever replaces other unconfirmed
+// entries or idle ones, never a live established media client. (Katran's
+// per-CPU LRU connection table and Maglev's connection tracking table let a
+// flood push out the least recently used flows and rely on consistent
+// hashing to send them to the same server again, which fails exactly when
+// the server set changes during the flood; confirmation keeps them.)
 //
 // Memory: about 40 bytes per slot, so the default DefaultAffinityCap
 // (65536 slots) takes 2.5 MiB per service with persistence. The table is
@@ -54,6 +68,7 @@ type Affinity struct {
 	entries   atomic.Int64
 	inserts   atomic.Uint64
 	evictions atomic.Uint64
+	refused   atomic.Uint64
 	fullDrops atomic.Uint64
 	expired   atomic.Uint64
 
@@ -70,15 +85,23 @@ type slot struct {
 	k1  atomic.Uint64
 	val atomic.Uint64 // server id (low 32 bits, 0 = empty) | generation << 32
 	t   atomic.Uint32 // last seen, caller's seconds
+	// confirmed is 1 once the client was seen twice (or came from Touch or the
+	// HA sync); it fills the slot's padding.
+	confirmed atomic.Uint32
 }
 
 // slotView is a consistent copy of a slot.
 type slotView struct {
-	seq    uint64
-	k0, k1 uint64
-	val    uint64
-	t      uint32
+	seq       uint64
+	k0, k1    uint64
+	val       uint64
+	t         uint32
+	confirmed bool
 }
+
+// ActiveWindow is how long, in seconds, an established (confirmed) client
+// counts as active: one seen more recently is never evicted for a newcomer.
+const ActiveWindow = 10
 
 // newAffinity makes a table of at least capacity slots (rounded up to a power
 // of two, at least one bucket).
@@ -119,6 +142,7 @@ func (s *slot) load() (v slotView, ok bool) {
 		v.k1 = s.k1.Load()
 		v.val = s.val.Load()
 		v.t = s.t.Load()
+		v.confirmed = s.confirmed.Load() != 0
 		if s.seq.Load() == v.seq {
 			return v, true
 		}
@@ -128,7 +152,7 @@ func (s *slot) load() (v slotView, ok bool) {
 
 // store writes the slot if its sequence is still seq (nobody wrote it since
 // it was read); it reports whether it did.
-func (s *slot) store(seq, k0, k1, val uint64, t uint32) bool {
+func (s *slot) store(seq, k0, k1, val uint64, t uint32, confirmed bool) bool {
 	if !s.seq.CompareAndSwap(seq, seq+1) {
 		return false
 	}
@@ -136,18 +160,29 @@ func (s *slot) store(seq, k0, k1, val uint64, t uint32) bool {
 	s.k1.Store(k1)
 	s.val.Store(val)
 	s.t.Store(t)
+	s.confirmed.Store(b2u(confirmed))
 	s.seq.Store(seq + 2)
 	return true
 }
 
-// touch sets the last-seen time of the slot if its sequence is still seq.
-// Losing the race is harmless: someone else just wrote the slot.
-func (s *slot) touch(seq uint64, t uint32) {
+// touch sets the last-seen time of the slot, and marks it confirmed, if its
+// sequence is still seq; it reports whether it wrote. Losing the race is
+// harmless: someone else just wrote the slot.
+func (s *slot) touch(seq uint64, t uint32) bool {
 	if !s.seq.CompareAndSwap(seq, seq+1) {
-		return
+		return false
 	}
 	s.t.Store(t)
+	s.confirmed.Store(1)
 	s.seq.Store(seq + 2)
+	return true
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // expired reports whether an entry last seen at t is older than timeout
@@ -170,6 +205,7 @@ const (
 	kindEmpty          // never used
 	kindExpired        // another client's expired entry
 	kindLive           // another client's live entry: an eviction
+	kindRefused        // every other slot holds an active established client
 	kindNone           // every slot was held by a writer
 )
 
@@ -182,13 +218,18 @@ type probe struct {
 
 // scan looks for key (k0, k1) in b and, in the same pass, chooses where a new
 // entry for it would go: its own slot, else the first empty slot, else the
-// first expired one, else the least recently seen one.
+// first expired one, else the least recently seen unconfirmed one, else the
+// least recently seen established one idle for more than ActiveWindow, else
+// none (kindRefused).
 func (b *bucket) scan(k0, k1 uint64, now, timeout uint32) probe {
 	p := probe{slot: -1, kind: kindNone}
 	var oldest int32
+	oldestConfirmed := false
+	held := false
 	for i := range b {
 		v, ok := b[i].load()
 		if !ok {
+			held = true
 			continue
 		}
 		switch {
@@ -202,18 +243,33 @@ func (b *bucket) scan(k0, k1 uint64, now, timeout uint32) probe {
 		case expired(v.t, now, timeout):
 			p = probe{slot: i, kind: kindExpired, view: v}
 		default:
-			if age := int32(now - v.t); p.kind == kindNone || age > oldest {
-				p, oldest = probe{slot: i, kind: kindLive, view: v}, age
+			age := int32(now - v.t)
+			if v.confirmed && age <= ActiveWindow {
+				continue // active and established: never a victim
+			}
+			// An unconfirmed victim beats a confirmed one; then the oldest.
+			if p.kind != kindLive || (oldestConfirmed && !v.confirmed) ||
+				(oldestConfirmed == v.confirmed && age > oldest) {
+				p, oldest, oldestConfirmed = probe{slot: i, kind: kindLive, view: v}, age, v.confirmed
 			}
 		}
+	}
+	if p.kind == kindNone && !held {
+		p.kind = kindRefused
 	}
 	return p
 }
 
-// insert records key -> val at now in the slot p chose and reports whether it did
-// (false: the slot was being written by another worker, counted as a full drop).
-func (a *Affinity) insert(b *bucket, p probe, k0, k1, val uint64, now uint32) bool {
-	if p.kind == kindNone || !b[p.slot].store(p.view.seq, k0, k1, val, now) {
+// insert records key -> val at now in the slot p chose and reports whether it
+// did (false: every candidate was an active established client, counted as
+// refused, or the slot was being written by another worker, counted as a full
+// drop). confirmed marks the entry established at once (Touch, HA sync).
+func (a *Affinity) insert(b *bucket, p probe, k0, k1, val uint64, now uint32, confirmed bool) bool {
+	if p.kind == kindRefused {
+		a.refused.Add(1)
+		return false
+	}
+	if p.kind == kindNone || !b[p.slot].store(p.view.seq, k0, k1, val, now, confirmed) {
 		a.fullDrops.Add(1)
 		return false
 	}
@@ -236,6 +292,7 @@ func (a *Affinity) stats() AffinityStats {
 		Capacity:  a.capacity(),
 		Inserts:   a.inserts.Load(),
 		Evictions: a.evictions.Load(),
+		Refused:   a.refused.Load(),
 		FullDrops: a.fullDrops.Load(),
 		Expired:   a.expired.Load(),
 	}

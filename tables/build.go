@@ -8,19 +8,23 @@ import (
 	"time"
 )
 
-// maxServers is the most real servers a service can have (table entries are
+// MaxServers is the most real servers a service can have (table entries are
 // uint16 indices, 0xFFFF reserved).
-const maxServers = noServer - 1
+const MaxServers = noServer - 1
 
-// maxServicesPerVIPProto is the most services one (VIP, protocol) can carry
+// MaxServicesPerVIPProto is the most services one (VIP, protocol) can carry
 // (the port index stores 1 + a uint8 index).
-const maxServicesPerVIPProto = 255
+const MaxServicesPerVIPProto = 255
 
 func build(spec Spec, prev *Snapshot) (*Snapshot, error) {
 	s := &Snapshot{
 		seed:   spec.HashSeed,
 		byName: make(map[string]*Service, len(spec.Services)),
 		vips:   make(map[netip.Addr]*vipEntry),
+		slots:  &slotRegistry{byName: map[string]uint32{}},
+	}
+	if prev != nil {
+		s.slots = prev.slots
 	}
 	for i := range spec.Services {
 		ss := &spec.Services[i]
@@ -35,6 +39,7 @@ func build(spec Spec, prev *Snapshot) (*Snapshot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("building service %q: %w", ss.Name, err)
 		}
+		s.slots.assignSlots(svc)
 		s.services = append(s.services, svc)
 		s.byName[svc.Name] = svc
 		if err := s.index(svc); err != nil {
@@ -72,8 +77,8 @@ func (s *Snapshot) index(svc *Service) error {
 			*p.pi = &portIndex{}
 		}
 		pi := *p.pi
-		if len(pi.svcs) >= maxServicesPerVIPProto {
-			return fmt.Errorf("indexing %s %s: more than %d services on one address and protocol", svc.VIP, p.proto, maxServicesPerVIPProto)
+		if len(pi.svcs) >= MaxServicesPerVIPProto {
+			return fmt.Errorf("indexing %s %s: more than %d services on one address and protocol", svc.VIP, p.proto, MaxServicesPerVIPProto)
 		}
 		pi.svcs = append(pi.svcs, svc)
 		n := uint8(len(pi.svcs))
@@ -121,14 +126,14 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 	if !IsPrime(uint64(m)) {
 		return nil, fmt.Errorf("checking maglev size %d: not a prime (use e.g. 65537 or 131071)", m)
 	}
-	if len(ss.Servers) > maxServers {
-		return nil, fmt.Errorf("checking real servers: %d, at most %d", len(ss.Servers), maxServers)
+	if len(ss.Servers) > MaxServers {
+		return nil, fmt.Errorf("checking real servers: %d, at most %d", len(ss.Servers), MaxServers)
 	}
 	if uint64(m) <= uint64(len(ss.Servers)) {
 		return nil, fmt.Errorf("checking maglev size %d: not above the number of real servers %d (use a prime of at least 100 times it)", m, len(ss.Servers))
 	}
-	if ss.AffinityCap < 0 || ss.AffinityCap > maxAffinityCap {
-		return nil, fmt.Errorf("checking affinity capacity %d: out of range 0..%d", ss.AffinityCap, maxAffinityCap)
+	if ss.AffinityCap < 0 || ss.AffinityCap > MaxAffinityCap {
+		return nil, fmt.Errorf("checking affinity capacity %d: out of range 0..%d", ss.AffinityCap, MaxAffinityCap)
 	}
 
 	svc := &Service{

@@ -25,11 +25,28 @@ func (svc *Service) eligiblePersist(srv *Server) bool {
 // same client keeps its server across all ports and both protocols of the
 // service.
 func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
+	return svc.pick(src, now, nil)
+}
+
+// PickLeast is Pick for weighted least-connection (layer 7, scheduler wlc):
+// a client with an affinity entry keeps its server as with Pick; a new
+// client goes to the eligible server with the fewest connections per unit
+// of weight, load(server) being its connections now, and the choice is
+// recorded. Ties go to the first such server from a place that the client's
+// hash decides, so that simultaneous new clients spread. It calls load once
+// per eligible server.
+func (svc *Service) PickLeast(src netip.Addr, now uint32, load func(*Server) int64) (*Server, Verdict) {
+	return svc.pick(src, now, load)
+}
+
+// pick is Pick, with new clients chosen by load (least connection) when
+// load is not nil, else by Maglev.
+func (svc *Service) pick(src netip.Addr, now uint32, load func(*Server) int64) (*Server, Verdict) {
 	k0, k1 := addrKey(src)
 	h := hash128(svc.seed, k0, k1)
 	a := svc.aff
 	if a == nil {
-		return svc.pickNew(h)
+		return svc.choose(h, load)
 	}
 	b := a.bucketFor(h)
 	p := b.scan(k0, k1, now, svc.timeout)
@@ -39,20 +56,32 @@ func (svc *Service) Pick(src netip.Addr, now uint32) (*Server, Verdict) {
 			if i := svc.byID[id]; i >= 0 {
 				srv := svc.Servers[i]
 				if srv.Generation == uint32(v.val>>32) && svc.eligiblePersist(srv) {
-					if int32(now-v.t) > 0 { // never move a time back
-
+					// Seen again: the client is confirmed (established), and its time
+					// moves forward, never back.
+					if int32(now-v.t) > 0 {
 						b[p.slot].touch(v.seq, now)
+					} else if !v.confirmed {
+						b[p.slot].touch(v.seq, v.t)
 					}
 					return srv, VerdictPersist
 				}
 			}
 		}
 	}
-	srv, verdict := svc.pickNew(h)
+	srv, verdict := svc.choose(h, load)
 	if verdict == VerdictNew {
-		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now)
+		a.insert(b, p, k0, k1, packVal(srv.id, srv.Generation), now, false)
 	}
 	return srv, verdict
+}
+
+// choose is the choice for a new client with hash h: by least connection
+// with load, else by Maglev.
+func (svc *Service) choose(h uint64, load func(*Server) int64) (*Server, Verdict) {
+	if load != nil && len(svc.table) > 0 {
+		return svc.leastLoaded(h, load), VerdictNew
+	}
+	return svc.pickNew(h)
 }
 
 // pickNew is the Maglev choice for client hash h.
@@ -89,3 +118,25 @@ func (svc *Service) ActiveClients(server *Server, now uint32) int {
 // EligibleServers returns how many servers take new clients (are in the
 // Maglev table).
 func (svc *Service) EligibleServers() int { return svc.eligible }
+
+// leastLoaded returns the eligible server with the smallest load/weight,
+// starting the scan at a place given by h. There is one: the Maglev table
+// is not empty.
+func (svc *Service) leastLoaded(h uint64, load func(*Server) int64) *Server {
+	var best *Server
+	var bestLoad int64
+	n := len(svc.Servers)
+	start := int(h % uint64(n))
+	for j := range n {
+		srv := svc.Servers[(start+j)%n]
+		if !svc.eligibleNew(srv) {
+			continue
+		}
+		l := load(srv)
+		// l/w < bestLoad/bestW, without division.
+		if best == nil || l*int64(best.Weight) < bestLoad*int64(srv.Weight) {
+			best, bestLoad = srv, l
+		}
+	}
+	return best
+}

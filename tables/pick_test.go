@@ -1,7 +1,9 @@
 package tables
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -287,12 +289,20 @@ func TestAffinityFull(t *testing.T) {
 			t.Errorf("client %d: %v, want persist", i, v)
 		}
 	}
-	// ... and client 1 comes back as new, evicting one of them.
+	// ... and client 1 comes back as new; every slot now holds an established
+	// client (seen twice) active within ActiveWindow: it is refused.
 	if _, v := svc.Pick(cl[1], 23); v != VerdictNew {
 		t.Errorf("evicted client 1: %v, want new", v)
 	}
-	if st = svc.AffinityStats(); st.Evictions != 2 || st.Entries != slotsPerBucket {
+	if st = svc.AffinityStats(); st.Evictions != 1 || st.Refused != 1 || st.Entries != slotsPerBucket {
 		t.Fatalf("after client 1 returned: %+v", st)
+	}
+	// Once they have been idle for more than ActiveWindow, it evicts one of them.
+	if _, v := svc.Pick(cl[1], 23+ActiveWindow); v != VerdictNew {
+		t.Errorf("client 1 later: %v, want new", v)
+	}
+	if st = svc.AffinityStats(); st.Evictions != 2 || st.Entries != slotsPerBucket {
+		t.Fatalf("after client 1 returned later: %+v", st)
 	}
 	// Much later everything has expired: a new client takes an expired slot
 	// (counted as expired, not evicted).
@@ -495,7 +505,7 @@ func TestSlotSeqlock(t *testing.T) {
 				if !ok {
 					continue
 				}
-				s.store(v.seq, id, id, packVal(uint32(id), uint32(id)), uint32(id))
+				s.store(v.seq, id, id, packVal(uint32(id), uint32(id)), uint32(id), id%2 == 0)
 			}
 		}()
 	}
@@ -524,5 +534,54 @@ func TestSlotSeqlock(t *testing.T) {
 	}
 	if accepted.Load() == 0 || s.seq.Load() < 100 {
 		t.Fatal("no concurrent reads and writes happened")
+	}
+}
+
+// TestAffinityFloodKeepsEstablished: a flood of one-packet sources (a million, 250
+// times the table's capacity) while the server set changes does not move a single
+// established client: they are never evicted, the newcomers are refused or replace
+// each other.
+func TestAffinityFloodKeepsEstablished(t *testing.T) {
+	ss := trafficService(300*time.Second, nil, "HT1", "HT2")
+	ss.AffinityCap = 4096
+	snap := mustBuild(t, pickSpec(ss), nil)
+	svc := snap.Services()[0]
+	rng := rand.New(rand.NewPCG(1, 2))
+	randAddr := func() netip.Addr {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], rng.Uint32())
+		return netip.AddrFrom4(b)
+	}
+	// 2048 clients, each seen twice: established.
+	est := map[netip.Addr]string{}
+	for range 2048 {
+		c := randAddr()
+		svc.Pick(c, 100)
+		if srv, v := svc.Pick(c, 100); v == VerdictPersist {
+			est[c] = srv.Name
+		}
+	}
+	if len(est) < 1900 {
+		t.Fatalf("only %d of 2048 clients established", len(est))
+	}
+	// A third server: Maglev alone would now move about a third of them.
+	ss.Servers = append(ss.Servers, ServerSpec{Name: "HT3", Addr: netip.MustParseAddr("192.168.94.117"),
+		Weight: 100, MAC: [6]byte{2, 0, 0, 0, 0, 3}, HasMAC: true})
+	svc = mustBuild(t, pickSpec(ss), snap).Services()[0]
+	for i := range 1_000_000 {
+		svc.Pick(randAddr(), 102+uint32(i/250_000))
+	}
+	lost := 0
+	for c, name := range est {
+		if srv, v := svc.Pick(c, 106); v != VerdictPersist || srv.Name != name {
+			lost++
+		}
+	}
+	st := svc.AffinityStats()
+	if lost != 0 {
+		t.Errorf("%d of %d established clients lost their server in the flood (%+v)", lost, len(est), st)
+	}
+	if st.Refused == 0 || st.Evictions == 0 {
+		t.Errorf("stats %+v: want newcomers refused and evicting each other", st)
 	}
 }

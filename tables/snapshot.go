@@ -19,6 +19,7 @@ type Snapshot struct {
 	// vipList holds the same entries as vips when there are at most
 	// vipScanMax of them: a linear scan of a few addresses beats the map.
 	vipList []vipSlot
+	slots   *slotRegistry // shared by every snapshot built from this one
 }
 
 // vipScanMax is the most VIPs looked up by linear scan rather than the map.
@@ -90,8 +91,12 @@ func (s *Snapshot) Lookup(dst netip.Addr, proto uint8, port uint16) *Service {
 	return pi.svcs[i-1]
 }
 
-// LookupFragment returns a service on dst and proto for a non-first IP
-// fragment, which carries no port: the first such service in config order.
+// LookupFragment returns the layer-4 service on dst and proto for a non-first IP
+// fragment, which carries no port, or nil. Layer-7 services are skipped: their
+// fragments are the kernel's, which reassembles them for its listeners. When several
+// layer-4 services share dst and proto, the first in config order is returned; the
+// configuration refuses that (see config's check), since a fragment could not be told
+// apart without reassembly.
 func (s *Snapshot) LookupFragment(dst netip.Addr, proto uint8) *Service {
 	v := s.vip(dst)
 	if v == nil {
@@ -104,10 +109,15 @@ func (s *Snapshot) LookupFragment(dst netip.Addr, proto uint8) *Service {
 	case ProtoUDP:
 		pi = v.udp
 	}
-	if pi == nil || len(pi.svcs) == 0 {
+	if pi == nil {
 		return nil
 	}
-	return pi.svcs[0]
+	for _, svc := range pi.svcs {
+		if svc.Layer == Layer4 {
+			return svc
+		}
+	}
+	return nil
 }
 
 // Services returns the services in config order. The slice must not be modified.

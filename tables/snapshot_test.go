@@ -58,7 +58,7 @@ func TestLookup(t *testing.T) {
 		want  string
 	}{
 		{"192.168.94.110", ProtoUDP, "Harmonic_Traffic"},
-		{"192.168.94.100", ProtoTCP, "Harmonic_Management"},
+		{"192.168.94.100", ProtoTCP, ""}, // layer 7: the kernel's
 		{"192.168.94.100", ProtoUDP, "udp-only"},
 		{"192.168.94.100", 1, ""},
 		{"192.168.94.1", ProtoTCP, ""},
@@ -229,5 +229,27 @@ func TestLookupManyVIPs(t *testing.T) {
 		if got := snap.Lookup(netip.MustParseAddr("198.51.100.250"), ProtoUDP, 60000); got != nil {
 			t.Errorf("%d VIPs: unknown address found %s", n, got.Name)
 		}
+	}
+}
+
+// Counter slots stay with a (service, server) name across snapshots, differ
+// between servers, and layer 7 gets none.
+func TestServerSlots(t *testing.T) {
+	spec := Spec{HashSeed: testSeed, Services: []ServiceSpec{mgmtService(), trafficService(0, nil, "HT1", "HT2")}}
+	a := mustBuild(t, spec, nil)
+	ht := a.Service("Harmonic_Traffic")
+	s1, s2 := ht.Servers[0].Slot, ht.Servers[1].Slot
+	if s1 == 0 || s2 == 0 || s1 == s2 {
+		t.Fatalf("slots %d %d: want two different non-zero ones", s1, s2)
+	}
+	if s := a.Service("Harmonic_Management").Servers[0].Slot; s != 0 {
+		t.Errorf("layer-7 server has slot %d", s)
+	}
+	// HT1 removed, HT3 added: HT2 keeps its slot, HT3 gets a new one, HT1's is not reused.
+	spec.Services[1] = trafficService(0, nil, "HT2", "HT3")
+	b := mustBuild(t, spec, a)
+	ht = b.Service("Harmonic_Traffic")
+	if ht.Servers[0].Slot != s2 || ht.Servers[1].Slot == s1 || ht.Servers[1].Slot == s2 || ht.Servers[1].Slot == 0 {
+		t.Errorf("after the change: HT2 %d (was %d), HT3 %d (HT1 had %d)", ht.Servers[0].Slot, s2, ht.Servers[1].Slot, s1)
 	}
 }

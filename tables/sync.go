@@ -85,12 +85,12 @@ func (svc *Service) Import(entries []Entry, now uint32) int {
 			if !expired(v.t, now, svc.timeout) && int32(v.t-t) >= 0 {
 				continue // ours is as recent or more
 			}
-			if b[p.slot].store(v.seq, k0, k1, val, t) {
+			if b[p.slot].store(v.seq, k0, k1, val, t, true) {
 				n++
 			}
 			continue
 		}
-		if a.insert(b, p, k0, k1, val, t) {
+		if a.insert(b, p, k0, k1, val, t, true) {
 			n++
 		}
 	}

@@ -38,21 +38,11 @@ func (svc *Service) Touch(src netip.Addr, server string, seen, now uint32) bool 
 			if int32(seen-v.t) <= 0 {
 				return false
 			}
-			return b[p.slot].touchOK(v.seq, seen)
+			return b[p.slot].touch(v.seq, seen)
 		}
-		return b[p.slot].store(v.seq, k0, k1, val, seen)
+		return b[p.slot].store(v.seq, k0, k1, val, seen, true)
 	}
-	return a.insert(b, p, k0, k1, val, seen)
-}
-
-// touchOK is touch that reports whether it wrote.
-func (s *slot) touchOK(seq uint64, t uint32) bool {
-	if !s.seq.CompareAndSwap(seq, seq+1) {
-		return false
-	}
-	s.t.Store(t)
-	s.seq.Store(seq + 2)
-	return true
+	return a.insert(b, p, k0, k1, val, seen, true)
 }
 
 // LastSeen returns when client src was last seen by the persistence table

@@ -143,6 +143,10 @@ type Server struct {
 	HasMAC     bool
 	Generation uint32
 	Index      int // position in Service.Servers; -1 for a fallback server
+	// Slot is the server's counter slot (layer 4 only; 0: not counted): the same
+	// for the same service and server name in every snapshot built from the first.
+	// See MaxServerSlots.
+	Slot uint32
 
 	id uint32 // affinity identity (by name), stable across snapshots
 }
@@ -174,6 +178,10 @@ type AffinityStats struct {
 	Capacity  int    // slots
 	Inserts   uint64 // choices recorded
 	Evictions uint64 // live (unexpired) entries overwritten because their bucket was full
+	// Refused counts new clients not recorded because every slot of their
+	// bucket held an established client active within ActiveWindow (a flood of
+	// new sources shows here, not as evictions of established clients).
+	Refused uint64
 	// FullDrops counts choices that could not be recorded because every
 	// candidate slot was being written by another worker at that instant; the
 	// client is picked by Maglev again on its next packet.

@@ -3,17 +3,23 @@
  *
  * xdp_steer: frames for a VIP with a matching protocol and destination port
  *            (and non-first IP fragments of a VIP's protocol, which carry no
- *            port) go to the AF_XDP socket of their RX queue; everything else
- *            (ARP, ND, ICMP, the API, health-check replies, SSH, ...) goes to
- *            the kernel with XDP_PASS. A queue without a socket also means
- *            "to the kernel", never a drop.
+ *            port) go to the AF_XDP socket of their RX queue, and so do ICMP
+ *            errors quoting a packet from such a VIP:port (PMTU: the pipeline
+ *            sends them to the client's real server) and ICMP errors to a
+ *            layer-4 VIP whose quote is cut or bad (the pipeline counts and
+ *            drops them); everything else (ARP, ND, echo requests, the API,
+ *            health-check replies, SSH, ...) goes to the kernel with
+ *            XDP_PASS. A queue without a socket also means "to the kernel",
+ *            never a drop.
  *            Fast path: when the VIP entry carries a fast-path service id
  *            (its value, 0 = none) and the fastpath map holds a decision for
  *            (service id, client source address) recorded under the current
  *            generation (fp_gen, bumped by user space on every snapshot swap),
  *            the frame (if addressed to our MAC) gets the server's MAC and
- *            leaves with XDP_TX; its last-seen time is refreshed. Non-first
- *            fragments always go to the socket.
+ *            leaves with XDP_TX; its last-seen time is refreshed and its
+ *            server's per-CPU frame and byte counters (srv_stats, at the slot
+ *            the decision carries) move. Non-first fragments and ICMP errors
+ *            always go to the socket.
  *
  * The frame parser is parse.h's, which perf/xdpref's benchmark references
  * share. Build with `make generate` (bpf2go); the objects are committed. */
@@ -33,14 +39,25 @@ struct fp_key {
 
 /* fp_value: the pipeline's decision for a client: the server's MAC, our MAC
  * (the frame's destination on arrival and source on departure), the
- * generation it was made under and when the client was last seen
- * (bpf_ktime_get_ns, CLOCK_MONOTONIC). */
+ * generation it was made under, the server's counter slot in srv_stats (0:
+ * not counted) and when the client was last seen (bpf_ktime_get_ns,
+ * CLOCK_MONOTONIC). */
 struct fp_value {
 	__u8 dst_mac[6];
 	__u8 src_mac[6];
 	__u32 gen;
+	__u32 slot;
 	__u64 seen_ns;
 };
+
+/* srv_count: frames and bytes the fast path sent to one real server. */
+struct srv_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Counter slots of real servers (tables.MaxServerSlots). */
+#define SRV_SLOTS 4096
 
 /* Counter indexes of the per-CPU stats array after parse.h's pass reasons;
  * the Go side names them. */
@@ -49,6 +66,7 @@ enum stat {
 	STAT_REDIRECT_FRAG,          /* ... of which non-first IP fragments */
 	STAT_PASS_NO_SOCKET,         /* a VIP's frame, but no socket on this RX queue */
 	STAT_FASTPATH_TX,            /* fast path, rewritten and sent with XDP_TX */
+	STAT_REDIRECT_ICMP,          /* redirected: ICMP errors (of STAT_REDIRECT) */
 	STAT_MAX,
 };
 
@@ -92,6 +110,14 @@ struct {
 	__uint(max_entries, STAT_MAX);
 } stats SEC(".maps");
 
+/* Per-CPU, so that no two CPUs write one counter; user space folds them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct srv_count);
+	__uint(max_entries, SRV_SLOTS);
+} srv_stats SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	stat_inc(&stats, idx);
@@ -132,7 +158,45 @@ static __always_inline int fast_path(struct xdp_md *ctx, __u32 svc, const __u8 *
 	if (now - fv->seen_ns > SEEN_RESOLUTION_NS)
 		fv->seen_ns = now;
 	count(STAT_FASTPATH_TX);
+	if (fv->slot) {
+		__u32 slot = fv->slot;
+		struct srv_count *sc = bpf_map_lookup_elem(&srv_stats, &slot);
+		if (sc) {
+			sc->packets += 1;
+			sc->bytes += (__u64)(data_end - data);
+		}
+	}
 	return XDP_TX;
+}
+
+/* l4_vip says whether addr is the address of a layer-4 service: it has a
+ * fragment key for TCP or UDP. */
+static __always_inline int l4_vip(const struct vip_key *k)
+{
+	struct vip_key fk = { .kind = KEY_FRAG, .proto = IPPROTO_TCP };
+
+	__builtin_memcpy(fk.addr, k->addr, 16);
+	if (bpf_map_lookup_elem(&vips, &fk))
+		return 1;
+	fk.proto = IPPROTO_UDP;
+	return bpf_map_lookup_elem(&vips, &fk) != 0;
+}
+
+/* to_socket redirects the frame to its queue's socket, counting it. */
+static __always_inline long to_socket(struct xdp_md *ctx, int flags)
+{
+	long act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+
+	if (act == XDP_REDIRECT) {
+		count(STAT_REDIRECT);
+		if (flags & PARSED_ICMP)
+			count(STAT_REDIRECT_ICMP);
+		else if (flags & PARSED_FRAG)
+			count(STAT_REDIRECT_FRAG);
+	} else {
+		count(STAT_PASS_NO_SOCKET);
+	}
+	return act;
 }
 
 SEC("xdp")
@@ -140,11 +204,12 @@ int xdp_steer(struct xdp_md *ctx)
 {
 	struct vip_key key = {};
 	__u8 src[16] = {};
-	int frag = 0;
-	int reason = parse(ctx, &key, src, &frag);
+	int flags = 0;
+	int reason = parse(ctx, &key, src, &flags);
 	__u8 *svc;
-	long act;
 
+	if (reason == STAT_PASS_ICMP_MALFORMED && l4_vip(&key))
+		return to_socket(ctx, PARSED_ICMP);
 	if (reason) {
 		count(reason);
 		return XDP_PASS;
@@ -154,17 +219,9 @@ int xdp_steer(struct xdp_md *ctx)
 		count(STAT_PASS_NO_VIP);
 		return XDP_PASS;
 	}
-	if (*svc && !frag && fast_path(ctx, *svc, src) == XDP_TX)
+	if (*svc && !flags && fast_path(ctx, *svc, src) == XDP_TX)
 		return XDP_TX;
-	act = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-	if (act == XDP_REDIRECT) {
-		count(STAT_REDIRECT);
-		if (frag)
-			count(STAT_REDIRECT_FRAG);
-	} else {
-		count(STAT_PASS_NO_SOCKET);
-	}
-	return act;
+	return to_socket(ctx, flags);
 }
 
 char __license[] SEC("license") = "Dual MIT/GPL";

@@ -129,7 +129,9 @@
       const v = refs.get(svc.name);
       setStateClass(v.row, svc.state);
       setStateClass(v.tbody, svc.state);
-      v.row.title = 'Service ' + svc.state;
+      v.row.title = 'Service ' + svc.state + (svc.panic ? '; PANIC since ' + svc.panic_since +
+        ': its real servers stopped answering health checks at once, so this node suspects itself and keeps them in service' : '');
+      v.row.classList.toggle('panic', !!svc.panic);
       set(v.name, svc.name);
       set(v.ip, svc.address);
       set(v.ports, breakable(svc.ports));
@@ -138,7 +140,7 @@
       set(v.clients, num(svc.active_clients));
       set(v.proto, PROTOCOLS[svc.protocol] || String(svc.protocol).toUpperCase());
       set(v.method, 'Layer ' + svc.layer);
-      set(v.mode, MODES[svc.forwarding] || svc.forwarding || (svc.layer === 7 ? 'Proxy' : 'DR'));
+      set(v.mode, (MODES[svc.forwarding] || svc.forwarding || (svc.layer === 7 ? 'Proxy' : 'DR')) + (svc.panic ? ' · PANIC' : ''));
       v.mode.title = svc.persistence ? 'Persistence: ' + svc.persistence : '';
       for (const rs of svc.real_servers) {
         const r = refs.get(key(svc.name, rs.name));
@@ -152,13 +154,22 @@
         r.ports.title = ports;
         set(r.conns, num(rs.connections));
         set(r.clients, num(rs.active_clients));
-        set(r.weight, rs.weight);
+        // Effective weight, and the configured one when feedback or a slow start moved it.
+        const cw = rs.configured_weight;
+        set(r.weight, cw && cw !== rs.weight ? rs.weight + ' / ' + cw : rs.weight);
+        const fb = rs.feedback;
+        r.weight.title = fb ? 'Feedback agent: ' + (fb.error || fb.answer || 'no answer yet') : '';
         set(r.badge, rs.state);
-        const why = rs.state === 'online' ? '' :
+        let why = rs.state === 'online' ? (rs.health === 'down' ? 'kept in service (panic): ' + (rs.health_reason || '') : '') :
           rs.state === 'down' ? (rs.health_reason || 'failed health check') :
-            rs.admin && rs.admin !== 'online' ? 'set by operator' : '';
+            rs.admin && rs.admin !== 'online' ? 'set by operator' :
+              fb && fb.agent ? 'set by the feedback agent' : '';
+        const problems = rs.problems || [];
+        if (problems.length) why = (why ? why + '; ' : '') + problems.map((p) => p.split(':')[0]).join('; ');
         set(r.reason, why);
-        r.state.title = 'Health: ' + (rs.health || 'unknown') + (rs.health_reason ? ' (' + rs.health_reason + ')' : '');
+        r.reason.title = problems.join('\n');
+        r.state.title = 'Health: ' + (rs.health || 'unknown') + (rs.health_reason ? ' (' + rs.health_reason + ')' : '') +
+          (svc.layer === 4 ? '; sent ' + num(rs.packets || 0) + ' frames, ' + num(rs.bytes || 0) + ' bytes' : '');
         const admin = rs.admin || (['drain', 'halt'].includes(rs.state) ? rs.state : 'online');
         const k = key(svc.name, rs.name);
         for (const [action, b] of Object.entries(r.buttons)) {

@@ -69,7 +69,7 @@ type demo struct {
 
 func (d *demo) run() error {
 	step("1. namespace lab")
-	l, err := lab.New(lab.Options{Prefix: lab.Prefix("dmo"), Clients: d.clients})
+	l, err := lab.New(lab.Options{Prefix: lab.Prefix("dmo"), Clients: d.clients + freshClients})
 	if err != nil {
 		return err
 	}
@@ -133,11 +133,17 @@ func (d *demo) run() error {
 	if err := d.reload(cfg); err != nil {
 		return err
 	}
-	step("7. System Overview (GET /api/v1/overview; the WebUI shows the same at https://" + lb.Addr4.String() + ":9443/)")
+	if err := d.feedback(); err != nil {
+		return err
+	}
+	if err := d.arpProblem(); err != nil {
+		return err
+	}
+	step("9. System Overview (GET /api/v1/overview; the WebUI shows the same at https://" + lb.Addr4.String() + ":9443/)")
 	if err := d.printOverview(); err != nil {
 		return err
 	}
-	step("8. shutdown (SIGTERM)")
+	step("10. shutdown (SIGTERM)")
 	if err := d.medialb.Stop(15 * time.Second); err != nil {
 		return fmt.Errorf("medialb exit: %w; log: %s", err, d.medialb.LogPath)
 	}

@@ -28,6 +28,9 @@ func (d *demo) writeConfig() (string, error) {
 		"node.xdp_fastpath": "on",
 		"api.listen":        lb.Addr4.String() + ":9443",
 	}
+	// Harmonic_Management's servers report their load (vossim's agents).
+	set["virtual_services.0.feedback.protocol"] = "agent"
+	set["virtual_services.0.feedback.interval"] = "1s"
 	for i := 0; i < 2; i++ {
 		p := fmt.Sprintf("virtual_services.%d.health_check.", i)
 		set[p+"interval"] = "1s"
@@ -56,7 +59,8 @@ func (d *demo) check(cfg string) error {
 func interesting(ev lbproc.Event) bool {
 	switch ev["message"] {
 	case "real server state", "medialb running", "layer-4 dataplane attached", "configuration reloaded",
-		"stopped; interface left as it was", "dataplane counters", "real server MAC learned", "virtual service has real servers again":
+		"stopped; interface left as it was", "dataplane counters", "real server MAC learned", "virtual service has real servers again",
+		"real server set up right for direct routing again":
 		return true
 	}
 	return false

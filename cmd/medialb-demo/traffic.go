@@ -58,7 +58,7 @@ func (d *demo) l4Targets(s *config.Service) []probe.Target {
 
 // split keeps the last fifth of the client sources for "new clients" later on.
 func (d *demo) split() (first, later []netip.Addr) {
-	src := d.lab.Client.Sources4
+	src := d.lab.Client.Sources4[:len(d.lab.Client.Sources4)-freshClients] // the rest: the feedback step's
 	n := len(src) * 4 / 5
 	return src[:n], src[n:]
 }

@@ -54,6 +54,7 @@ func run(args []string) error {
 	fwdCPU := fs.Int("fwd-cpu", 1, "CPU of the forwarder")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the medialb 64-byte point to this file")
 	verbose := fs.Bool("v", false, "log every point to stderr")
+	flood := fs.Duration("flood", 0, "instead of the throughput run: spray new sources at the media ports for this long while established clients send, and report what became of them (the flood section)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +87,22 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *flood > 0 {
+		var results []*perf.FloodResult
+		for _, rt := range []bool{false, true} {
+			res, err := perf.RunFlood(ctx, perf.FloodConfig{Duration: *flood, GenCPU: *genCPU, FwdCPU: *fwdCPU, RTNAPI: rt, Logger: cfg.Logger})
+			if err != nil {
+				return fmt.Errorf("flood: %w", err)
+			}
+			results = append(results, res)
+		}
+		section := perf.FloodSection(strings.TrimSpace("medialb-perf "+strings.Join(args, " ")), results...)
+		if *out == "" {
+			fmt.Print(section)
+			return nil
+		}
+		return perf.UpdateFloodFile(*out, section)
+	}
 	res, err := perf.Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

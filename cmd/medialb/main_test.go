@@ -167,6 +167,25 @@ func TestPasswd(t *testing.T) {
 	}
 }
 
+// TestPasswdSecret: --secret prints a different random ha.secret each time,
+// one that check takes.
+func TestPasswdSecret(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2 {
+		code, out, errOut := run(t, "", "passwd", "--secret")
+		s := strings.TrimSuffix(out, "\n")
+		if code != 0 || len(s) < 40 || strings.ContainsAny(s, "\n \"'\\") || seen[s] {
+			t.Fatalf("exit %d, secret %q (seen before: %v), stderr %s", code, s, seen[s], errOut)
+		}
+		seen[s] = true
+		cfg := writeFile(t, "c.yaml", "node: {interface: eth0}\nha: {peer: 192.0.2.3, priority: 100, router_id: 1, secret: \""+s+"\"}\n"+
+			"virtual_services:\n  - {name: s, address: 192.0.2.1, ports: 80, layer: 7, real_servers: [{address: 192.0.2.2}]}\n")
+		if code, out, errOut := run(t, "", "check", "--config", cfg); code != 0 {
+			t.Errorf("check refused the secret: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+}
+
 // TestPasswdHashIsAccepted feeds a hash from passwd into check.
 func TestPasswdHashIsAccepted(t *testing.T) {
 	_, hash, _ := run(t, "pw\n", "passwd", "--cost", "4")

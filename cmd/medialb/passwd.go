@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +15,7 @@ import (
 )
 
 func init() {
-	register("passwd", "read a password on stdin, print its bcrypt hash for api.users", runPasswd)
+	register("passwd", "read a password on stdin, print its bcrypt hash for api.users (--secret: print a random ha.secret)", runPasswd)
 }
 
 // runPasswd is `medialb passwd`: the first line of stdin is the password
@@ -22,12 +24,22 @@ func runPasswd(args []string) int {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cost := fs.Int("cost", 10, "bcrypt `cost`, 4..31")
+	secret := fs.Bool("secret", false, "print a random ha.secret (32 bytes of randomness, base64) instead; reads nothing")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: echo 'PASSWORD' | medialb passwd\n\nReads a password (the first line of stdin) and prints a bcrypt hash for\napi.users[].password_hash.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "usage: echo 'PASSWORD' | medialb passwd\n       medialb passwd --secret\n\nReads a password (the first line of stdin) and prints a bcrypt hash for\napi.users[].password_hash; with --secret, prints a random ha.secret.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
 		return code
+	}
+	if *secret {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			fmt.Fprintf(stderr, "medialb passwd: read random bytes: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, base64.RawURLEncoding.EncodeToString(b[:]))
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "medialb passwd: unexpected argument %q (the password is read from stdin)\n", fs.Arg(0))

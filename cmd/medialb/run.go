@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"github.com/medialb/medialb/config"
 	"github.com/medialb/medialb/daemon"
 )
@@ -29,9 +31,13 @@ func cmdRun(args []string) int {
 	}
 	log := logger()
 	// Signals are caught before anything is brought up, so an early SIGTERM still
-	// tears down what Start did.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// tears down what Start did. SIGINT/SIGTERM and SIGHUP have channels of their
+	// own: a burst of SIGHUPs (which coalesce into one pending reload) can never
+	// fill the channel a SIGTERM needs, and a pending SIGTERM goes before a reload.
+	term := make(chan os.Signal, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(hup, syscall.SIGHUP)
 	d, err := daemon.Start(*path, log, daemon.WithLogs(logRing))
 	if err != nil {
 		var errs config.Errors
@@ -43,29 +49,47 @@ func cmdRun(args []string) int {
 		log.Error().Err(err).Str("config", *path).Msg("medialb did not start")
 		return 1
 	}
-	for s := range sigs {
-		if s == syscall.SIGHUP {
-			if err := d.Reload(); err != nil {
-				var errs config.Errors
-				if errors.As(err, &errs) {
-					for _, l := range errs.Lines() {
-						log.Error().Str("problem", l).Msg("reload refused: invalid configuration")
-					}
-				}
-				log.Error().Err(err).Msg("reload refused; running configuration kept")
-			} else {
-				log.Info().Msg("reload done")
-			}
-			continue
-		}
-		log.Info().Str("signal", s.String()).Msg("shutting down")
-		break
-	}
-	signal.Stop(sigs)
+	s := waitSignal(term, hup, func() { reload(d, log) })
+	log.Info().Str("signal", s.String()).Msg("shutting down")
+	signal.Stop(term)
+	signal.Stop(hup)
 	if err := d.Close(); err != nil {
 		log.Error().Err(err).Msg("shutdown left something behind")
 		return 1
 	}
 	log.Info().Msg("stopped; interface left as it was")
 	return 0
+}
+
+// waitSignal runs onHUP for every SIGHUP until SIGINT or SIGTERM arrives, and
+// returns that signal. A SIGTERM waiting beside a SIGHUP wins.
+func waitSignal(term, hup <-chan os.Signal, onHUP func()) os.Signal {
+	for {
+		select {
+		case s := <-term:
+			return s
+		case <-hup:
+			select {
+			case s := <-term:
+				return s
+			default:
+			}
+			onHUP()
+		}
+	}
+}
+
+// reload reloads the file on SIGHUP and logs the outcome.
+func reload(d *daemon.Daemon, log zerolog.Logger) {
+	if err := d.Reload(); err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, l := range errs.Lines() {
+				log.Error().Str("problem", l).Msg("reload refused: invalid configuration")
+			}
+		}
+		log.Error().Err(err).Msg("reload refused; running configuration kept")
+		return
+	}
+	log.Info().Msg("reload done")
 }

@@ -12,6 +12,9 @@
 //	GET  /status
 //	GET  /stats           JSON: per "proto/port", per client address: packets, bytes, conns
 //	POST /stats/reset
+//	POST /agent?answer=TEXT  the load-feedback agent's answer (--agent, default :3333,
+//	                         and GET /load on HTTP and HTTPS): "90%", "drain", "up 50%"
+//	GET  /agent
 //
 // SIGTERM or SIGINT shuts it down gracefully. See package lab/vos for the details.
 package main
@@ -49,6 +52,8 @@ func run(args []string) error {
 	media := fs.String("media-ports", "", "comma-separated extra TCP+UDP media ports, besides 1935 and 554")
 	noMedia := fs.Bool("no-media", false, "serve no media port at all (neither 1935, 554 nor --media-ports): real media servers take them")
 	mode := fs.String("mode", string(vos.Healthy), "initial /admin/status mode")
+	agent := fs.String("agent", ":3333", "load-feedback agent listen address (empty: off); answers like HAProxy's agent-check")
+	agentAnswer := fs.String("agent-answer", vos.DefaultAgentAnswer, "the agent's initial answer, e.g. 10% or drain")
 	logFormat := fs.String("log-format", "json", "log format: json or console")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,10 +86,14 @@ func run(args []string) error {
 	defer stop()
 	srv, err := vos.Start(vos.Config{
 		Name: *name, HTTP: *httpAddr, HTTPS: *httpsAddr, Control: *control,
-		MediaPorts: ports, Mode: m, Logger: log,
+		MediaPorts: ports, Mode: m, Agent: *agent, Logger: log,
 	})
 	if err != nil {
 		return err
+	}
+	if err := srv.SetAgentAnswer(*agentAnswer); err != nil {
+		srv.Shutdown(context.Background()) //nolint:errcheck // already failing
+		return fmt.Errorf("--agent-answer: %w", err)
 	}
 	log.Info().Str("server", *name).Uints16("media_ports", ports).Str("control", *control).Msg("vossim ready")
 	<-ctx.Done()

@@ -28,6 +28,9 @@ func normal(l string) string {
 	body = openGap.ReplaceAllString(body, "$1")
 	body = closeGap.ReplaceAllString(body, "$1")
 	body = commaGap.ReplaceAllString(body, ", ")
+	if strings.HasPrefix(body, "#") {
+		return body // a comment line's indentation means nothing to YAML
+	}
 	return indent + body
 }
 

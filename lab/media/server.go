@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type ServerConfig struct {
 	Dir string
 	// UDPPorts get one ffmpeg MPEG-TS receiver each (bound to all addresses).
 	UDPPorts []uint16
+	// App is nginx-rtmp's application name; default "live" (what publishers
+	// use). Another name makes a server whose "live" application is gone.
+	App string
 }
 
 // Server is the media software of one real server: nginx-rtmp on 1935 (application
@@ -84,7 +88,7 @@ rtmp {
 		ping_timeout 2s;
 		timeout 6s;
 		drop_idle_publisher 4s;
-		application live {
+		application {{.App}} {
 			live on;
 			wait_key on;
 			record all;
@@ -121,7 +125,7 @@ func StartServer(t Tools, cfg ServerConfig) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start media server %s: %w", cfg.Name, err)
 	}
-	err = nginxConf.Execute(f, map[string]any{"Module": t.RTMPModule, "Dir": cfg.Dir, "LogFormat": accessLogFormat, "Port": RTMPPort, "Stat": statAddr})
+	err = nginxConf.Execute(f, map[string]any{"Module": t.RTMPModule, "Dir": cfg.Dir, "LogFormat": accessLogFormat, "Port": RTMPPort, "Stat": statAddr, "App": cmp.Or(cfg.App, "live")})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

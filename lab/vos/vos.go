@@ -97,7 +97,10 @@ type Config struct {
 	// RescanInterval is how often new local addresses are looked for; default 1s.
 	RescanInterval time.Duration
 	Mode           Mode // initial mode; default Healthy
-	Logger         zerolog.Logger
+	// Agent is the load-feedback agent's TCP listen address, e.g. ":3333";
+	// empty: none (GET /load still answers; see agent.go).
+	Agent  string
+	Logger zerolog.Logger
 }
 
 type statKey struct {
@@ -107,9 +110,11 @@ type statKey struct {
 
 // Server is a running simulated real server. Its methods are safe for concurrent use.
 type Server struct {
-	cfg  Config
-	log  zerolog.Logger
-	mode atomic.Value // Mode
+	cfg     Config
+	log     zerolog.Logger
+	mode    atomic.Value // Mode
+	agent   atomic.Value // string: the feedback agent's answer
+	agentLn net.Listener // nil without Config.Agent
 
 	done chan struct{} // closed by Shutdown
 	wg   sync.WaitGroup
@@ -158,6 +163,9 @@ func Start(cfg Config) (*Server, error) {
 }
 
 func (s *Server) start() error {
+	if err := s.startAgent(); err != nil {
+		return err
+	}
 	for _, p := range s.cfg.MediaPorts {
 		ln, err := net.Listen("tcp", net.JoinHostPort(s.cfg.MediaHost, strconv.Itoa(int(p))))
 		if err != nil {
@@ -188,6 +196,7 @@ func (s *Server) start() error {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/admin/status", s.handleAdminStatus)
 		mux.HandleFunc("/", s.handleWho)
+		s.agentRoutes(mux, nil)
 		if s.cfg.HTTP != "" {
 			ln, err := net.Listen("tcp", s.cfg.HTTP)
 			if err != nil {
@@ -323,6 +332,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	default:
 	}
 	close(s.done)
+	if s.agentLn != nil {
+		s.agentLn.Close()
+	}
 	for _, ln := range s.tcpLns {
 		ln.Close()
 	}
@@ -623,6 +635,7 @@ func (s *Server) controlHandler() http.Handler {
 		s.ResetStats()
 		fmt.Fprint(w, "reset\n")
 	})
+	s.agentRoutes(nil, mux)
 	return mux
 }
 

@@ -20,7 +20,7 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 func startTest(t *testing.T) *Server {
 	t.Helper()
 	s, err := Start(Config{
-		Name: "HT9", HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Control: "127.0.0.1:0",
+		Name: "HT9", HTTP: "127.0.0.1:0", HTTPS: "127.0.0.1:0", Control: "127.0.0.1:0", Agent: "127.0.0.1:0",
 		MediaPorts: []uint16{0}, MediaHost: "127.0.0.1", UDPAddrs: []netip.Addr{loopback},
 	})
 	if err != nil {

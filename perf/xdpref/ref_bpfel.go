@@ -23,7 +23,7 @@ type refVipKey struct {
 	_     structs.HostLayout
 	Addr  [16]uint8
 	Proto uint8
-	Pad   uint8
+	Kind  uint8
 	Port  uint16
 }
 
