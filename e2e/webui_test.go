@@ -134,9 +134,8 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 	webuitest.Screenshot(t, ctx, c, "view.png")
 	os.WriteFile(e.cfg, text, 0o600)
 
-	// Reports: the traffic sent above shows as the layer-4 service's clients and
-	// the layer-7 service's bits/s. (Layer-4 packets and bytes per server are not
-	// in the overview yet, so their graphs stay at zero.)
+	// Reports: the traffic sent above shows as the layer-7 service's bits/s and
+	// the layer-4 service's clients and bits/s.
 	graphed := func(chart string, names ...string) string {
 		return `[` + "'" + strings.Join(names, "','") + "'" + `].every(n => {
 			const line = document.querySelector('section[data-chart="` + chart + `"] polyline[data-series="' + n + '"]');
@@ -148,6 +147,7 @@ func TestWebUIConfiguresTheGuide(t *testing.T) {
 	webuitest.WaitFor(t, ctx, c, "traffic in the Bits/s graph of HM1 and HM2", graphed("Bits/s", "HM1", "HM2"))
 	webuitest.Fill(t, ctx, c, "#service", svcL4)
 	webuitest.WaitFor(t, ctx, c, "clients in the Clients graph of HT1 and HT2", graphed("Clients", "HT1", "HT2"))
+	webuitest.WaitFor(t, ctx, c, "traffic in the Bits/s graph of HT1 and HT2", graphed("Bits/s", "HT1", "HT2"))
 	webuitest.Screenshot(t, ctx, c, "reports.png")
 
 	// Backup, change, restore.
