@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/medialb/medialb/config/edit"
+	"github.com/medialb/medialb/internal/atomicfile"
 )
 
 // MaxBackups is the number of numbered backups (FILE.1, FILE.2, ...) an apply
@@ -142,32 +143,15 @@ func backups(file string) ([]int, error) {
 	return nums, nil
 }
 
-// writeFileAtomic replaces name by data (a temporary file in the same
-// directory, synced, renamed over it), keeping name's permissions. It is the
-// place to use internal/atomicfile.Write once that exists on main.
+// writeFileAtomic replaces name by data through atomicfile.Write (synced,
+// renamed, the directory synced), keeping name's permissions.
 func writeFileAtomic(name string, data []byte) error {
 	mode := os.FileMode(0o640)
 	if fi, err := os.Stat(name); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w (the directory must be writable by medialb)", name, unwrapPath(err))
-	}
-	defer os.Remove(tmp.Name())
-	if _, err = tmp.Write(data); err == nil {
-		if err = tmp.Chmod(mode); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, unwrapPath(err))
+	if err := atomicfile.Write(name, data, mode); err != nil {
+		return fmt.Errorf("%w (the directory must be writable by medialb)", err)
 	}
 	return nil
 }
