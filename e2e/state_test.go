@@ -115,3 +115,39 @@ func TestSignalsTermAfterHUPs(t *testing.T) {
 	}
 	t.Logf("exited %s after SIGTERM", time.Since(t0).Round(time.Millisecond))
 }
+
+// A second SIGTERM while medialb shuts down (a service manager or a script that
+// repeats itself) does not cut the shutdown short: medialb still takes its VIPs
+// down and exits cleanly.
+func TestSignalsSecondTermDuringShutdown(t *testing.T) {
+	e := newEnv(t, "s2", lab.Options{})
+	p := e.start(config(l7Service))
+	lb := e.lab.LBs[0]
+	hasVIP := func() bool {
+		out, err := lab.Exec(lb.NS, "ip", "-br", "addr", "show", "dev", lb.Link).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip addr on %s: %v %s", lb.Name, err, out)
+		}
+		return strings.Contains(string(out), vip7.String()+"/")
+	}
+	if !hasVIP() {
+		t.Fatalf("VIP %s not up on %s after start", vip7, lb.Link)
+	}
+	for range 2 {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Stop(15 * time.Second); err != nil {
+		t.Fatalf("after two SIGTERMs: %v", err)
+	}
+	if ev, err := p.WaitFor(context.Background(), 0, time.Second, "clean stop", func(ev lbproc.Event) bool {
+		return ev.Msg() == "stopped; interface left as it was"
+	}); err != nil {
+		t.Errorf("%v (last %v)", err, ev)
+	}
+	if hasVIP() {
+		t.Errorf("VIP %s still on %s after the shutdown", vip7, lb.Link)
+	}
+}

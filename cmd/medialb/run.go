@@ -51,9 +51,15 @@ func cmdRun(args []string) int {
 	}
 	s := waitSignal(term, hup, func() { reload(d, log) })
 	log.Info().Str("signal", s.String()).Msg("shutting down")
+	// Signals stay caught until Close is done: a second SIGTERM (a service manager
+	// or script repeating itself) must not kill medialb before its VIPs are down.
+	done := make(chan struct{})
+	go ignoreDuringShutdown(term, hup, done, log)
+	err = d.Close()
+	close(done)
 	signal.Stop(term)
 	signal.Stop(hup)
-	if err := d.Close(); err != nil {
+	if err != nil {
 		log.Error().Err(err).Msg("shutdown left something behind")
 		return 1
 	}
@@ -92,4 +98,19 @@ func reload(d *daemon.Daemon, log zerolog.Logger) {
 		return
 	}
 	log.Info().Msg("reload done")
+}
+
+// ignoreDuringShutdown takes the signals that arrive while medialb shuts down, so
+// that they do not end the process before its shutdown is done, and logs them.
+func ignoreDuringShutdown(term, hup <-chan os.Signal, done <-chan struct{}, log zerolog.Logger) {
+	for {
+		select {
+		case s := <-term:
+			log.Info().Str("signal", s.String()).Msg("already shutting down")
+		case <-hup:
+			log.Info().Msg("SIGHUP ignored: shutting down")
+		case <-done:
+			return
+		}
+	}
 }
