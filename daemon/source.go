@@ -95,7 +95,7 @@ func (s source) RunningConfig() []byte { return s.d.web.running.get() }
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
-	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, L7Refused: map[string]map[string]uint64{},
+	m := api.Metrics{Forwarded: c.Forwarded(), Drops: dropsByReason(c), L7Refused: map[string]map[string]uint64{},
 		ICMPRouted: map[string]uint64{}}
 	if s.d.mon != nil {
 		m.HealthLocalErrors = s.d.mon.LocalErrors()
@@ -115,10 +115,8 @@ func (s source) Metrics() api.Metrics {
 		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
 		tx := s.d.dp.TXStats()
 		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
-	}
-	for r, n := range c.ByReason {
-		if r != 0 && n > 0 {
-			m.Drops[pipeline.Reason(r).String()] = n
+		if fp := s.d.dp.FastPath(); fp != nil {
+			m.FastPathDecisions = fastPathDecisions(fp.Stats())
 		}
 	}
 	s.d.reloads.mu.Lock()
