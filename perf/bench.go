@@ -283,6 +283,19 @@ func (d *downstream) arrived() (uint64, error) {
 	return s, nil
 }
 
+// clientsArrived returns the frames from the lab's clients (10.0.0.0/8) counted so far.
+func (d *downstream) clientsArrived() (uint64, error) {
+	var s uint64
+	for _, c := range d.counters {
+		n, err := c.Clients()
+		if err != nil {
+			return 0, err
+		}
+		s += n
+	}
+	return s, nil
+}
+
 func (d *downstream) close() error {
 	var errs []error
 	for _, c := range d.counters {
