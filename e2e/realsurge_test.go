@@ -59,6 +59,17 @@ func TestL4RealSurge(t *testing.T) {
 		}
 	}
 	fp0 := metric(t, e, "medialb_dataplane_fastpath_packets_total")
+	// Frames the switch could not hand to the load balancer (its veth ring full: the
+	// receive path saturated), for the log.
+	ringDrops := func() int64 {
+		out, err := lab.Exec(e.lab.Switch, "cat", "/sys/class/net/"+lb.SwitchPort+"/statistics/tx_dropped").Output()
+		n, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil || perr != nil {
+			t.Fatalf("read tx_dropped of %s: %v %v", lb.SwitchPort, err, perr)
+		}
+		return n
+	}
+	drops0 := ringDrops()
 
 	// The surge: to a media port nobody listens on (the servers' kernels drop it), so
 	// that the servers' simulators are not what saturates.
@@ -138,9 +149,10 @@ func TestL4RealSurge(t *testing.T) {
 		}
 	}
 	fast := metric(t, e, "medialb_dataplane_fastpath_packets_total") - fp0
-	t.Logf("surge: %d frames in %s (%.3f Mpps), %.0f through the fast path; panic now %v, panics %d; %d established probes, %d failed, %d moved",
-		res.Sent, res.Elapsed.Round(time.Millisecond), float64(res.Sent)/res.Elapsed.Seconds()/1e6, fast, ov.Panic, ov.Panics,
-		probes, len(probeErrs), moved)
+	t.Logf("surge: %d frames in %s (%.3f Mpps), %.0f through the fast path, %d lost before the load balancer's XDP (its veth ring full); "+
+		"panic now %v, panics %d; %d established probes, %d failed, %d moved",
+		res.Sent, res.Elapsed.Round(time.Millisecond), float64(res.Sent)/res.Elapsed.Seconds()/1e6, fast, ringDrops()-drops0,
+		ov.Panic, ov.Panics, probes, len(probeErrs), moved)
 	if res.Sent < 1_000_000 {
 		t.Errorf("the generator sent only %d frames: no surge", res.Sent)
 	}
