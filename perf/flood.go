@@ -91,6 +91,8 @@ type FloodResult struct {
 	// NAPICPU and WorkerCPU are the CPU time the load balancer's NAPI thread and
 	// pipeline worker ran during the spray (schedstat).
 	NAPICPU, WorkerCPU time.Duration
+	// QueueDrops counts the frames the SwitchQueue FIFO dropped (full).
+	QueueDrops uint64
 	// LBTXDrops counts the frames the load balancer sent (XDP_TX and the pipeline)
 	// that the switch's port could not take (its receive ring full).
 	LBTXDrops uint64
@@ -180,6 +182,10 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 		return nil, err
 	}
 	napi0, work0 := sumRuntime(f.napi), sumRuntime(f.wtids)
+	q0, err := queueDrops(t, cfg.SwitchQueue)
+	if err != nil {
+		return nil, err
+	}
 	pings := make(chan [2]int, 1)
 	go func() { pings <- pingLoss(t, cfg.Duration) }()
 	g, err := gen.spray(ctx, cfg.Duration, cfg.Every)
@@ -194,6 +200,11 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 	if err != nil {
 		return nil, err
 	}
+	q1, err := queueDrops(t, cfg.SwitchQueue)
+	if err != nil {
+		return nil, err
+	}
+	res.QueueDrops = q1 - q0
 	res.Elapsed, res.Sent, res.EstSent, res.Spray = g.Elapsed, g.Sent, g.est, g.Sent-g.est
 	est1, err := down.clientsArrived()
 	if err != nil {
@@ -224,6 +235,25 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 		}
 	}
 	return res, nil
+}
+
+// queueDrops returns the drops of the FIFO on the switch's port to the load balancer
+// (0 without one: queue 0).
+func queueDrops(t *topo, queue int) (uint64, error) {
+	if queue == 0 {
+		return 0, nil
+	}
+	out, err := exec.Command("tc", "-n", t.sw, "-s", "qdisc", "show", "dev", t.lb.port).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("read the queue's drops on %s: %w: %s", t.lb.port, err, out)
+	}
+	// " Sent 123 bytes 4 pkt (dropped 5, overlimits 0 requeues 0)"
+	_, rest, ok := strings.Cut(string(out), "(dropped ")
+	n, perr := strconv.ParseUint(strings.TrimRight(strings.Fields(rest + " x")[0], ","), 10, 64)
+	if !ok || perr != nil {
+		return 0, fmt.Errorf("read the queue's drops on %s: no drop count in %q", t.lb.port, out)
+	}
+	return n, nil
 }
 
 // pingLoss pings the load balancer's own address from the client, 100 a second for
@@ -423,6 +453,7 @@ func (r FloodResult) Markdown() string {
 | arrived at the servers | %d frames (%.1f %% of sent) |
 | the node's own traffic: pings to the load balancer's address | %d sent, %d lost |
 | the switch could not take the load balancer's frames (XDP_TX and pipeline TX) | %d |
+| dropped by the queue ahead of the load balancer (when there is one) | %d |
 | lab interface drops | %s |
 | persistence table (capacity %d) | %d inserts, %d evictions (unconfirmed or idle), %d refused, %d full drops |
 | fast-path map (%d entries) | %d decisions recorded, %d refused (map full), %d expired |
@@ -431,7 +462,7 @@ func (r FloodResult) Markdown() string {
 		c.Received(), float64(c.Received())/r.Elapsed.Seconds()/1e6, c.Forwarded(),
 		c.ByReason[pipeline.NoServer], c.ByReason[pipeline.TXFull],
 		c.Dropped()-c.ByReason[pipeline.NoServer]-c.ByReason[pipeline.TXFull],
-		r.RxRingDropped, 100*r.NAPICPU.Seconds()/r.Elapsed.Seconds(), 100*r.WorkerCPU.Seconds()/r.Elapsed.Seconds(), r.Arrived, 100*float64(r.Arrived)/float64(max(r.Sent, 1)), r.PingSent, r.PingLost, r.LBTXDrops, r.LinkDrops,
+		r.RxRingDropped, 100*r.NAPICPU.Seconds()/r.Elapsed.Seconds(), 100*r.WorkerCPU.Seconds()/r.Elapsed.Seconds(), r.Arrived, 100*float64(r.Arrived)/float64(max(r.Sent, 1)), r.PingSent, r.PingLost, r.LBTXDrops, r.QueueDrops, r.LinkDrops,
 		r.Affinity.Capacity, r.Affinity.Inserts, r.Affinity.Evictions, r.Affinity.Refused, r.Affinity.FullDrops,
 		r.Config.Capacity, r.FastPathStats.Entries, r.FastPathStats.Refused, r.FastPathStats.Expired)
 }
