@@ -266,4 +266,18 @@ func TestL4FragmentsAndOddPorts(t *testing.T) {
 	if n := metricLabel(t, e, "medialb_dataplane_dropped_packets_total", `reason="fragment_no_service"`); n != 0 {
 		t.Errorf("fragment_no_service %v, want 0", n)
 	}
+	// Every drop path has its series from the start, at 0 until it happens.
+	_, body := e.apiDo("GET", "/metrics")
+	for _, want := range []string{
+		`medialb_dataplane_dropped_packets_total{reason="malformed_icmp"} `,
+		`medialb_dataplane_dropped_packets_total{reason="icmp_no_service"} `,
+		`medialb_dataplane_dropped_packets_total{reason="fragment_no_service"} `,
+		`medialb_dataplane_fastpath_decisions_total{result="refused_full"} `,
+		`medialb_service_persistence_evictions_total{service="Harmonic_Traffic"} `,
+		`medialb_service_persistence_refused_total{service="Harmonic_Traffic"} `,
+	} {
+		if !strings.Contains(string(body), "\n"+want) {
+			t.Errorf("/metrics has no %s... series", strings.TrimSpace(want))
+		}
+	}
 }
