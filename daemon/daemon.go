@@ -211,6 +211,7 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	mode, zc := dp.Mode()
 	d.log.Info().Str("interface", cfg.Node.Interface).Str("xdp_mode", mode).Bool("zero_copy", zc).
 		Int("workers", len(d.workers)).Msg("layer-4 dataplane attached")
+	d.adviseRXRing(cfg.Node.Interface)
 	return d.prioritizeRX(cfg, mode)
 }
 
