@@ -92,6 +92,8 @@ type Config struct {
 	HA *HA
 	// Alerts sends state changes by mail and syslog; nil for none.
 	Alerts *Alerts
+	// BGP announces the VIPs to routers (active-active behind ECMP); nil for none.
+	BGP *BGP
 	// Services are the virtual services (YAML: virtual_services), in file order.
 	Services []Service
 	// ServicesFile is the file Services were read from: File, or on the
