@@ -24,7 +24,9 @@ func TestBGP(t *testing.T) {
 					*b.MED == 50 && *b.LocalPref == 200
 			}},
 		{"defaults", "  asn: 4200000001\n  router_id: 192.0.2.2\n" + peer, nil,
-			func(b *BGP) bool { return b.ASN == 4200000001 && b.MED == nil && b.LocalPref == nil && b.ListenPort == 0 }},
+			func(b *BGP) bool {
+				return b.ASN == 4200000001 && b.MED == nil && b.LocalPref == nil && b.ListenPort == 0
+			}},
 		{"nothing", "  {}\n", []string{"t.yaml:4: bgp.asn is required", "t.yaml:4: bgp.router_id is required", "t.yaml:4: bgp.peers: none given"}, nil},
 		{"router id v6", "  asn: 65010\n  router_id: \"2001:db8::2\"\n" + peer, []string{"t.yaml:5: bgp.router_id: 2001:db8::2 is not an IPv4 address"}, nil},
 		{"reserved asn", "  asn: 65535\n  router_id: 192.0.2.2\n" + peer, []string{"t.yaml:4: bgp.asn: 65535 is reserved"}, nil},
