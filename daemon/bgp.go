@@ -32,7 +32,8 @@ type bgpNode struct {
 	sp      *bgp.Speaker
 	drained atomic.Bool
 	kick    chan struct{}
-	done    chan struct{}
+	quit    chan struct{} // closed by stopBGP: the loop ends
+	done    chan struct{} // closed when the loop has ended
 
 	mu     sync.Mutex
 	state  string // "active", "drain", "unhealthy"
@@ -49,7 +50,7 @@ func (d *Daemon) startBGP(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	b := &bgpNode{sp: sp, kick: make(chan struct{}, 1), done: make(chan struct{}), state: "unhealthy"}
+	b := &bgpNode{sp: sp, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), state: "unhealthy"}
 	d.bgp = b
 	d.controller().OnSnapshot(func(_, _ *tables.Snapshot) { b.poke() })
 	go func() {
@@ -60,6 +61,8 @@ func (d *Daemon) startBGP(cfg *config.Config) error {
 			d.syncBGP()
 			select {
 			case <-d.ctx.Done():
+				return
+			case <-b.quit:
 				return
 			case <-b.kick:
 			case <-t.C:
@@ -79,6 +82,11 @@ func (b *bgpNode) poke() {
 // syncBGP announces what the node should announce now.
 func (d *Daemon) syncBGP() {
 	b := d.bgp
+	select {
+	case <-b.quit: // shutting down: stopBGP withdraws everything
+		return
+	default:
+	}
 	state, reason := "active", ""
 	if ok, why := d.haHealth(); !ok {
 		state, reason = "unhealthy", why
@@ -98,7 +106,10 @@ func (d *Daemon) syncBGP() {
 		if state == "unhealthy" {
 			ev = d.log.Warn()
 		}
-		ev.Str("state", state).Str("was", b.state).Str("reason", reason).Msg("BGP node state")
+		if reason != "" {
+			ev = ev.Str("reason", reason)
+		}
+		ev.Str("state", state).Str("was", b.state).Msg("BGP node state")
 	}
 	b.state, b.reason = state, reason
 	b.mu.Unlock()
@@ -182,8 +193,9 @@ func (d *Daemon) stopBGP() error {
 	if b == nil {
 		return nil
 	}
+	close(b.quit)
+	<-b.done // no announcement after this
 	had := len(b.sp.Announced()) > 0
-	b.drained.Store(true) // the loop announces nothing more
 	err := b.sp.Stop()
 	if had {
 		d.log.Info().Dur("linger", bgpLinger).Msg("BGP routes withdrawn for shutdown; forwarding a moment longer")
