@@ -119,14 +119,16 @@ func (d *Daemon) syncBGP() {
 }
 
 // bgpPrefixes are the host routes of the VIPs that have a service with an
-// eligible real server in snap.
+// eligible real server in snap: one that takes new clients, or one draining (it
+// still serves its established clients, which a withdraw would send to nodes
+// that may not know them).
 func bgpPrefixes(snap *tables.Snapshot) []netip.Prefix {
 	if snap == nil {
 		return nil
 	}
 	var out []netip.Prefix
 	for _, s := range snap.Services() {
-		if s.EligibleServers() == 0 {
+		if s.EligibleServers() == 0 && !slices.ContainsFunc(s.Servers, func(srv *tables.Server) bool { return srv.State == tables.StateDrain }) {
 			continue
 		}
 		a := s.VIP.Unmap()
