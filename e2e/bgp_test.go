@@ -64,6 +64,25 @@ func TestBGPECMP(t *testing.T) {
 	if s := spread(); s["lb1"] == 0 || s["lb2"] == 0 {
 		t.Fatalf("clients per node %v: the router does not spread them over both", s)
 	}
+	// Every real server halted on lb1 alone (before the flows: a halt breaks the
+	// connections of the halted server): lb1 has nothing to offer and withdraws.
+	for _, rs := range e.lab.Servers {
+		if _, err := c.API(ctx, lb1, "POST", "/api/v1/services/Harmonic_Traffic/real-servers/"+rs.Name+"/halt"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WaitPaths(ctx, 5*time.Second, lb2); err != nil {
+		t.Fatalf("all of lb1's servers halted: %v", err)
+	}
+	for _, rs := range e.lab.Servers {
+		if _, err := c.API(ctx, lb1, "POST", "/api/v1/services/Harmonic_Traffic/real-servers/"+rs.Name+"/online"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WaitPaths(ctx, 5*time.Second, lb1, lb2); err != nil {
+		t.Fatal(err)
+	}
+
 	flows, err := ecmp.Open(ctx, e.lab, srcs)
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +151,18 @@ func TestBGPECMP(t *testing.T) {
 	time.Sleep(time.Second)
 	if err := flows.Broken(); err != nil {
 		t.Errorf("a connection broke when lb3 was killed: %v", err)
+	}
+
+	// SIGTERM on lb2: it withdraws before its dataplane goes; its clients go on through lb1.
+	if err := lb2.Proc.Stop(15 * time.Second); err != nil {
+		t.Errorf("lb2 exit: %v", err)
+	}
+	if paths, err := c.Paths(); err != nil || len(paths) != 1 || paths[0] != lb1.Addr4 {
+		t.Errorf("router's paths after lb2's SIGTERM: %v %v, want lb1 only", paths, err)
+	}
+	time.Sleep(time.Second)
+	if err := flows.Broken(); err != nil {
+		t.Errorf("a connection broke when lb2 stopped: %v", err)
 	}
 	k := flows.Counts()
 	if k.TCPMoved+k.UDPMoved > 0 {
