@@ -509,6 +509,9 @@ func (c *Config) Summary() string {
 	if by := c.PushedBy(); by != "" {
 		ha += fmt.Sprintf(", virtual_services pushed by %s", by)
 	}
+	if c.BGP != nil {
+		ha += fmt.Sprintf(", BGP AS %d to %s", c.BGP.ASN, plural(len(c.BGP.Peers), "peer"))
+	}
 	return fmt.Sprintf("%s: ok: %s (%d layer-4, %d layer-7), %s, %s%s", c.File,
 		plural(len(c.Services), "virtual service"), l4, l7,
 		plural(rs, "real server"), plural(ports, "port"), ha)

@@ -60,3 +60,17 @@ func TestBGP(t *testing.T) {
 		}
 	}
 }
+
+func TestBGPExample(t *testing.T) {
+	cfg, err := Load("../examples/harmonic-vos-bgp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "../examples/harmonic-vos-bgp.yaml: ok: 1 virtual service (1 layer-4, 0 layer-7), 2 real servers, 15538 ports, BGP AS 65010 to 1 peer"
+	if got := cfg.Summary(); got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+	if cfg.BGP.Peers[0].HoldTime != 3*time.Second || cfg.BGP.Communities[0] != 65010<<16|110 {
+		t.Errorf("bgp %+v", cfg.BGP)
+	}
+}

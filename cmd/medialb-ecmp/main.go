@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -61,7 +62,8 @@ func run(ctx context.Context, bin string, clients, nflows int) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	l, err := lab.New(lab.Options{Prefix: lab.Prefix("ecm"), NoIPv6: true, LoadBalancers: 2, Clients: clients})
+	l, err := lab.New(lab.Options{Prefix: lab.Prefix("ecm"), NoIPv6: true, LoadBalancers: 2, Clients: clients,
+		Servers: lab.DefaultServers(5)})
 	if err != nil {
 		return "", err
 	}
@@ -73,6 +75,7 @@ func run(ctx context.Context, bin string, clients, nflows int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	c.Servers = 4 // the fifth joins later
 	defer c.Close()
 	lb1, lb2 := c.Nodes[0], c.Nodes[1]
 	for _, n := range c.Nodes {
@@ -109,36 +112,61 @@ func run(ctx context.Context, bin string, clients, nflows int) (string, error) {
 	var lb3 *ecmp.Node
 	var spread3 map[string]int
 	hold := ecmp.HoldTime + 5*time.Second
-	steps := []struct {
+	type stepT struct {
 		what    string
 		timeout time.Duration
 		change  func() error
 		want    func() []*ecmp.Node
-	}{
+	}
+	steps := []stepT{
 		{"lb3 added (from medialb's start to the router using it)", 40 * time.Second,
 			func() (err error) { lb3, err = c.AddNode(4); return err }, nodes(&lb1, &lb2, &lb3)},
-		{"lb1 drained (POST /api/v1/node/drain)", 10 * time.Second,
-			func() error { return c.Drain(ctx, lb1) }, nodes(&lb2, &lb3)},
+		{"lb1 drained (POST /api/v1/node/drain)", 10 * time.Second, func() error { return c.Drain(ctx, lb1) }, nodes(&lb2, &lb3)},
 		{"lb1 back (POST /api/v1/node/online)", 10 * time.Second, func() error { return c.Online(ctx, lb1) }, nodes(&lb1, &lb2, &lb3)},
 		{"lb3 killed (kill -9 of medialb)", hold, func() error { lb3.Proc.Kill(); return nil }, nodes(&lb1, &lb2)},
 		{"lb2 lost (its link down: no word to the router, hold time " + ecmp.HoldTime.String() + ")", hold,
-			func() error { return c.LinkDown(lb2) }, nodes(&lb1)},
+			func() error { return c.SetLink(lb2, false) }, nodes(&lb1)},
+		{"lb2's link back (its speaker reconnects)", 20 * time.Second, func() error { return c.SetLink(lb2, true) }, nodes(&lb1, &lb2)},
 	}
 	var evs []ecmp.Event
-	for _, st := range steps {
-		fmt.Fprintf(os.Stderr, "medialb-ecmp: %s\n", st.what)
-		ev, err := c.Measure(ctx, f, st.what, fsrcs, st.timeout, st.change, st.want)
-		if err != nil {
-			return "", err
-		}
-		evs = append(evs, ev)
-		if lb3 != nil && spread3 == nil {
-			if spread3, _, err = c.Spread(srcs); err != nil {
-				return "", err
+	measure := func(f *ecmp.Flows, fsrcs []netip.Addr, steps ...stepT) error {
+		for _, st := range steps {
+			fmt.Fprintf(os.Stderr, "medialb-ecmp: %s\n", st.what)
+			ev, err := c.Measure(ctx, f, st.what, fsrcs, st.timeout, st.change, st.want)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, ev)
+			if lb3 != nil && spread3 == nil {
+				if spread3, _, err = c.Spread(srcs); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
 	}
-	lb2.Proc.Kill() // cut off from the router and the servers: nothing to stop cleanly
+	if err := measure(f, fsrcs, steps...); err != nil {
+		return "", err
+	}
+	// Persistence across nodes, where the Maglev tables alone do not carry it: clients
+	// that arrive now (so each node knows only its own), then a fifth real server on
+	// both nodes (Maglev moves about a fifth of all clients to it; the persistence
+	// entries keep the established ones where they are), then lb1 drained: its
+	// clients reach lb2, which has no entry for them.
+	psrcs := srcs[len(fsrcs):min(2*len(fsrcs), len(srcs))]
+	f2, err := ecmp.Open(ctx, l, psrcs)
+	if err != nil {
+		return "", err
+	}
+	defer f2.Close()
+	if err := measure(f2, psrcs,
+		stepT{"new clients; then a fifth real server added on lb1 and lb2 (reload; no route change)", 5 * time.Second,
+			func() error { return c.SetServers(ctx, 5, lb1, lb2) }, nodes(&lb1, &lb2)},
+		stepT{"the same clients; lb1 drained after the fifth server came", 10 * time.Second,
+			func() error { return c.Drain(ctx, lb1) }, nodes(&lb2)},
+	); err != nil {
+		return "", err
+	}
 	return report(len(srcs), len(fsrcs), spread2, spread3, evs), nil
 }
 
@@ -149,7 +177,7 @@ func report(clients, flows int, spread2, spread3 map[string]int, evs []ecmp.Even
 	w("`make bench-ecmp` (`bin/medialb-ecmp --out BENCHMARKS.md`), %s, on the shared 2-core machine. ", time.Now().UTC().Format("2006-01-02"))
 	w("The namespace lab with an FRR router (Debian's `frr`: zebra and bgpd, `maximum-paths 8`, hold time %s, ", ecmp.HoldTime)
 	w("the Linux kernel's ECMP hashing source and destination address) between %d clients and medialb nodes on their own veths; ", clients)
-	w("each node runs the guide's `Harmonic_Traffic` (layer 4, direct routing, source-IP persistence) on four real servers with the same `node.hash_seed` and announces it over BGP (embedded GoBGP); ")
+	w("each node runs the guide's `Harmonic_Traffic` (layer 4, direct routing, source-IP persistence) on four real servers (a fifth added later) with the same `node.hash_seed` and announces it over BGP (embedded GoBGP); ")
 	w("the real servers answer the clients through the router. ")
 	w("%d clients keep a TCP connection (a line each way every %s) and a UDP stream (a datagram every %s) open through every change; ", flows, ecmp.Interval, ecmp.Interval)
 	w("a connection counts as broken when it is reset or goes %s without an answer.\n\n", ecmp.BrokenAfter)
@@ -157,11 +185,19 @@ func report(clients, flows int, spread2, spread3 map[string]int, evs []ecmp.Even
 	w("Two nodes:\n\n%s\nThree nodes:\n\n%s\n", ecmp.SpreadTable(spread2, clients), ecmp.SpreadTable(spread3, clients))
 	w("### Nodes added, drained, killed, lost\n\n")
 	w("UDP datagrams counted from the change until a second after the router's change.\n\n%s\n", ecmp.EventTable(evs))
-	w("Every flow that the router moved to another node was answered by the same real server there: the nodes' Maglev tables are identical (same real servers, same `node.hash_seed`), ")
-	w("so no persistence entry has to travel with the client. ")
-	w("A drain withdraws the routes and keeps forwarding: nothing is lost. A `kill -9` closes the BGP session with the process, so the router drops the node within milliseconds; ")
-	w("the datagrams sent to it in between are lost and TCP retransmits what it sent. A node that vanishes without a word (power, link) is used until the hold time runs out: ")
-	w("its share of the UDP datagrams of those seconds is lost, and TCP connections survive by retransmission as long as the hold time is shorter than the clients' patience.\n")
+	w("**Persistence across nodes.** Up to the fifth server, every flow the router moved to another node was answered by the same real server there: ")
+	w("the nodes' Maglev tables are identical (same real servers, same weights, same `node.hash_seed`), so the consistent hash alone lands a moved client where it was, ")
+	w("and no persistence entry has to travel with it. The last two rows show where that ends: a client keeps its server through a change of the server set ")
+	w("only on the node that holds its persistence entry. After the fifth server joined, Maglev sends about a fifth of all sources to it; ")
+	w("lb1's established clients stay on their servers through lb1's entries, but when lb1 is drained they reach lb2, which has no entry for them, ")
+	w("and those whose Maglev slot moved land on the new server (their TCP connections are reset by it). Persistence entries are not shared between BGP nodes ")
+	w("(the HA pair's sync channel is for two nodes); so drain a node only after the persistence timeout has passed since the last change of its services' servers, ")
+	w("or accept that share of moved clients.\n\n")
+	w("**Drain, kill, loss.** A drain withdraws the routes and keeps forwarding: nothing is lost, nothing breaks. A `kill -9` closes the BGP session with the process, so the router drops the node ")
+	w("within about 0.1 s; the datagrams sent to it in between are lost, TCP retransmits, no connection breaks (the node's layer-4 VIPs are not local addresses, ")
+	w("so its kernel drops what still arrives instead of resetting it). A node that vanishes without a word (power, link) is used until the hold time runs out: ")
+	w("its share of those seconds' UDP datagrams is lost, and TCP connections survive by retransmission. Adding a node moves clients to it (the router's ECMP rehashes) ")
+	w("and breaks none. The UDP counts carry a noise of a datagram or two: those in flight at the window's edges.\n")
 	w("%s\n", endMarker)
 	return b.String()
 }
