@@ -20,18 +20,7 @@ func TestBrowserNodeDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c := chromium(t, ctx)
-	ev := &browserEvents{}
-	go ev.run(ctx, c)
-	for _, m := range []string{"Page.enable", "Runtime.enable", "Log.enable"} {
-		if err := c.Call(ctx, m, nil, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Call(ctx, "Fetch.enable", map[string]any{"handleAuthRequests": true, "patterns": []map[string]any{{"urlPattern": "*"}}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	ev.setLogin(true)
+	c, _ := openUI(t, ctx)
 	if err := c.Call(ctx, "Page.navigate", map[string]any{"url": "https://" + s.Addr().String() + "/"}, nil); err != nil {
 		t.Fatal(err)
 	}
