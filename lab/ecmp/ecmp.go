@@ -38,6 +38,9 @@ type Cluster struct {
 	Bin    string // directory with medialb
 	Dir    string // configurations, state, logs
 	Nodes  []*Node
+	// Servers is how many of the lab's real servers (the first ones) the
+	// nodes' configurations name; 0 for all.
+	Servers int
 	// Echo, if set, receives every node's log events.
 	Echo func(node string, e lbproc.Event)
 }
@@ -80,7 +83,11 @@ func (c *Cluster) AddNode(host int) (*Node, error) {
 // one-second health check, the API on the node's address, and BGP to the router.
 func (c *Cluster) config(n *Node) string {
 	var rs []string
-	for _, s := range c.Lab.Servers {
+	servers := c.Lab.Servers
+	if c.Servers > 0 {
+		servers = servers[:min(c.Servers, len(servers))]
+	}
+	for _, s := range servers {
 		rs = append(rs, fmt.Sprintf("      - { name: %s, address: %s }", s.Name, s.Addr4))
 	}
 	return fmt.Sprintf(`node:
@@ -132,6 +139,21 @@ func (c *Cluster) Start(n *Node) error {
 	n.Proc = p
 	if err := p.WaitStarted(context.Background(), 30*time.Second); err != nil {
 		return fmt.Errorf("%s: %w; log: %s", n.Name, err, p.LogPath)
+	}
+	return nil
+}
+
+// SetServers names the first k real servers in the configuration of every node
+// of ns and reloads them through the API (POST /api/v1/reload).
+func (c *Cluster) SetServers(ctx context.Context, k int, ns ...*Node) error {
+	c.Servers = k
+	for _, n := range ns {
+		if err := os.WriteFile(n.Config, []byte(c.config(n)), 0o600); err != nil {
+			return err
+		}
+		if _, err := c.API(ctx, n, "POST", "/api/v1/reload"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -71,12 +71,14 @@ func (c *Cluster) Measure(ctx context.Context, f *Flows, what string, srcs []net
 	return ev, nil
 }
 
-// LinkDown takes n's link down at the switch: the node is gone without a word,
-// as in a power loss; the router notices when the BGP hold time runs out.
-func (c *Cluster) LinkDown(n *Node) error {
-	out, err := lab.Exec(c.Lab.Switch, "ip", "link", "set", n.SwitchPort, "down").CombinedOutput()
+// SetLink takes n's link down or up at the switch. Down, the node is gone
+// without a word, as in a power loss: the router notices when the BGP hold time
+// runs out. Up again, the node's speaker reconnects.
+func (c *Cluster) SetLink(n *Node, up bool) error {
+	state := map[bool]string{true: "up", false: "down"}[up]
+	out, err := lab.Exec(c.Lab.Switch, "ip", "link", "set", n.SwitchPort, state).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("set %s down: %w: %s", n.SwitchPort, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("set %s %s: %w: %s", n.SwitchPort, state, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -211,8 +211,12 @@ func (f *Flows) Broken() error {
 }
 
 // Since returns what happened since an earlier Counts (before): the same
-// connections, the datagrams sent and lost in between.
+// connections and streams; those broken, moved, and the datagrams sent and
+// lost in between.
 func (c Counts) Since(before Counts) Counts {
+	c.TCPBroken -= before.TCPBroken
+	c.TCPMoved -= before.TCPMoved
+	c.UDPMoved -= before.UDPMoved
 	c.UDPSent -= before.UDPSent
 	c.UDPLost -= before.UDPLost
 	return c
