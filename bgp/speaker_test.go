@@ -22,9 +22,11 @@ type router struct {
 	port int
 }
 
-func startRouter(t *testing.T) *router {
+func startRouter(t *testing.T) *router { return startRouterOn(t, "127.0.0.1") }
+
+func startRouterOn(t *testing.T, addr string) *router {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,12 +36,14 @@ func startRouter(t *testing.T) *router {
 	go s.Serve()
 	ctx := context.Background()
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 65000, RouterId: "10.0.0.1", ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"},
+		Asn: 65000, RouterId: "10.0.0.1", ListenPort: int32(port), ListenAddresses: []string{addr},
 	}}); err != nil {
 		t.Fatalf("start the router: %v", err)
 	}
 	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65010},
+		Conf:      &api.PeerConf{NeighborAddress: addr, PeerAsn: 65010},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Enabled: true, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}}},
+			{Config: &api.AfiSafiConfig{Enabled: true, Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}}}},
 		Transport: &api.Transport{PassiveMode: true},
 		Timers:    &api.Timers{Config: &api.TimersConfig{HoldTime: 3, KeepaliveInterval: 1}},
 	}}); err != nil {
@@ -57,11 +61,13 @@ type route struct {
 	communities []uint32
 }
 
-func (r *router) received(t *testing.T) []route {
+func (r *router) received(t *testing.T) []route { return r.receivedFamily(t, api.Family_AFI_IP) }
+
+func (r *router) receivedFamily(t *testing.T, afi api.Family_Afi) []route {
 	t.Helper()
 	var out []route
 	err := r.s.ListPath(context.Background(), &api.ListPathRequest{
-		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST},
 	}, func(d *api.Destination) {
 		for _, p := range d.Paths {
 			rt := route{prefix: d.Prefix}
@@ -171,4 +177,29 @@ func TestSpeakerPeerDown(t *testing.T) {
 	if ps := sp.Peers(); len(ps) != 1 || ps[0].State == "established" || ps[0].Address != "127.0.0.1" {
 		t.Errorf("peers %+v: want one, not established", ps)
 	}
+}
+
+// An IPv6 VIP goes as a /128 over an IPv6 session.
+func TestSpeakerIPv6(t *testing.T) {
+	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		l.Close()
+	}
+	r := startRouterOn(t, "::1")
+	cfg := &config.BGP{ASN: 65010, RouterID: netip.MustParseAddr("10.0.0.2"),
+		Peers: []config.BGPPeer{{Address: netip.MustParseAddr("::1"), ASN: 65000, Port: uint16(r.port), HoldTime: 3 * time.Second}}}
+	sp, err := Start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop()
+	eventually(t, "the IPv6 session to come up", func() bool { return sp.Peers()[0].State == "established" })
+	if err := sp.Set([]netip.Prefix{netip.MustParsePrefix("2001:db8::110/128")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the /128 at the router", func() bool {
+		got := r.receivedFamily(t, api.Family_AFI_IP6)
+		return len(got) == 1 && got[0].prefix == "2001:db8::110/128"
+	})
 }
