@@ -41,7 +41,7 @@ func startRouterOn(t *testing.T, addr string) *router {
 		t.Fatalf("start the router: %v", err)
 	}
 	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: addr, PeerAsn: 65010},
+		Conf: &api.PeerConf{NeighborAddress: addr, PeerAsn: 65010},
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Enabled: true, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}}},
 			{Config: &api.AfiSafiConfig{Enabled: true, Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}}}},
 		Transport: &api.Transport{PassiveMode: true},
