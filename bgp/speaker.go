@@ -60,6 +60,14 @@ type Speaker struct {
 // background: an unreachable router is retried, not an error). It announces
 // nothing until [Speaker.Set].
 func Start(cfg *config.BGP, log zerolog.Logger) (*Speaker, error) {
+	for _, p := range cfg.Peers {
+		if p.Password != "" {
+			if err := md5Supported(); err != nil {
+				return nil, fmt.Errorf("BGP peer %s has a password, but %w: remove the password or run a kernel with TCP MD5", p.Address, err)
+			}
+			break
+		}
+	}
 	s := &Speaker{cfg: *cfg, log: log, announced: map[netip.Prefix]bool{},
 		s: server.NewBgpServer(server.LoggerOption(logger{log.With().Str("part", "bgp").Logger()}))}
 	go s.s.Serve()

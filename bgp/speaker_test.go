@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,9 +23,9 @@ type router struct {
 	port int
 }
 
-func startRouter(t *testing.T) *router { return startRouterOn(t, "127.0.0.1") }
+func startRouter(t *testing.T) *router { return startRouterOn(t, "127.0.0.1", "") }
 
-func startRouterOn(t *testing.T, addr string) *router {
+func startRouterOn(t *testing.T, addr, password string) *router {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
@@ -186,7 +187,7 @@ func TestSpeakerIPv6(t *testing.T) {
 	} else {
 		l.Close()
 	}
-	r := startRouterOn(t, "::1")
+	r := startRouterOn(t, "::1", "")
 	cfg := &config.BGP{ASN: 65010, RouterID: netip.MustParseAddr("10.0.0.2"),
 		Peers: []config.BGPPeer{{Address: netip.MustParseAddr("::1"), ASN: 65000, Port: uint16(r.port), HoldTime: 3 * time.Second}}}
 	sp, err := Start(cfg, zerolog.Nop())
@@ -202,4 +203,42 @@ func TestSpeakerIPv6(t *testing.T) {
 		got := r.receivedFamily(t, api.Family_AFI_IP6)
 		return len(got) == 1 && got[0].prefix == "2001:db8::110/128"
 	})
+}
+
+// A TCP MD5 password (RFC 2385): the session comes up with the router's
+// password, and not with another one. On a kernel without TCP MD5 the speaker
+// refuses to start, saying why (GoBGP alone would retry for ever in silence).
+func TestSpeakerPassword(t *testing.T) {
+	cfg := func(port int, pw string) *config.BGP {
+		return &config.BGP{ASN: 65010, RouterID: netip.MustParseAddr("10.0.0.2"),
+			Peers: []config.BGPPeer{{Address: netip.MustParseAddr("127.0.0.1"), ASN: 65000, Port: uint16(port), HoldTime: 3 * time.Second, Password: pw}}}
+	}
+	if err := md5Supported(); err != nil {
+		sp, err := Start(cfg(179, "s3cret"), zerolog.Nop())
+		if err == nil {
+			sp.Stop()
+			t.Fatal("started with a password on a kernel without TCP MD5")
+		}
+		if !strings.Contains(err.Error(), "CONFIG_TCP_MD5SIG") || !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("error %q: want the peer and CONFIG_TCP_MD5SIG", err)
+		}
+		t.Logf("kernel without TCP MD5: %v", err)
+		return
+	}
+	r := startRouterOn(t, "127.0.0.1", "s3cret")
+	right, err := Start(cfg(r.port, "s3cret"), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session with the right password", func() bool { return right.Peers()[0].State == "established" })
+	right.Stop()
+	wrong, err := Start(cfg(r.port, "wrong"), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Stop()
+	time.Sleep(3 * time.Second)
+	if st := wrong.Peers()[0].State; st == "established" {
+		t.Errorf("session with the wrong password: %s", st)
+	}
 }
