@@ -35,6 +35,8 @@ type bgpNode struct {
 	quit    chan struct{} // closed by stopBGP: the loop ends
 	done    chan struct{} // closed when the loop has ended
 
+	syncMu sync.Mutex // one syncBGP at a time: a drain's withdraw is never undone by an older decision
+
 	mu     sync.Mutex
 	state  string // "active", "drain", "unhealthy"
 	reason string
@@ -82,6 +84,8 @@ func (b *bgpNode) poke() {
 // syncBGP announces what the node should announce now.
 func (d *Daemon) syncBGP() {
 	b := d.bgp
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
 	select {
 	case <-b.quit: // shutting down: stopBGP withdraws everything
 		return
