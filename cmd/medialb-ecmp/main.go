@@ -193,7 +193,7 @@ func report(clients, flows int, spread2, spread3 map[string]int, evs []ecmp.Even
 	w("and those whose Maglev slot moved land on the new server (their TCP connections are reset by it). Persistence entries are not shared between BGP nodes ")
 	w("(the HA pair's sync channel is for two nodes); so drain a node only after the persistence timeout has passed since the last change of its services' servers, ")
 	w("or accept that share of moved clients.\n\n")
-	w("**Drain, kill, loss.** A drain withdraws the routes and keeps forwarding: nothing is lost, nothing breaks. A `kill -9` closes the BGP session with the process, so the router drops the node ")
+	w("**Drain, kill, loss.** A drain withdraws the routes and keeps forwarding what still arrives: no connection breaks, and the UDP streams lose what the table says. A `kill -9` closes the BGP session with the process, so the router drops the node ")
 	w("within about 0.1 s; the datagrams sent to it in between are lost, TCP retransmits, no connection breaks (the node's layer-4 VIPs are not local addresses, ")
 	w("so its kernel drops what still arrives instead of resetting it). A node that vanishes without a word (power, link) is used until the hold time runs out: ")
 	w("its share of those seconds' UDP datagrams is lost, and TCP connections survive by retransmission. Adding a node moves clients to it (the router's ECMP rehashes) ")
