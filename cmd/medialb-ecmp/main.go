@@ -119,6 +119,7 @@ func run(ctx context.Context, bin string, clients, nflows int) (string, error) {
 		want    func() []*ecmp.Node
 	}
 	steps := []stepT{
+		{"nothing (the baseline: two nodes, no change)", 5 * time.Second, func() error { return nil }, nodes(&lb1, &lb2)},
 		{"lb3 added (from medialb's start to the router using it)", 40 * time.Second,
 			func() (err error) { lb3, err = c.AddNode(4); return err }, nodes(&lb1, &lb2, &lb3)},
 		{"lb1 drained (POST /api/v1/node/drain)", 10 * time.Second, func() error { return c.Drain(ctx, lb1) }, nodes(&lb2, &lb3)},
