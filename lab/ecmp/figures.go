@@ -48,6 +48,7 @@ func (c *Cluster) Measure(ctx context.Context, f *Flows, what string, srcs []net
 		return ev, err
 	}
 	k0 := f.Counts()
+	f.ResetGaps()
 	start := time.Now()
 	if err := change(); err != nil {
 		return ev, fmt.Errorf("%s: %w", what, err)
@@ -117,13 +118,14 @@ func SpreadTable(spread map[string]int, total int) string {
 // EventTable renders events as a Markdown table.
 func EventTable(evs []Event) string {
 	var b strings.Builder
-	b.WriteString("| change | router done after | clients moved to another node | TCP connections broken | flows answered by another real server | UDP datagrams lost (of sent) |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| change | router done after | clients moved to another node | TCP connections broken | flows answered by another real server | UDP datagrams lost (of sent) | longest UDP silence of a stream |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, e := range evs {
 		k := e.Counts
-		fmt.Fprintf(&b, "| %s | %s | %d of %d | %d of %d | %d of %d | %d of %d (%.2f%%) |\n",
+		fmt.Fprintf(&b, "| %s | %s | %d of %d | %d of %d | %d of %d | %d of %d (%.2f%%) | %s |\n",
 			e.What, e.Router.Round(time.Millisecond), e.Moved, e.Clients, k.TCPBroken, k.TCP,
-			k.TCPMoved+k.UDPMoved, k.TCP+k.UDP, k.UDPLost, k.UDPSent, 100*float64(k.UDPLost)/float64(max(k.UDPSent, 1)))
+			k.TCPMoved+k.UDPMoved, k.TCP+k.UDP, k.UDPLost, k.UDPSent, 100*float64(k.UDPLost)/float64(max(k.UDPSent, 1)),
+			k.UDPGap.Round(time.Millisecond))
 	}
 	return b.String()
 }

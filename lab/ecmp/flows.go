@@ -47,6 +47,8 @@ type udpFlow struct {
 	first       atomic.Value // string
 	moved       atomic.Bool
 	sent, recvd atomic.Int64
+	last        atomic.Int64 // when the last answer came, unix nanoseconds
+	maxGap      atomic.Int64 // the longest time between two answers since ResetGaps
 }
 
 // Open starts one TCP and one UDP flow from each source and waits for every
@@ -160,6 +162,10 @@ func (uf *udpFlow) receive(u *net.UDPConn) {
 			continue
 		}
 		uf.recvd.Add(1)
+		now := time.Now().UnixNano()
+		if prev := uf.last.Swap(now); prev != 0 && now-prev > uf.maxGap.Load() {
+			uf.maxGap.Store(now - prev)
+		}
 		if first, ok := uf.first.Load().(string); !ok {
 			uf.first.Store(rep.Server)
 		} else if first != rep.Server {
@@ -173,6 +179,9 @@ type Counts struct {
 	TCP, TCPBroken, TCPMoved int   // connections; broken (no answer within BrokenAfter, or reset); answered by another server
 	UDP, UDPMoved            int   // streams; answered by another server
 	UDPSent, UDPLost         int64 // datagrams sent and not answered
+	// UDPGap is the longest silence of one stream (time between two answers)
+	// since ResetGaps: a stream's outage, unaffected by answers that only come late.
+	UDPGap time.Duration
 }
 
 // Counts returns the outcomes so far; UDP datagrams still in flight count as
@@ -193,11 +202,19 @@ func (f *Flows) Counts() Counts {
 		if uf.moved.Load() {
 			c.UDPMoved++
 		}
+		c.UDPGap = max(c.UDPGap, time.Duration(uf.maxGap.Load()))
 		s, r := uf.sent.Load(), uf.recvd.Load()
 		c.UDPSent += s
 		c.UDPLost += max(s-r, 0)
 	}
 	return c
+}
+
+// ResetGaps starts a new window for Counts.UDPGap.
+func (f *Flows) ResetGaps() {
+	for _, uf := range f.udp {
+		uf.maxGap.Store(0)
+	}
 }
 
 // Broken returns the first broken TCP flow's error, nil if none.
