@@ -79,8 +79,9 @@ func (d *demo) ecmpStep() error {
 	k := ev.Counts
 	fmt.Printf("   POST /api/v1/node/drain on lb1: the router sends nothing to lb1 after %v; %d clients moved to lb2;\n",
 		ev.Router.Round(time.Millisecond), ev.Moved)
-	fmt.Printf("   TCP connections broken: %d of %d; flows answered by another real server: %d; UDP datagrams lost: %d of %d\n",
+	fmt.Printf("   TCP connections broken: %d of %d; flows answered by another real server: %d; UDP datagrams lost: %d of %d;\n",
 		k.TCPBroken, k.TCP, k.TCPMoved+k.UDPMoved, k.UDPLost, k.UDPSent)
+	fmt.Printf("   longest silence of a UDP stream: %v (a datagram every %v)\n", k.UDPGap.Round(time.Millisecond), ecmp.Interval)
 	if k.TCPBroken > 0 || k.TCPMoved+k.UDPMoved > 0 {
 		return fmt.Errorf("drain broke %d connections, moved %d flows to another server", k.TCPBroken, k.TCPMoved+k.UDPMoved)
 	}
