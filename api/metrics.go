@@ -25,6 +25,7 @@ var (
 type collector struct {
 	src     Source
 	refused atomic.Uint64 // API connections closed at accept (limitListener)
+	bgp     bgpDescs      // BGP sessions and routes (node.go)
 
 	buildInfo *prometheus.Desc
 	version   string
@@ -39,7 +40,6 @@ type collector struct {
 	haRole, icmpRouted, txCompleted, txInvalid, ifTXDropped                   *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
 	healthLocal, l7Refused, haSyncRefused, apiRefused                         *prometheus.Desc
-	bgp                                                                       bgpDescs
 }
 
 func newCollector(src Source, version string) *collector {
