@@ -25,6 +25,7 @@ var (
 type collector struct {
 	src     Source
 	refused atomic.Uint64 // API connections closed at accept (limitListener)
+	bgp     bgpDescs      // BGP sessions and routes (node.go)
 
 	buildInfo *prometheus.Desc
 	version   string
@@ -62,7 +63,7 @@ func newCollector(src Source, version string) *collector {
 		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 	}
 	return &collector{
-		src: src, version: version, revision: revision,
+		src: src, version: version, revision: revision, bgp: newBGPDescs(d),
 		buildInfo: d("build_info", "Build information of the running medialb; always 1.", "version", "revision", "goversion"),
 
 		svcState:   d("service_state", "Virtual service state: 1 for the current one of online, degraded, down.", "service", "state"),
@@ -131,6 +132,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	c.bgp.describe(ch)
 }
 
 // Collect implements prometheus.Collector: it reads the Source once per scrape.
@@ -198,6 +200,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.haConfigSync, b2f(ov.HA.ConfigSync == "in-sync"))
 		counter(c.haSyncRefused, ov.HA.SyncRefused)
 	}
+
+	c.bgp.collect(ch, ov.BGP)
 
 	m := c.src.Metrics()
 	counter(c.forwarded, m.Forwarded)

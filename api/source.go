@@ -33,6 +33,7 @@ type Overview struct {
 	Node     string    `json:"node"`
 	Time     time.Time `json:"time"`
 	HA       *HA       `json:"ha,omitempty"`
+	BGP      *BGP      `json:"bgp,omitempty"`
 	Services []Service `json:"services"`
 }
 

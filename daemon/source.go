@@ -53,7 +53,7 @@ func (s source) Overview() api.Overview {
 	cfg := ctrl.Config()
 	admin, hl := ctrl.States()
 	return status.Overview(status.Inputs{
-		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
+		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(), BGP: d.bgpOverview(),
 		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
 		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
 		L4Count:  func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
