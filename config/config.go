@@ -374,8 +374,13 @@ type Service struct {
 	Ports PortRanges
 	// Layer is Layer4 or Layer7.
 	Layer Layer
-	// Forwarding is DirectRouting (layer 4) or SNAT (layer 7).
+	// Forwarding is DirectRouting or Tunnel (layer 4), or SNAT (layer 7).
 	Forwarding Forwarding
+	// Tunnel is the encapsulation of a Tunnel service (see section_tunnel.go);
+	// empty for the other methods.
+	Tunnel Encap
+	// GUEPort is the outer UDP destination port of EncapGUE; 0 otherwise.
+	GUEPort uint16
 	// Protocol is TCP, UDP or TCPAndUDP; layer 7 is TCP only. Default TCP.
 	Protocol Protocol
 	// Persistence is client affinity.

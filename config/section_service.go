@@ -13,7 +13,7 @@ import (
 // serviceKeys are the keys of one of virtual_services.
 var serviceKeys = []string{"name", "address", "ports", "layer", "forwarding", "protocol", "persistence", "maglev_size", "health_check", "fallback", "real_servers",
 	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections", "max_connections_per_source",
-	"panic_threshold", "feedback", "slow_start", "scheduler", "health_checks", "health_mode"}
+	"panic_threshold", "feedback", "slow_start", "scheduler", "health_checks", "health_mode", "tunnel", "gue_port"}
 
 // service reads one virtual service. Fields that fail to parse stay zero;
 // the problems are reported and Parse returns no Config.
@@ -29,6 +29,7 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 	p.protocol(f, path, &s)
 
 	p.forwarding(f, path, &s, layerOK)
+	p.tunnel(f, path, &s, layerOK)
 	if layerOK && s.Layer == Layer7 && s.Protocol.Has(UDP) {
 		p.errorf(f.at("protocol"), "%s.protocol: %s: layer 7 proxies TCP only (use layer 4 for UDP)", path, s.Protocol)
 	}
@@ -155,13 +156,17 @@ func (p *parser) forwarding(f fields, path string, s *Service, layerOK bool) {
 		switch fw {
 		case "", string(DirectRouting):
 			s.Forwarding = DirectRouting
-		case "nat", "snat", "tun", "tunnel":
-			p.errorf(v, "%s.forwarding: %q at layer 4 is not supported yet (use direct-routing, or layer 7 for SNAT)", path, fw)
+		case string(Tunnel):
+			s.Forwarding = Tunnel
+		case "nat", "snat":
+			p.errorf(v, "%s.forwarding: %q at layer 4 is not supported yet (use direct-routing or tunnel, or layer 7 for SNAT)", path, fw)
+		case "tun", "ipip", "gue", "encap":
+			p.errorf(v, "%s.forwarding: %q is not a forwarding method (did you mean \"tunnel\"? the encapsulation goes in tunnel: ipip | gue)", path, fw)
 		case "dr", "direct", "direct_routing", "directrouting", "dsr":
 			p.errorf(v, "%s.forwarding: %q is not a forwarding method (did you mean \"direct-routing\"?)", path, fw)
 		default:
-			msg := fmt.Sprintf("%s.forwarding: %q is not a forwarding method at layer 4 (direct-routing)", path, fw)
-			if c := closest(fw, []string{string(DirectRouting)}); c != "" {
+			msg := fmt.Sprintf("%s.forwarding: %q is not a forwarding method at layer 4 (direct-routing, tunnel)", path, fw)
+			if c := closest(fw, []string{string(DirectRouting), string(Tunnel)}); c != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", c)
 			}
 			p.errorf(v, "%s", msg)

@@ -1,0 +1,73 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestTunnelConfig(t *testing.T) {
+	svc := func(extra string) string {
+		return head + `  - name: media
+    address: 192.0.2.11
+    ports: 554
+    layer: 4
+` + extra + `    real_servers: [{name: a, address: 198.51.100.21}]
+`
+	}
+	tests := []struct {
+		name    string
+		input   string
+		want    []string // problems; nil: valid
+		fw      Forwarding
+		tunnel  Encap
+		guePort uint16
+	}{
+		{"default direct-routing", svc(""), nil, DirectRouting, "", 0},
+		{"tunnel defaults to ipip", svc("    forwarding: tunnel\n"), nil, Tunnel, EncapIPIP, 0},
+		{"ipip", svc("    forwarding: tunnel\n    tunnel: ipip\n"), nil, Tunnel, EncapIPIP, 0},
+		{"gue default port", svc("    forwarding: tunnel\n    tunnel: gue\n"), nil, Tunnel, EncapGUE, DefaultGUEPort},
+		{"gue port", svc("    forwarding: tunnel\n    tunnel: gue\n    gue_port: 5555\n"), nil, Tunnel, EncapGUE, 5555},
+		{"tunnel without forwarding", svc("    tunnel: ipip\n"), []string{
+			"t.yaml:8: virtual_services[0].tunnel: only with forwarding: tunnel (this service uses direct-routing)"}, "", "", 0},
+		{"gue_port with ipip", svc("    forwarding: tunnel\n    gue_port: 6080\n"), []string{
+			"t.yaml:9: virtual_services[0].gue_port: only with tunnel: gue (this service uses ipip)"}, "", "", 0},
+		{"gue_port out of range", svc("    forwarding: tunnel\n    tunnel: gue\n    gue_port: 0\n"), []string{
+			"t.yaml:10: virtual_services[0].gue_port: 0 is out of range 1..65535"}, "", "", 0},
+		{"ip6ip6 spelled out", svc("    forwarding: tunnel\n    tunnel: ip6ip6\n"), []string{
+			`t.yaml:9: virtual_services[0].tunnel: "ip6ip6": write ipip (the IPv6 forms follow the addresses' families)`}, "", "", 0},
+		{"unknown encap", svc("    forwarding: tunnel\n    tunnel: vxlan\n"), []string{
+			`t.yaml:9: virtual_services[0].tunnel: "vxlan" is not an encapsulation (ipip or gue)`}, "", "", 0},
+		{"tun", svc("    forwarding: tun\n"), []string{
+			`t.yaml:8: virtual_services[0].forwarding: "tun" is not a forwarding method (did you mean "tunnel"? the encapsulation goes in tunnel: ipip | gue)`}, "", "", 0},
+		{"layer 7 tunnel", head + `  - name: web
+    address: 192.0.2.10
+    ports: 80
+    layer: 7
+    forwarding: tunnel
+    real_servers: [{name: a, address: 198.51.100.21}]
+`, []string{`t.yaml:8: virtual_services[0].forwarding: "tunnel": layer 7 always uses snat (leave forwarding out)`}, "", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("t.yaml", []byte(tt.input))
+			if tt.want != nil {
+				var errs Errors
+				if !errors.As(err, &errs) {
+					t.Fatalf("want problems %q, got %v", tt.want, err)
+				}
+				if got := errs.Lines(); strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+					t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := cfg.Services[0]
+			if s.Forwarding != tt.fw || s.Tunnel != tt.tunnel || s.GUEPort != tt.guePort {
+				t.Fatalf("forwarding %q tunnel %q gue_port %d, want %q %q %d", s.Forwarding, s.Tunnel, s.GUEPort, tt.fw, tt.tunnel, tt.guePort)
+			}
+		})
+	}
+}
