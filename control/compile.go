@@ -79,7 +79,7 @@ func (c *Controller) rebuildLocked(why string) error {
 				State: st, Generation: c.gens[k],
 			}
 			if svc.Layer == config.Layer4 {
-				c.fillMAC(&sp)
+				c.fillMAC(svc, &sp)
 			}
 			if st == tables.StateOnline && sp.Weight > 0 && (svc.Layer == config.Layer7 || sp.HasMAC) {
 				eligible++
@@ -89,7 +89,7 @@ func (c *Controller) rebuildLocked(why string) error {
 		if fb := svc.Fallback; fb != nil {
 			sp := &tables.ServerSpec{Name: fb.Name, Addr: fb.Address, Port: fb.Port, Weight: 1, State: tables.StateOnline}
 			if svc.Layer == config.Layer4 {
-				c.fillMAC(sp)
+				c.fillMAC(svc, sp)
 			}
 			ss.Fallback = sp
 		}
@@ -132,6 +132,7 @@ func serviceSpec(svc *config.Service) tables.ServiceSpec {
 		Layer:      tables.Layer(svc.Layer),
 		MaglevSize: uint32(svc.MaglevSize),
 	}
+	ss.Encap, ss.GUEPort = encapSpec(svc)
 	for _, r := range svc.Ports {
 		ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
 	}
@@ -165,8 +166,12 @@ func (c *Controller) Check(cfg *config.Config) error {
 	return nil
 }
 
-func (c *Controller) fillMAC(sp *tables.ServerSpec) {
+func (c *Controller) fillMAC(svc *config.Service, sp *tables.ServerSpec) {
 	if c.macs == nil {
+		return
+	}
+	if svc.Forwarding == config.Tunnel {
+		fillTunnel(c.macs, sp)
 		return
 	}
 	sp.MAC, sp.HasMAC = c.macs.MAC(sp.Addr)

@@ -41,11 +41,12 @@ func vipAddrs(cfg *config.Config) []netip.Addr {
 	return out
 }
 
-// l4Addrs lists the addresses whose MACs the layer-4 dataplane needs.
+// l4Addrs lists the addresses whose MACs the layer-4 dataplane needs (direct
+// routing; tunnelled servers' next hops come from wantTunnels).
 func l4Addrs(cfg *config.Config) []netip.Addr {
 	var out []netip.Addr
 	for _, s := range cfg.Services {
-		if s.Layer != config.Layer4 {
+		if s.Layer != config.Layer4 || s.Forwarding == config.Tunnel {
 			continue
 		}
 		for _, r := range s.RealServers {

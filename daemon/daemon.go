@@ -111,6 +111,7 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 			return d, err
 		}
 		d.neigh.Want(l4Addrs(cfg))
+		d.wantTunnels(cfg)
 		// Give the kernel a moment to resolve the real servers, so the first snapshot
 		// has them; the ones still missing join as soon as they answer.
 		d.neigh.WaitResolved(ctx, 2*time.Second)

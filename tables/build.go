@@ -136,7 +136,12 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 		return nil, fmt.Errorf("checking affinity capacity %d: out of range 0..%d", ss.AffinityCap, MaxAffinityCap)
 	}
 
+	if err := checkEncap(ss); err != nil {
+		return nil, err
+	}
 	svc := &Service{
+		Encap:          ss.Encap,
+		GUEPort:        ss.GUEPort,
 		Name:           ss.Name,
 		VIP:            ss.VIP.Unmap(),
 		Ports:          append([]PortRange(nil), ss.Ports...),
@@ -228,6 +233,7 @@ func newServer(sp *ServerSpec, index int) *Server {
 		State:      sp.State,
 		MAC:        sp.MAC,
 		HasMAC:     sp.HasMAC,
+		TunnelSrc:  sp.TunnelSrc.Unmap(),
 		Generation: sp.Generation,
 		Index:      index,
 	}
