@@ -197,7 +197,7 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	var mac [6]byte
 	copy(mac[:], ifi.HardwareAddr)
 	for _, s := range dp.Sockets() {
-		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{FastPath: dp.FastPath()})
+		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{FastPath: dp.FastPath(), MTU: ifi.MTU})
 		d.workers = append(d.workers, w)
 		d.wg.Add(1)
 		d.alive.Add(1)
