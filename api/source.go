@@ -162,6 +162,11 @@ type Metrics struct {
 	// client's real server, by kind (pipeline.ICMPKind's names, such as
 	// "frag_needed").
 	ICMPRouted map[string]uint64
+	// Tunnel counts what the dataplane did for tunnelled real servers (forwarding:
+	// tunnel): "encapsulated" and "icmp_too_big_sent" by the pipeline,
+	// "fastpath_encapsulated", "fastpath_too_big" and "fastpath_to_pipeline" by the
+	// steering program.
+	Tunnel map[string]uint64
 	// Reloads and ReloadFailures count configuration reloads (SIGHUP and API)
 	// and how many of them were refused or failed.
 	Reloads, ReloadFailures uint64

@@ -49,8 +49,9 @@ type Daemon struct {
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
-	rxUndo   func() error // puts the interface's NAPI mode back (node.rx_priority)
-	canTX    bool         // the dataplane's interface sends XDP_TX frames unaided
+	rxUndo   func() error   // puts the interface's NAPI mode back (node.rx_priority)
+	canTX    bool           // the dataplane's interface sends XDP_TX frames unaided
+	tunnels  *afxdp.Tunnels // the fast path's tunnel map (tunnel.go)
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
@@ -194,6 +195,7 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("read MAC of %s: %w", cfg.Node.Interface, err)
 	}
+	d.startTunnels(ifi.MTU)
 	var mac [6]byte
 	copy(mac[:], ifi.HardwareAddr)
 	for _, s := range dp.Sockets() {

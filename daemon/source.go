@@ -116,6 +116,7 @@ func (s source) Metrics() api.Metrics {
 		tx := s.d.dp.TXStats()
 		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
 	}
+	m.Tunnel = tunnelMetrics(c, s.d.tunnels)
 	for r, n := range c.ByReason {
 		if r != 0 && n > 0 {
 			m.Drops[pipeline.Reason(r).String()] = n

@@ -33,7 +33,7 @@ var (
 func tunnelSnapshot(t testing.TB) *tables.Snapshot {
 	t.Helper()
 	svc := func(name string, vip, srv, src netip.Addr, e tables.Encap) tables.ServiceSpec {
-		ss := tables.ServiceSpec{Name: name, VIP: vip, Ports: []tables.PortRange{{1935, 1935}, {554, 554}},
+		ss := tables.ServiceSpec{Name: name, VIP: vip, Ports: []tables.PortRange{{Lo: 1935, Hi: 1935}, {Lo: 554, Hi: 554}},
 			TCP: true, UDP: true, Layer: tables.Layer4, Encap: e, MaglevSize: 7,
 			Servers: []tables.ServerSpec{{Name: name + "-rs", Addr: srv, Weight: 100, HasMAC: true, MAC: routerMAC, TunnelSrc: src}}}
 		if e == tables.EncapGUE {
