@@ -463,6 +463,9 @@ type RealServer struct {
 	// HealthPort is the port the health check connects to: health_check.port
 	// when given, else Port when given, else the service's first port.
 	HealthPort uint16
+	// Forwarding is how a layer-4 server is reached: its forwarding when given,
+	// else the service's (DirectRouting or Tunnel); empty at layer 7.
+	Forwarding Forwarding
 	// FeedbackPort is the feedback agent's port: feedback_port when given,
 	// else the service's feedback.port; 0 without feedback.
 	FeedbackPort uint16

@@ -29,7 +29,6 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 	p.protocol(f, path, &s)
 
 	p.forwarding(f, path, &s, layerOK)
-	p.tunnel(f, path, &s, layerOK)
 	if layerOK && s.Layer == Layer7 && s.Protocol.Has(UDP) {
 		p.errorf(f.at("protocol"), "%s.protocol: %s: layer 7 proxies TCP only (use layer 4 for UDP)", path, s.Protocol)
 	}
@@ -53,6 +52,7 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 		p.errorf(f.at("real_servers"), "%s: %d real servers need a larger maglev_size than the default %d (a prime of at least %d)", path, len(s.RealServers), DefaultMaglevSize, least)
 	}
 
+	p.tunnel(f, path, &s, layerOK)
 	p.healthChecks(f, path, &s)
 	p.panicThreshold(f, path, &s)
 	p.layer7Options(f, path, &s, layerOK)
@@ -259,7 +259,7 @@ func (p *parser) families(f fields, path string, s *Service) {
 		p.errorf(f.at("address"), "%s.address: %s is a loopback address; a layer-4 VIP must be reachable on node.interface", path, s.Address)
 	}
 	for i, rs := range s.RealServers {
-		if rs.Address.IsValid() && fam(rs.Address) != want {
+		if rs.Address.IsValid() && fam(rs.Address) != want && rs.Forwarding != Tunnel { // a tunnel may cross families
 			p.errorf(&yaml.Node{Line: rs.Line}, "%s.real_servers[%d].address: %s is %s but the service address %s is %s (one family per service)",
 				path, i, rs.Address, fam(rs.Address), s.Address, want)
 		}

@@ -1,5 +1,7 @@
 package config
 
+import "fmt"
+
 // Tunnel is the layer-4 forwarding method for real servers outside the load
 // balancer's segment: the client's packet, untouched, is encapsulated in an
 // outer IP header (and, for GUE, a UDP header) from the load balancer's address
@@ -31,9 +33,9 @@ func (p *parser) tunnel(f fields, path string, s *Service, layerOK bool) {
 	if !layerOK {
 		return
 	}
-	if s.Forwarding != Tunnel {
+	if !s.Tunnels() {
 		if tv != nil {
-			p.errorf(tv, "%s.tunnel: only with forwarding: tunnel (this service uses %s)", path, s.Forwarding)
+			p.errorf(tv, "%s.tunnel: only with forwarding: tunnel (of the service or of a real server; this service uses %s)", path, s.Forwarding)
 		}
 		if gv != nil {
 			p.errorf(gv, "%s.gue_port: only with forwarding: tunnel and tunnel: gue", path)
@@ -69,5 +71,52 @@ func (p *parser) tunnel(f fields, path string, s *Service, layerOK bool) {
 	}
 	if s.Tunnel == EncapGUE {
 		s.GUEPort = DefaultGUEPort
+	}
+}
+
+// Tunnels reports whether any of the service's real servers is reached through
+// a tunnel (the service's forwarding, or a server's own).
+func (s *Service) Tunnels() bool {
+	if s.Layer != Layer4 {
+		return false
+	}
+	if s.Forwarding == Tunnel {
+		return true
+	}
+	for i := range s.RealServers {
+		if s.RealServers[i].Forwarding == Tunnel {
+			return true
+		}
+	}
+	return false
+}
+
+// serverForwarding reads a real server's own forwarding (layer 4): a service
+// may hold servers on the segment (direct-routing) and behind routers (tunnel).
+func (p *parser) serverForwarding(rf fields, rpath string, s *Service, rs *RealServer) {
+	if s.Layer != Layer4 {
+		if v := rf.get("forwarding"); v != nil {
+			p.errorf(v, "%s.forwarding: applies to layer 4 only (layer 7 always uses snat)", rpath)
+		}
+		return
+	}
+	rs.Forwarding = s.Forwarding
+	v := rf.get("forwarding")
+	if v == nil {
+		return
+	}
+	fw, ok := p.str(v, rpath+".forwarding")
+	if !ok {
+		return
+	}
+	switch Forwarding(fw) {
+	case DirectRouting, Tunnel:
+		rs.Forwarding = Forwarding(fw)
+	default:
+		msg := fmt.Sprintf("%s.forwarding: %q is not a forwarding method for a real server (direct-routing, tunnel)", rpath, fw)
+		if c := closest(fw, []string{string(DirectRouting), string(Tunnel)}); c != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", c)
+		}
+		p.errorf(v, "%s", msg)
 	}
 }

@@ -79,7 +79,7 @@ func (c *Controller) rebuildLocked(why string) error {
 				State: st, Generation: c.gens[k],
 			}
 			if svc.Layer == config.Layer4 {
-				c.fillMAC(svc, &sp)
+				c.fillMAC(svc, rs.Forwarding, &sp)
 			}
 			if st == tables.StateOnline && sp.Weight > 0 && (svc.Layer == config.Layer7 || sp.HasMAC) {
 				eligible++
@@ -89,7 +89,7 @@ func (c *Controller) rebuildLocked(why string) error {
 		if fb := svc.Fallback; fb != nil {
 			sp := &tables.ServerSpec{Name: fb.Name, Addr: fb.Address, Port: fb.Port, Weight: 1, State: tables.StateOnline}
 			if svc.Layer == config.Layer4 {
-				c.fillMAC(svc, sp)
+				c.fillMAC(svc, svc.Forwarding, sp)
 			}
 			ss.Fallback = sp
 		}
@@ -132,7 +132,6 @@ func serviceSpec(svc *config.Service) tables.ServiceSpec {
 		Layer:      tables.Layer(svc.Layer),
 		MaglevSize: uint32(svc.MaglevSize),
 	}
-	ss.Encap, ss.GUEPort = encapSpec(svc)
 	for _, r := range svc.Ports {
 		ss.Ports = append(ss.Ports, tables.PortRange{Lo: r.Lo, Hi: r.Hi})
 	}
@@ -166,12 +165,14 @@ func (c *Controller) Check(cfg *config.Config) error {
 	return nil
 }
 
-func (c *Controller) fillMAC(svc *config.Service, sp *tables.ServerSpec) {
+// fillMAC fills a layer-4 server's MAC (for forwarding fw): its own, or for a
+// tunnelled server the next hop's, with the encapsulation.
+func (c *Controller) fillMAC(svc *config.Service, fw config.Forwarding, sp *tables.ServerSpec) {
 	if c.macs == nil {
 		return
 	}
-	if svc.Forwarding == config.Tunnel {
-		fillTunnel(c.macs, sp)
+	if fw == config.Tunnel {
+		fillTunnel(c.macs, svc, sp)
 		return
 	}
 	sp.MAC, sp.HasMAC = c.macs.MAC(sp.Addr)

@@ -16,7 +16,8 @@ type TunnelSource interface {
 
 // fillTunnel fills a tunnelled server's next-hop MAC and outer source address;
 // without both the server is not picked (HasMAC false).
-func fillTunnel(macs MACSource, sp *tables.ServerSpec) {
+func fillTunnel(macs MACSource, svc *config.Service, sp *tables.ServerSpec) {
+	sp.Encap, sp.GUEPort = encapSpec(svc)
 	ts, ok := macs.(TunnelSource)
 	if !ok {
 		return
@@ -27,11 +28,8 @@ func fillTunnel(macs MACSource, sp *tables.ServerSpec) {
 	}
 }
 
-// encapSpec is the tables' encapsulation of a service.
+// encapSpec is the tables' encapsulation of a service's tunnelled servers.
 func encapSpec(svc *config.Service) (tables.Encap, uint16) {
-	if svc.Layer != config.Layer4 || svc.Forwarding != config.Tunnel {
-		return tables.EncapNone, 0
-	}
 	if svc.Tunnel == config.EncapGUE {
 		return tables.EncapGUE, svc.GUEPort
 	}

@@ -59,10 +59,10 @@ virtual_services:
 		t.Fatal(err)
 	}
 	svc := h.Load().Services()[0]
-	if svc.Encap != tables.EncapGUE || svc.GUEPort != 5555 {
-		t.Fatalf("encap %v port %d, want gue 5555", svc.Encap, svc.GUEPort)
-	}
 	a, b, c := svc.Servers[0], svc.Servers[1], svc.Servers[2]
+	if a.Encap != tables.EncapGUE || a.GUEPort != 5555 {
+		t.Fatalf("encap %v port %d, want gue 5555", a.Encap, a.GUEPort)
+	}
 	if !a.HasMAC || a.MAC != router || a.TunnelSrc != src {
 		t.Errorf("A: has %v mac %x src %v, want the router's MAC and %v", a.HasMAC, a.MAC, a.TunnelSrc, src)
 	}

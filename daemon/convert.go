@@ -46,13 +46,15 @@ func vipAddrs(cfg *config.Config) []netip.Addr {
 func l4Addrs(cfg *config.Config) []netip.Addr {
 	var out []netip.Addr
 	for _, s := range cfg.Services {
-		if s.Layer != config.Layer4 || s.Forwarding == config.Tunnel {
+		if s.Layer != config.Layer4 {
 			continue
 		}
 		for _, r := range s.RealServers {
-			out = append(out, r.Address)
+			if r.Forwarding != config.Tunnel {
+				out = append(out, r.Address)
+			}
 		}
-		if s.Fallback != nil {
+		if s.Fallback != nil && s.Forwarding != config.Tunnel {
 			out = append(out, s.Fallback.Address)
 		}
 	}

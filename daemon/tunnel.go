@@ -9,18 +9,20 @@ import (
 	"github.com/medialb/medialb/tables"
 )
 
-// tunnelAddrs lists the real servers of forwarding: tunnel services (and their
-// fallbacks): their next hops' MACs come from the routing table.
+// tunnelAddrs lists the tunnelled real servers (and the fallbacks of tunnel
+// services): their next hops' MACs come from the routing table.
 func tunnelAddrs(cfg *config.Config) []netip.Addr {
 	var out []netip.Addr
 	for _, s := range cfg.Services {
-		if s.Layer != config.Layer4 || s.Forwarding != config.Tunnel {
+		if s.Layer != config.Layer4 {
 			continue
 		}
 		for _, r := range s.RealServers {
-			out = append(out, r.Address)
+			if r.Forwarding == config.Tunnel {
+				out = append(out, r.Address)
+			}
 		}
-		if s.Fallback != nil {
+		if s.Fallback != nil && s.Forwarding == config.Tunnel {
 			out = append(out, s.Fallback.Address)
 		}
 	}
@@ -62,17 +64,15 @@ func tunnelEntries(s *tables.Snapshot, mtu int) map[uint32]afxdp.Tunnel {
 		return out
 	}
 	for _, svc := range s.Services() {
-		if svc.Encap == tables.EncapNone {
-			continue
-		}
-		kind := afxdp.TunnelIPIP
-		if svc.Encap == tables.EncapGUE {
-			kind = afxdp.TunnelGUE
-		}
 		for _, srv := range svc.Servers {
-			if srv.Slot != 0 && srv.HasMAC {
-				out[srv.Slot] = afxdp.NewTunnel(kind, srv.TunnelSrc, srv.Addr, svc.GUEPort, mtu)
+			if srv.Encap == tables.EncapNone || srv.Slot == 0 || !srv.HasMAC {
+				continue
 			}
+			kind := afxdp.TunnelIPIP
+			if srv.Encap == tables.EncapGUE {
+				kind = afxdp.TunnelGUE
+			}
+			out[srv.Slot] = afxdp.NewTunnel(kind, srv.TunnelSrc, srv.Addr, srv.GUEPort, mtu)
 		}
 	}
 	return out

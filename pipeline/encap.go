@@ -53,7 +53,7 @@ type TunnelCounts struct {
 // frames itself: direct routing always; a tunnelled server only with a counter slot,
 // which keys its encapsulation in the program's tunnel map.
 func fastPathTunnel(d *decision) bool {
-	return d.svc.Encap == tables.EncapNone || d.srv.Slot != 0
+	return d.srv.Encap == tables.EncapNone || d.srv.Slot != 0
 }
 
 // tunnelVerdict is what encapsulate did with a frame.
@@ -75,13 +75,13 @@ func (w *Worker) encapsulate(d Desc, dec *decision, origSrc [6]byte) (Desc, tunn
 	if !ok {
 		return d, tunnelDrop, MalformedIPv4 // not reached: process parsed it
 	}
-	srv, svc := dec.srv, dec.svc
+	srv := dec.srv
 	outer6 := srv.Addr.Is6()
 	hl := ipv4HdrLen
 	if outer6 {
 		hl = ipv6HdrLen
 	}
-	if svc.Encap == tables.EncapGUE {
+	if srv.Encap == tables.EncapGUE {
 		hl += udpHdrLen
 	}
 	if hl+innerLen > w.mtu {
@@ -111,7 +111,7 @@ func (w *Worker) encapsulate(d Desc, dec *decision, origSrc [6]byte) (Desc, tunn
 	}
 	binary.BigEndian.PutUint16(buf[l3-2:l3], et)
 	hash := flowHash(dec.src.As16(), dec.sport, dec.dport)
-	writeOuter(buf[l3:l3+hl+innerLen], hl, inner6, svc, srv, hash)
+	writeOuter(buf[l3:l3+hl+innerLen], hl, inner6, srv, hash)
 	nd.Len = uint32(l3 + hl + innerLen)
 	return nd, tunnelSent, Forwarded
 }
@@ -138,7 +138,7 @@ func ipLength(frame []byte, l3 int) (n int, v6, ok bool) {
 
 // writeOuter writes the outer IP (and UDP) header, hl bytes, at the front of pkt, the
 // outer packet (the inner packet follows the headers).
-func writeOuter(pkt []byte, hl int, inner6 bool, svc *tables.Service, srv *tables.Server, hash uint32) {
+func writeOuter(pkt []byte, hl int, inner6 bool, srv *tables.Server, hash uint32) {
 	h := pkt[:hl]
 	innerLen := len(pkt) - hl
 	proto := byte(protoIPIP)
@@ -149,7 +149,7 @@ func writeOuter(pkt []byte, hl int, inner6 bool, svc *tables.Service, srv *table
 	if srv.Addr.Is6() {
 		ipl = ipv6HdrLen
 	}
-	if svc.Encap == tables.EncapGUE {
+	if srv.Encap == tables.EncapGUE {
 		proto = protoUDP
 	}
 	total := len(h) + innerLen
@@ -173,13 +173,13 @@ func writeOuter(pkt []byte, hl int, inner6 bool, svc *tables.Service, srv *table
 		copy(h[8:24], s[:])
 		copy(h[24:40], dst[:])
 	}
-	if svc.Encap != tables.EncapGUE {
+	if srv.Encap != tables.EncapGUE {
 		return
 	}
 	u := h[ipl:]
 	_ = u[7]
 	binary.BigEndian.PutUint16(u[0:], GUESourcePort(hash))
-	binary.BigEndian.PutUint16(u[2:], svc.GUEPort)
+	binary.BigEndian.PutUint16(u[2:], srv.GUEPort)
 	binary.BigEndian.PutUint16(u[4:], uint16(udpHdrLen+innerLen))
 	u[6], u[7] = 0, 0 // IPv4: no checksum; IPv6: computed over the datagram below
 	if ipl == ipv6HdrLen {

@@ -34,10 +34,10 @@ func tunnelSnapshot(t testing.TB) *tables.Snapshot {
 	t.Helper()
 	svc := func(name string, vip, srv, src netip.Addr, e tables.Encap) tables.ServiceSpec {
 		ss := tables.ServiceSpec{Name: name, VIP: vip, Ports: []tables.PortRange{{Lo: 1935, Hi: 1935}, {Lo: 554, Hi: 554}},
-			TCP: true, UDP: true, Layer: tables.Layer4, Encap: e, MaglevSize: 7,
-			Servers: []tables.ServerSpec{{Name: name + "-rs", Addr: srv, Weight: 100, HasMAC: true, MAC: routerMAC, TunnelSrc: src}}}
+			TCP: true, UDP: true, Layer: tables.Layer4, MaglevSize: 7,
+			Servers: []tables.ServerSpec{{Name: name + "-rs", Addr: srv, Weight: 100, HasMAC: true, MAC: routerMAC, TunnelSrc: src, Encap: e}}}
 		if e == tables.EncapGUE {
-			ss.GUEPort = tunGUEPort
+			ss.Servers[0].GUEPort = tunGUEPort
 		}
 		return ss
 	}
@@ -423,7 +423,7 @@ func FuzzTunnel(f *testing.F) {
 			if len(got)-ethHeaderLen-int(p.VLANs)*4 > mtu {
 				t.Fatalf("sent %d bytes past MTU %d", len(got), mtu)
 			}
-			checkEncap(t, frame, got, s.TunnelSrc, s.Addr, srv.Encap == tables.EncapGUE)
+			checkEncap(t, frame, got, s.TunnelSrc, s.Addr, s.Encap == tables.EncapGUE)
 		}
 	})
 }

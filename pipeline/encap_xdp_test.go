@@ -41,10 +41,10 @@ func setTunnels(t *testing.T, r *afxdp.FastPathRunner, snap *tables.Snapshot, mt
 			t.Fatalf("server %s has no counter slot", srv.Name)
 		}
 		kind := afxdp.TunnelIPIP
-		if svc.Encap == tables.EncapGUE {
+		if srv.Encap == tables.EncapGUE {
 			kind = afxdp.TunnelGUE
 		}
-		if err := r.SetTunnel(srv.Slot, afxdp.NewTunnel(kind, srv.TunnelSrc, srv.Addr, svc.GUEPort, mtu)); err != nil {
+		if err := r.SetTunnel(srv.Slot, afxdp.NewTunnel(kind, srv.TunnelSrc, srv.Addr, srv.GUEPort, mtu)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +117,7 @@ func TestXDPTunnelAgrees(t *testing.T) {
 			if !bytes.Equal(out, want) {
 				t.Fatalf("fast path and pipeline differ:\n xdp      %x\n pipeline %x", out, want)
 			}
-			checkEncap(t, tt.frame, out, svc.Servers[0].TunnelSrc, svc.Servers[0].Addr, svc.Encap == tables.EncapGUE)
+			checkEncap(t, tt.frame, out, svc.Servers[0].TunnelSrc, svc.Servers[0].Addr, svc.Servers[0].Encap == tables.EncapGUE)
 		})
 	}
 }

@@ -322,7 +322,7 @@ func (w *Worker) processBatch(snap *tables.Snapshot, now uint32, descs []Desc, b
 		}
 		r := process(snap, w.localMAC, now, f, &dec)
 		tv := tunnelSent
-		if r == Forwarded && dec.svc.Encap != tables.EncapNone {
+		if r == Forwarded && dec.srv.Encap != tables.EncapNone {
 			d, tv, r = w.encapsulate(d, &dec, src)
 			if tv != tunnelDrop {
 				bc.tun[tv]++

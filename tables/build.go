@@ -136,12 +136,7 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 		return nil, fmt.Errorf("checking affinity capacity %d: out of range 0..%d", ss.AffinityCap, MaxAffinityCap)
 	}
 
-	if err := checkEncap(ss); err != nil {
-		return nil, err
-	}
 	svc := &Service{
-		Encap:          ss.Encap,
-		GUEPort:        ss.GUEPort,
 		Name:           ss.Name,
 		VIP:            ss.VIP.Unmap(),
 		Ports:          append([]PortRange(nil), ss.Ports...),
@@ -173,6 +168,9 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 		sp := &ss.Servers[i]
 		if err := checkServer(sp); err != nil {
 			return nil, err
+		}
+		if sp.Encap != EncapNone && ss.Layer != Layer4 {
+			return nil, fmt.Errorf("checking real server %q: encapsulation %s: layer-4 services only", sp.Name, sp.Encap)
 		}
 		if names[sp.Name] {
 			return nil, fmt.Errorf("checking real server %q: duplicate name (names must be unique in a service)", sp.Name)
@@ -221,6 +219,9 @@ func checkServer(sp *ServerSpec) error {
 	if sp.State > StateDown {
 		return fmt.Errorf("checking real server %q: unknown state %d", sp.Name, sp.State)
 	}
+	if err := checkEncap(sp); err != nil {
+		return fmt.Errorf("checking real server %q: %w", sp.Name, err)
+	}
 	return nil
 }
 
@@ -234,6 +235,8 @@ func newServer(sp *ServerSpec, index int) *Server {
 		MAC:        sp.MAC,
 		HasMAC:     sp.HasMAC,
 		TunnelSrc:  sp.TunnelSrc.Unmap(),
+		Encap:      sp.Encap,
+		GUEPort:    sp.GUEPort,
 		Generation: sp.Generation,
 		Index:      index,
 	}

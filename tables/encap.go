@@ -34,15 +34,13 @@ func (e Encap) String() string {
 	return "unknown"
 }
 
-// checkEncap checks a service spec's encapsulation and its servers' tunnel sources.
-func checkEncap(ss *ServiceSpec) error {
+// checkEncap checks a server spec's encapsulation.
+func checkEncap(sp *ServerSpec) error {
 	switch {
-	case ss.Encap > EncapGUE:
-		return fmt.Errorf("checking encapsulation: unknown value %d", ss.Encap)
-	case ss.Encap != EncapNone && ss.Layer != Layer4:
-		return fmt.Errorf("checking encapsulation %s: layer-4 services only", ss.Encap)
-	case ss.Encap == EncapGUE && ss.GUEPort == 0:
-		return fmt.Errorf("checking encapsulation gue: no UDP port (set gue_port)")
+	case sp.Encap > EncapGUE:
+		return fmt.Errorf("encapsulation: unknown value %d", sp.Encap)
+	case sp.Encap == EncapGUE && sp.GUEPort == 0:
+		return fmt.Errorf("encapsulation gue: no UDP port (set gue_port)")
 	}
 	return nil
 }

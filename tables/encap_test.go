@@ -26,8 +26,9 @@ func TestBuildEncap(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			snap, err := Build(Spec{Services: []ServiceSpec{{
 				Name: "s", VIP: netip.MustParseAddr("192.0.2.10"), Ports: []PortRange{{80, 80}}, TCP: true,
-				Layer: tt.layer, Encap: tt.encap, GUEPort: tt.port,
-				Servers: []ServerSpec{{Name: "a", Addr: netip.MustParseAddr("198.51.100.5"), Weight: 1, HasMAC: true, TunnelSrc: src}},
+				Layer: tt.layer,
+				Servers: []ServerSpec{{Name: "a", Addr: netip.MustParseAddr("198.51.100.5"), Weight: 1, HasMAC: true, TunnelSrc: src,
+					Encap: tt.encap, GUEPort: tt.port}},
 			}}}, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -38,11 +39,11 @@ func TestBuildEncap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			svc := snap.Services()[0]
-			if svc.Encap != tt.encap || svc.GUEPort != tt.port {
-				t.Fatalf("encap %v port %d", svc.Encap, svc.GUEPort)
+			srv := snap.Services()[0].Servers[0]
+			if srv.Encap != tt.encap || srv.GUEPort != tt.port {
+				t.Fatalf("encap %v port %d", srv.Encap, srv.GUEPort)
 			}
-			if got := svc.Servers[0].TunnelSrc; got != src.Unmap() {
+			if got := srv.TunnelSrc; got != src.Unmap() {
 				t.Fatalf("tunnel source %v, want %v (unmapped)", got, src.Unmap())
 			}
 		})

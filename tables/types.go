@@ -78,6 +78,10 @@ type ServerSpec struct {
 	// TunnelSrc is the outer source address (ours, toward the server) when the
 	// service encapsulates (ServiceSpec.Encap); MAC is then the next hop's.
 	TunnelSrc netip.Addr
+	// Encap is how frames reach the server (layer 4); EncapNone: direct routing.
+	Encap Encap
+	// GUEPort is the outer UDP destination port of EncapGUE.
+	GUEPort uint16
 	// Generation is bumped by the control plane whenever the server goes halt
 	// or down; affinity entries recorded under another generation are stale.
 	Generation uint32
@@ -99,10 +103,6 @@ type ServiceSpec struct {
 	// AffinityCap is the capacity (entries) of the persistence table; 0 ->
 	// DefaultAffinityCap. It is rounded up to a power of two, at least one bucket.
 	AffinityCap int
-	// Encap is how frames reach the servers (layer 4); EncapNone: direct routing.
-	Encap Encap
-	// GUEPort is the outer UDP destination port of EncapGUE.
-	GUEPort uint16
 }
 
 // Spec is the whole input of [Build].
@@ -148,7 +148,9 @@ type Server struct {
 	State      State
 	MAC        [6]byte
 	HasMAC     bool
-	TunnelSrc  netip.Addr // outer source address when the service encapsulates
+	TunnelSrc  netip.Addr // outer source address when the server is tunnelled
+	Encap      Encap      // EncapNone: direct routing
+	GUEPort    uint16     // outer UDP destination port of EncapGUE
 	Generation uint32
 	Index      int // position in Service.Servers; -1 for a fallback server
 	// Slot is the server's counter slot (layer 4 only; 0: not counted): the same
@@ -171,8 +173,6 @@ type Service struct {
 	Servers        []*Server // in config order
 	Fallback       *Server   // nil if none
 	MaglevSize     uint32
-	Encap          Encap  // EncapNone: direct routing
-	GUEPort        uint16 // outer UDP destination port of EncapGUE
 
 	seed     uint64
 	table    []uint16  // Maglev: index into Servers; nil when no server is eligible
