@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,12 @@ import (
 
 	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/probe"
+	"github.com/medialb/medialb/perf/xdpref"
 )
 
 // tunnelConfig: one layer-4 service with HT1 on the segment (direct routing) and FAR
 // behind the lab's router (forwarding: tunnel, encapsulation given by the template).
-const tunnelConfig = nodeSection + apiSection + `
+const tunnelConfig = nodeSection + "%s" + apiSection + `
 virtual_services:
   - name: Harmonic_Traffic
     address: 192.168.94.110
@@ -112,18 +114,32 @@ func serverStates(t *testing.T, e *env) map[string]string {
 // the client's smaller segments get through.
 func TestL4Tunnel(t *testing.T) {
 	for _, encap := range []string{"ipip", "gue"} {
-		t.Run(encap, func(t *testing.T) { testL4Tunnel(t, encap) })
+		t.Run(encap, func(t *testing.T) { testL4Tunnel(t, encap, false) })
 	}
+	// The XDP fast path encapsulates decided clients' frames itself.
+	t.Run("ipip-fastpath", func(t *testing.T) { testL4Tunnel(t, "ipip", true) })
 }
 
-func testL4Tunnel(t *testing.T, encap string) {
+func testL4Tunnel(t *testing.T, encap string, fastPath bool) {
 	tag := map[string]string{"ipip": "tui", "gue": "tug"}[encap]
+	node := ""
+	if fastPath {
+		tag, node = "tuf", "  xdp_fastpath: \"on\"\n"
+	}
 	e := newEnv(t, tag, lab.Options{Clients: 40})
+	if fastPath {
+		// On veth, XDP_TX frames reach the bridge only if its port has an XDP program.
+		var pass *xdpref.Attachment
+		if err := lab.Do(e.lab.Switch, func() (err error) { pass, err = xdpref.AttachPass(e.lab.LBs[0].SwitchPort); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pass.Close() })
+	}
 	r, err := e.lab.AddRoutedServer("FAR")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.start(strings.Replace(tunnelConfig, "%s", encap, 1))
+	e.start(fmt.Sprintf(tunnelConfig, node, encap))
 	decap := setupFar(t, e, r.Server)
 	// vossim after the setup: it binds its UDP sockets to the VIP now on the tunnel.
 	if err := e.lab.StartVOS(filepath.Join(e.bin, "vossim")); err != nil {
@@ -163,10 +179,15 @@ func testL4Tunnel(t *testing.T, encap string) {
 	if got, want := decap.OuterSources(), e.lab.LBs[0].Addr4.String(); got != want {
 		t.Errorf("outer sources %q, want the load balancer's address %s", got, want)
 	}
-	if enc := metricLabel(t, e, "medialb_dataplane_tunnel_packets_total", `what="encapsulated"`) +
-		metricLabel(t, e, "medialb_dataplane_tunnel_packets_total", `what="fastpath_encapsulated"`); enc == 0 {
-		t.Errorf("no encapsulated frames counted")
+	enc := metricLabel(t, e, "medialb_dataplane_tunnel_packets_total", `what="encapsulated"`)
+	fast := metricLabel(t, e, "medialb_dataplane_tunnel_packets_total", `what="fastpath_encapsulated"`)
+	if enc+fast == 0 || (fastPath && fast == 0) {
+		t.Errorf("encapsulated frames: %.0f by the pipeline, %.0f by the fast path (on: %v)", enc, fast, fastPath)
 	}
+	if far := metricLabel(t, e, "medialb_real_server_packets_total", `server="FAR"`); far < enc+fast {
+		t.Errorf("FAR's packet counter %.0f, below the %.0f frames encapsulated to it", far, enc+fast)
+	}
+	t.Logf("%s (fast path %v): encapsulated %.0f by the pipeline, %.0f by the fast path", encap, fastPath, enc, fast)
 
 	// Full-size frames: the client's 1500-byte TCP segments do not fit the tunnel
 	// (MTU 1500 on the way); the load balancer answers ICMP frag-needed (MTU 1480), the
