@@ -72,6 +72,8 @@ func TestXDPTunnelAgrees(t *testing.T) {
 		{"full-size gue4 too big", fullSize(tunVIPGUE4, 1500), 1500, false, "tunnel_too_big"},
 		{"gue6: pipeline", buildFrame(frameSpec{src: client6, dst: tunVIPGUE6, proto: protoTCP, dport: 554, payload: 33}), 1500, false, "tunnel_to_socket"},
 		{"vlan: pipeline", buildFrame(frameSpec{dst: tunVIPIPIP4, dport: 1935, payload: 32, vlans: []uint16{7}}), 1500, false, "tunnel_to_socket"},
+		{"ipv6 ext headers: pipeline", buildFrame(frameSpec{src: client6, dst: tunVIPIPIP6, dport: 1935, payload: 32,
+			ext: []v6ext{{protoDestOpts, 8}}}), 1500, false, "tunnel_to_socket"},
 		{"padded: pipeline", buildFrame(frameSpec{dst: tunVIPIPIP4, dport: 1935, payload: 2, pad: 16}), 1500, false, "tunnel_to_socket"},
 	}
 	snap := tunnelSnapshot(t)

@@ -7,9 +7,9 @@
  * IPv6 header from the entry's src to its dst (and for GUE a UDP header to
  * gue_port, source port from the flow hash). Everything that does not fit
  * the simple case goes to the socket, where the pipeline handles it: VLAN
- * tags, Ethernet padding, packets longer than mtu once encapsulated (the
- * pipeline answers ICMP too-big), GUE over IPv6 (its UDP checksum covers the
- * whole packet), cut headers. */
+ * tags, Ethernet padding, IPv6 extension headers, packets longer than mtu
+ * once encapsulated (the pipeline answers ICMP too-big), GUE over IPv6 (its
+ * UDP checksum covers the whole packet), cut headers. */
 #pragma once
 
 #include "parse.h"
@@ -118,6 +118,11 @@ static __always_inline int inner_info(void *data, void *data_end, __u32 *len, in
 	if ((long)ETH_HLEN + *len != (long)(data_end - data))
 		return -1;
 	*sport = *dport = 0;
+	/* IPv6 extension headers: the pipeline walks them for the ports its hash
+	 * (GUE source port, flow label) takes, so the flow's outer header stays the
+	 * same whichever path encapsulates it. */
+	if (*inner6 && l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
+		return -1;
 	if (l4 == IPPROTO_TCP || l4 == IPPROTO_UDP) {
 		if (l4off > 80)
 			return -1;
