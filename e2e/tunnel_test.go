@@ -117,14 +117,16 @@ func TestL4Tunnel(t *testing.T) {
 		t.Run(encap, func(t *testing.T) { testL4Tunnel(t, encap, false) })
 	}
 	// The XDP fast path encapsulates decided clients' frames itself.
-	t.Run("ipip-fastpath", func(t *testing.T) { testL4Tunnel(t, "ipip", true) })
+	for _, encap := range []string{"ipip", "gue"} {
+		t.Run(encap+"-fastpath", func(t *testing.T) { testL4Tunnel(t, encap, true) })
+	}
 }
 
 func testL4Tunnel(t *testing.T, encap string, fastPath bool) {
 	tag := map[string]string{"ipip": "tui", "gue": "tug"}[encap]
 	node := ""
 	if fastPath {
-		tag, node = "tuf", "  xdp_fastpath: \"on\"\n"
+		tag, node = map[string]string{"ipip": "tuf", "gue": "tuh"}[encap], "  xdp_fastpath: \"on\"\n"
 	}
 	e := newEnv(t, tag, lab.Options{Clients: 40})
 	if fastPath {
