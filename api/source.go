@@ -118,7 +118,11 @@ type RealServer struct {
 	Connections        int64   `json:"connections"`          // established layer-7 connections now
 	ActiveClients      int64   `json:"active_clients"`       // persistence entries now
 	Packets            uint64  `json:"packets"`              // packets forwarded (layer 4)
-	Bytes              uint64  `json:"bytes"`                // bytes forwarded, both directions
+	// Forwarding is how a layer-4 server is reached: "direct-routing" or "tunnel";
+	// Tunnel is then the encapsulation, "ipip" or "gue". Empty at layer 7.
+	Forwarding string `json:"forwarding,omitempty"`
+	Tunnel     string `json:"tunnel,omitempty"`
+	Bytes      uint64 `json:"bytes"` // bytes forwarded, both directions
 	// ConfiguredWeight is the weight in the configuration; Weight is the
 	// effective one, after the feedback agent's answer and a slow start.
 	ConfiguredWeight int `json:"configured_weight"`

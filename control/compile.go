@@ -168,11 +168,14 @@ func (c *Controller) Check(cfg *config.Config) error {
 // fillMAC fills a layer-4 server's MAC (for forwarding fw): its own, or for a
 // tunnelled server the next hop's, with the encapsulation.
 func (c *Controller) fillMAC(svc *config.Service, fw config.Forwarding, sp *tables.ServerSpec) {
+	if fw == config.Tunnel {
+		sp.Encap, sp.GUEPort = encapSpec(svc)
+	}
 	if c.macs == nil {
 		return
 	}
 	if fw == config.Tunnel {
-		fillTunnel(c.macs, svc, sp)
+		fillTunnel(c.macs, sp)
 		return
 	}
 	sp.MAC, sp.HasMAC = c.macs.MAC(sp.Addr)

@@ -16,8 +16,7 @@ type TunnelSource interface {
 
 // fillTunnel fills a tunnelled server's next-hop MAC and outer source address;
 // without both the server is not picked (HasMAC false).
-func fillTunnel(macs MACSource, svc *config.Service, sp *tables.ServerSpec) {
-	sp.Encap, sp.GUEPort = encapSpec(svc)
+func fillTunnel(macs MACSource, sp *tables.ServerSpec) {
 	ts, ok := macs.(TunnelSource)
 	if !ok {
 		return
