@@ -35,6 +35,17 @@ type steerSrvCount struct {
 	Bytes   uint64
 }
 
+type steerTunnel struct {
+	_       structs.HostLayout
+	Src     [16]uint8
+	Dst     [16]uint8
+	GuePort uint16
+	Mtu     uint16
+	Kind    uint8
+	Outer6  uint8
+	Pad     [2]uint8
+}
+
 type steerVipKey struct {
 	_     structs.HostLayout
 	Addr  [16]uint8
@@ -51,6 +62,8 @@ const (
 	steerMapFpGen     = "fp_gen"
 	steerMapSrvStats  = "srv_stats"
 	steerMapStats     = "stats"
+	steerMapTunStats  = "tun_stats"
+	steerMapTunnels   = "tunnels"
 	steerMapVips      = "vips"
 	steerMapXsks      = "xsks"
 	steerProgXdpSteer = "xdp_steer"
@@ -109,6 +122,8 @@ type steerMapSpecs struct {
 	FpGen    *ebpf.MapSpec `ebpf:"fp_gen"`
 	SrvStats *ebpf.MapSpec `ebpf:"srv_stats"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
+	TunStats *ebpf.MapSpec `ebpf:"tun_stats"`
+	Tunnels  *ebpf.MapSpec `ebpf:"tunnels"`
 	Vips     *ebpf.MapSpec `ebpf:"vips"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
 }
@@ -143,6 +158,8 @@ type steerMaps struct {
 	FpGen    *ebpf.Map `ebpf:"fp_gen"`
 	SrvStats *ebpf.Map `ebpf:"srv_stats"`
 	Stats    *ebpf.Map `ebpf:"stats"`
+	TunStats *ebpf.Map `ebpf:"tun_stats"`
+	Tunnels  *ebpf.Map `ebpf:"tunnels"`
 	Vips     *ebpf.Map `ebpf:"vips"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
 }
@@ -153,6 +170,8 @@ func (m *steerMaps) Close() error {
 		m.FpGen,
 		m.SrvStats,
 		m.Stats,
+		m.TunStats,
+		m.Tunnels,
 		m.Vips,
 		m.Xsks,
 	)

@@ -40,6 +40,7 @@ type collector struct {
 	haRole, icmpRouted, txCompleted, txInvalid, ifTXDropped                                *prometheus.Desc
 	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync                            *prometheus.Desc
 	healthLocal, l7Refused, haSyncRefused, apiRefused                                      *prometheus.Desc
+	tunnel                                                                                 *prometheus.Desc
 }
 
 func newCollector(src Source, version string) *collector {
@@ -101,6 +102,8 @@ func newCollector(src Source, version string) *collector {
 		drops:       d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
 		fpDecisions: d("dataplane_fastpath_decisions_total",
 			"Decisions of the layer-4 pipeline for the XDP fast-path map, by result: recorded; refused_full (the map was full: the client stays on the pipeline, no decision is ever evicted for it); expired (idle, or made under an older configuration, and deleted).", "result"),
+		tunnel: d("dataplane_tunnel_packets_total",
+			"Frames for tunnelled real servers: encapsulated by the pipeline or the fast path, ICMP too-big sent back, or left by the fast path to the pipeline.", "what"),
 		icmpRouted: d("dataplane_icmp_errors_routed_total",
 			"ICMP errors to a VIP about a direct-routing flow (frag needed / packet too big, unreachable, time exceeded, parameter problem) sent to the client's real server, by kind.", "kind"),
 		reloads:                d("config_reloads_total", "Configuration reloads (SIGHUP and API), by result.", "result"),
@@ -128,7 +131,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.rsConfWeight, c.rsFeedback, c.rsFeedbackAge, c.rsProblems,
 		c.forwarded, c.fastpath, c.fpDecisions, c.drops, c.icmpRouted, c.txCompleted, c.txInvalid, c.ifTXDropped, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
-		c.healthLocal, c.l7Refused, c.haSyncRefused, c.apiRefused,
+		c.healthLocal, c.l7Refused, c.haSyncRefused, c.apiRefused, c.tunnel,
 	} {
 		ch <- d
 	}
@@ -217,6 +220,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	byLabel(c.drops, m.Drops)
 	byLabel(c.fpDecisions, m.FastPathDecisions)
 	byLabel(c.icmpRouted, m.ICMPRouted)
+	byLabel(c.tunnel, m.Tunnel)
 	counter(c.reloads, m.Reloads-min(m.ReloadFailures, m.Reloads), "success")
 	counter(c.reloads, m.ReloadFailures, "failure")
 	gauge(c.lastReloadOK, b2f(!m.LastReloadFailed))

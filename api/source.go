@@ -119,7 +119,11 @@ type RealServer struct {
 	Connections        int64   `json:"connections"`          // established layer-7 connections now
 	ActiveClients      int64   `json:"active_clients"`       // persistence entries now
 	Packets            uint64  `json:"packets"`              // packets forwarded (layer 4)
-	Bytes              uint64  `json:"bytes"`                // bytes forwarded, both directions
+	// Forwarding is how a layer-4 server is reached: "direct-routing" or "tunnel";
+	// Tunnel is then the encapsulation, "ipip" or "gue". Empty at layer 7.
+	Forwarding string `json:"forwarding,omitempty"`
+	Tunnel     string `json:"tunnel,omitempty"`
+	Bytes      uint64 `json:"bytes"` // bytes forwarded, both directions
 	// ConfiguredWeight is the weight in the configuration; Weight is the
 	// effective one, after the feedback agent's answer and a slow start.
 	ConfiguredWeight int `json:"configured_weight"`
@@ -167,6 +171,11 @@ type Metrics struct {
 	// client's real server, by kind (pipeline.ICMPKind's names, such as
 	// "frag_needed").
 	ICMPRouted map[string]uint64
+	// Tunnel counts what the dataplane did for tunnelled real servers (forwarding:
+	// tunnel): "encapsulated" and "icmp_too_big_sent" by the pipeline,
+	// "fastpath_encapsulated", "fastpath_too_big" and "fastpath_to_pipeline" by the
+	// steering program.
+	Tunnel map[string]uint64
 	// Reloads and ReloadFailures count configuration reloads (SIGHUP and API)
 	// and how many of them were refused or failed.
 	Reloads, ReloadFailures uint64

@@ -376,8 +376,13 @@ type Service struct {
 	Ports PortRanges
 	// Layer is Layer4 or Layer7.
 	Layer Layer
-	// Forwarding is DirectRouting (layer 4) or SNAT (layer 7).
+	// Forwarding is DirectRouting or Tunnel (layer 4), or SNAT (layer 7).
 	Forwarding Forwarding
+	// Tunnel is the encapsulation of a Tunnel service (see section_tunnel.go);
+	// empty for the other methods.
+	Tunnel Encap
+	// GUEPort is the outer UDP destination port of EncapGUE; 0 otherwise.
+	GUEPort uint16
 	// Protocol is TCP, UDP or TCPAndUDP; layer 7 is TCP only. Default TCP.
 	Protocol Protocol
 	// Persistence is client affinity.
@@ -460,6 +465,9 @@ type RealServer struct {
 	// HealthPort is the port the health check connects to: health_check.port
 	// when given, else Port when given, else the service's first port.
 	HealthPort uint16
+	// Forwarding is how a layer-4 server is reached: its forwarding when given,
+	// else the service's (DirectRouting or Tunnel); empty at layer 7.
+	Forwarding Forwarding
 	// FeedbackPort is the feedback agent's port: feedback_port when given,
 	// else the service's feedback.port; 0 without feedback.
 	FeedbackPort uint16

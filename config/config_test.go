@@ -165,7 +165,7 @@ func TestParseErrors(t *testing.T) {
     real_servers: [{address: 192.0.2.21}]
 `, []string{
 			`t.yaml:7: virtual_services[0].layer: 3 is not a layer medialb balances at: 4 (direct routing) or 7 (SNAT proxy)`,
-			`t.yaml:13: virtual_services[1].forwarding: "snat" at layer 4 is not supported yet (use direct-routing, or layer 7 for SNAT)`,
+			`t.yaml:13: virtual_services[1].forwarding: "snat" at layer 4 is not supported yet (use direct-routing or tunnel, or layer 7 for SNAT)`,
 			`t.yaml:19: virtual_services[2].forwarding: "direct_routing" is not a forwarding method (did you mean "direct-routing"?)`,
 			`t.yaml:25: virtual_services[3].forwarding: layer 7 always uses snat (direct-routing is layer 4)`,
 			`t.yaml:27: virtual_services[4]: layer is required: 4 (direct routing) or 7 (SNAT proxy)`,

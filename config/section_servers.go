@@ -9,7 +9,7 @@ import (
 
 // The keys of one of real_servers and of fallback.
 var (
-	realServerKeys = []string{"name", "address", "port", "weight", "max_connections", "feedback_port"}
+	realServerKeys = []string{"name", "address", "port", "weight", "max_connections", "feedback_port", "forwarding"}
 	fallbackKeys   = []string{"name", "address", "port"}
 )
 
@@ -99,6 +99,7 @@ func (p *parser) realServer(n *yaml.Node, rf fields, rpath string, s *Service) (
 		}
 	}
 	p.feedbackPort(rf, rpath, &rs)
+	p.serverForwarding(rf, rpath, s, &rs)
 	if !nameGiven && addrOK {
 		rs.Name = rs.Address.String()
 	}

@@ -13,7 +13,7 @@ import (
 // serviceKeys are the keys of one of virtual_services.
 var serviceKeys = []string{"name", "address", "ports", "layer", "forwarding", "protocol", "persistence", "maglev_size", "health_check", "fallback", "real_servers",
 	"source_address", "proxy_protocol", "connect_timeout", "client_timeout", "server_timeout", "max_connections", "max_connections_per_source",
-	"panic_threshold", "feedback", "slow_start", "scheduler", "health_checks", "health_mode"}
+	"panic_threshold", "feedback", "slow_start", "scheduler", "health_checks", "health_mode", "tunnel", "gue_port"}
 
 // service reads one virtual service. Fields that fail to parse stay zero;
 // the problems are reported and Parse returns no Config.
@@ -52,6 +52,7 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 		p.errorf(f.at("real_servers"), "%s: %d real servers need a larger maglev_size than the default %d (a prime of at least %d)", path, len(s.RealServers), DefaultMaglevSize, least)
 	}
 
+	p.tunnel(f, path, &s, layerOK)
 	p.healthChecks(f, path, &s)
 	p.panicThreshold(f, path, &s)
 	p.layer7Options(f, path, &s, layerOK)
@@ -155,13 +156,17 @@ func (p *parser) forwarding(f fields, path string, s *Service, layerOK bool) {
 		switch fw {
 		case "", string(DirectRouting):
 			s.Forwarding = DirectRouting
-		case "nat", "snat", "tun", "tunnel":
-			p.errorf(v, "%s.forwarding: %q at layer 4 is not supported yet (use direct-routing, or layer 7 for SNAT)", path, fw)
+		case string(Tunnel):
+			s.Forwarding = Tunnel
+		case "nat", "snat":
+			p.errorf(v, "%s.forwarding: %q at layer 4 is not supported yet (use direct-routing or tunnel, or layer 7 for SNAT)", path, fw)
+		case "tun", "ipip", "gue", "encap":
+			p.errorf(v, "%s.forwarding: %q is not a forwarding method (did you mean \"tunnel\"? the encapsulation goes in tunnel: ipip | gue)", path, fw)
 		case "dr", "direct", "direct_routing", "directrouting", "dsr":
 			p.errorf(v, "%s.forwarding: %q is not a forwarding method (did you mean \"direct-routing\"?)", path, fw)
 		default:
-			msg := fmt.Sprintf("%s.forwarding: %q is not a forwarding method at layer 4 (direct-routing)", path, fw)
-			if c := closest(fw, []string{string(DirectRouting)}); c != "" {
+			msg := fmt.Sprintf("%s.forwarding: %q is not a forwarding method at layer 4 (direct-routing, tunnel)", path, fw)
+			if c := closest(fw, []string{string(DirectRouting), string(Tunnel)}); c != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", c)
 			}
 			p.errorf(v, "%s", msg)
@@ -254,7 +259,7 @@ func (p *parser) families(f fields, path string, s *Service) {
 		p.errorf(f.at("address"), "%s.address: %s is a loopback address; a layer-4 VIP must be reachable on node.interface", path, s.Address)
 	}
 	for i, rs := range s.RealServers {
-		if rs.Address.IsValid() && fam(rs.Address) != want {
+		if rs.Address.IsValid() && fam(rs.Address) != want && rs.Forwarding != Tunnel { // a tunnel may cross families
 			p.errorf(&yaml.Node{Line: rs.Line}, "%s.real_servers[%d].address: %s is %s but the service address %s is %s (one family per service)",
 				path, i, rs.Address, fam(rs.Address), s.Address, want)
 		}

@@ -79,7 +79,7 @@ func (c *Controller) rebuildLocked(why string) error {
 				State: st, Generation: c.gens[k],
 			}
 			if svc.Layer == config.Layer4 {
-				c.fillMAC(&sp)
+				c.fillMAC(svc, rs.Forwarding, &sp)
 			}
 			if st == tables.StateOnline && sp.Weight > 0 && (svc.Layer == config.Layer7 || sp.HasMAC) {
 				eligible++
@@ -89,7 +89,7 @@ func (c *Controller) rebuildLocked(why string) error {
 		if fb := svc.Fallback; fb != nil {
 			sp := &tables.ServerSpec{Name: fb.Name, Addr: fb.Address, Port: fb.Port, Weight: 1, State: tables.StateOnline}
 			if svc.Layer == config.Layer4 {
-				c.fillMAC(sp)
+				c.fillMAC(svc, svc.Forwarding, sp)
 			}
 			ss.Fallback = sp
 		}
@@ -165,8 +165,17 @@ func (c *Controller) Check(cfg *config.Config) error {
 	return nil
 }
 
-func (c *Controller) fillMAC(sp *tables.ServerSpec) {
+// fillMAC fills a layer-4 server's MAC (for forwarding fw): its own, or for a
+// tunnelled server the next hop's, with the encapsulation.
+func (c *Controller) fillMAC(svc *config.Service, fw config.Forwarding, sp *tables.ServerSpec) {
+	if fw == config.Tunnel {
+		sp.Encap, sp.GUEPort = encapSpec(svc)
+	}
 	if c.macs == nil {
+		return
+	}
+	if fw == config.Tunnel {
+		fillTunnel(c.macs, sp)
 		return
 	}
 	sp.MAC, sp.HasMAC = c.macs.MAC(sp.Addr)

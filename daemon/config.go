@@ -161,6 +161,7 @@ func (d *Daemon) commit(p *prepared) error {
 	}
 	if d.neigh != nil {
 		d.neigh.Want(l4Addrs(cfg))
+		d.wantTunnels(cfg)
 	}
 	if err := d.controller().Reload(cfg); err != nil {
 		// Check built the same tables a moment ago: only a bug gets here.

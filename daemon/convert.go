@@ -41,7 +41,8 @@ func vipAddrs(cfg *config.Config) []netip.Addr {
 	return out
 }
 
-// l4Addrs lists the addresses whose MACs the layer-4 dataplane needs.
+// l4Addrs lists the addresses whose MACs the layer-4 dataplane needs (direct
+// routing; tunnelled servers' next hops come from wantTunnels).
 func l4Addrs(cfg *config.Config) []netip.Addr {
 	var out []netip.Addr
 	for _, s := range cfg.Services {
@@ -49,9 +50,11 @@ func l4Addrs(cfg *config.Config) []netip.Addr {
 			continue
 		}
 		for _, r := range s.RealServers {
-			out = append(out, r.Address)
+			if r.Forwarding != config.Tunnel {
+				out = append(out, r.Address)
+			}
 		}
-		if s.Fallback != nil {
+		if s.Fallback != nil && s.Forwarding != config.Tunnel {
 			out = append(out, s.Fallback.Address)
 		}
 	}

@@ -49,8 +49,9 @@ type Daemon struct {
 	vips     *netif.VIPs
 	neigh    *netif.Neighbors
 	dp       *afxdp.Dataplane
-	rxUndo   func() error // puts the interface's NAPI mode back (node.rx_priority)
-	canTX    bool         // the dataplane's interface sends XDP_TX frames unaided
+	rxUndo   func() error   // puts the interface's NAPI mode back (node.rx_priority)
+	canTX    bool           // the dataplane's interface sends XDP_TX frames unaided
+	tunnels  *afxdp.Tunnels // the fast path's tunnel map (tunnel.go)
 	workers  []*pipeline.Worker
 	wg       sync.WaitGroup
 	mon      *health.Monitor
@@ -112,6 +113,7 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 			return d, err
 		}
 		d.neigh.Want(l4Addrs(cfg))
+		d.wantTunnels(cfg)
 		// Give the kernel a moment to resolve the real servers, so the first snapshot
 		// has them; the ones still missing join as soon as they answer.
 		d.neigh.WaitResolved(ctx, 2*time.Second)
@@ -199,10 +201,11 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("read MAC of %s: %w", cfg.Node.Interface, err)
 	}
+	d.startTunnels(ifi.MTU)
 	var mac [6]byte
 	copy(mac[:], ifi.HardwareAddr)
 	for _, s := range dp.Sockets() {
-		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{FastPath: dp.FastPath()})
+		w := pipeline.NewWorker(s, &d.holder, mac, pipeline.WorkerOptions{FastPath: dp.FastPath(), MTU: ifi.MTU})
 		d.workers = append(d.workers, w)
 		d.wg.Add(1)
 		d.alive.Add(1)

@@ -119,6 +119,7 @@ func (s source) Metrics() api.Metrics {
 			m.FastPathDecisions = fastPathDecisions(fp.Stats())
 		}
 	}
+	m.Tunnel = tunnelMetrics(c, s.d.tunnels)
 	s.d.reloads.mu.Lock()
 	m.Reloads, m.ReloadFailures = s.d.reloads.ok+s.d.reloads.failed, s.d.reloads.failed
 	m.LastReloadFailed, m.LastReloadSuccess = s.d.reloads.lastFailed, s.d.reloads.lastSuccess

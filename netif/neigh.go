@@ -25,6 +25,7 @@ type Neighbors struct {
 
 	mu       sync.Mutex
 	want     map[netip.Addr]bool
+	via      map[netip.Addr]tunnelRoute // tunnelled servers (nexthop.go)
 	macs     map[netip.Addr][6]byte
 	reported map[netip.Addr]bool      // "unresolved" already logged
 	missing  map[netip.Addr]time.Time // since when a wanted address has had no MAC
@@ -61,6 +62,9 @@ func (n *Neighbors) Want(addrs []netip.Addr) {
 	n.want = make(map[netip.Addr]bool, len(addrs))
 	for _, a := range addrs {
 		n.want[a.Unmap()] = true
+	}
+	for _, r := range n.via {
+		n.want[r.via] = true // WantTunnels' next hops stay wanted
 	}
 	n.mu.Unlock()
 	select {

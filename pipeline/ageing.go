@@ -115,7 +115,8 @@ func AgeFastPath(fp FastPathMap, snap *tables.Snapshot, now uint32) (kept, delet
 			return false
 		}
 		for _, s := range svc.Servers {
-			if s.HasMAC && s.MAC == v.DstMAC {
+			// By counter slot: tunnelled servers behind one router share its MAC.
+			if (v.Slot != 0 && s.Slot == v.Slot) || (v.Slot == 0 && s.HasMAC && s.MAC == v.DstMAC) {
 				seen := now - uint32(idle/time.Second)
 				if svc.Touch(netip.AddrFrom16(k.Client).Unmap(), s.Name, seen, now) {
 					touched++

@@ -24,6 +24,8 @@ const (
 	MalformedICMP                   // an ICMP error to a layer-4 VIP whose ICMP header or quoted IP/L4 header is truncated or inconsistent
 	ICMPNoService                   // an ICMP error quoting a packet from a VIP, but no layer-4 service has its protocol and source port
 	FragmentNoService               // a non-first fragment to a VIP with no layer-4 service for its protocol
+	TunnelTooBig                    // tunnelled: too big once encapsulated, and no ICMP too-big is due (IPv4 without DF, an ICMP error)
+	TunnelNoRoom                    // tunnelled: the frame has no headroom for the outer headers
 	NumReasons                      // number of reasons; not a reason
 )
 
@@ -41,6 +43,8 @@ var reasonNames = [NumReasons]string{
 	MalformedICMP:     "malformed_icmp",
 	ICMPNoService:     "icmp_no_service",
 	FragmentNoService: "fragment_no_service",
+	TunnelTooBig:      "tunnel_too_big",
+	TunnelNoRoom:      "tunnel_no_room",
 }
 
 // String returns the reason as a metric label value, such as "no_service".
@@ -70,6 +74,9 @@ type Counters struct {
 	// ICMPRouted counts, by kind, the ICMP errors routed to a client's real server
 	// (also counted in ByReason[Forwarded] when the TX ring took them).
 	ICMPRouted [numICMPKinds]uint64
+	// Tunnel counts frames encapsulated to tunnelled real servers and the ICMP
+	// too-big errors sent back to clients instead (both also in ByReason[Forwarded]).
+	Tunnel TunnelCounts
 }
 
 // Received returns the number of frames taken from the RX ring.
@@ -107,6 +114,8 @@ func (c Counters) Add(o Counters) Counters {
 	for i := range c.ICMPRouted {
 		c.ICMPRouted[i] += o.ICMPRouted[i]
 	}
+	c.Tunnel.Encapsulated += o.Tunnel.Encapsulated
+	c.Tunnel.TooBigSent += o.Tunnel.TooBigSent
 	for i := range c.ByReason {
 		c.ByReason[i] += o.ByReason[i]
 	}
@@ -133,6 +142,7 @@ type counters struct {
 
 	fpEntries, fpFlushes, fpErrors atomic.Uint64
 	icmp                           [numICMPKinds]atomic.Uint64
+	tunEncap, tunTooBig            atomic.Uint64
 	srv                            []serverCounter // by tables.Server.Slot
 	_                              cpu.CacheLinePad
 }
@@ -141,6 +151,7 @@ type counters struct {
 type batchCounts struct {
 	reasons [NumReasons]uint32
 	icmp    [numICMPKinds]uint32
+	tun     [2]uint32 // encapsulated, too-big sent
 }
 
 // add adds a batch's counts.
@@ -155,6 +166,10 @@ func (c *counters) add(bc *batchCounts) {
 		if v != 0 {
 			c.icmp[k].Add(uint64(v))
 		}
+	}
+	if bc.tun != [2]uint32{} {
+		c.tunEncap.Add(uint64(bc.tun[0]))
+		c.tunTooBig.Add(uint64(bc.tun[1]))
 	}
 }
 
@@ -171,6 +186,7 @@ func (c *counters) load() Counters {
 	for i := range s.ICMPRouted {
 		s.ICMPRouted[i] = c.icmp[i].Load()
 	}
+	s.Tunnel = TunnelCounts{Encapsulated: c.tunEncap.Load(), TooBigSent: c.tunTooBig.Load()}
 	return s
 }
 

@@ -41,6 +41,9 @@ type decision struct {
 	src     netip.Addr // the client
 	frag    bool       // a non-first fragment
 	icmp    ICMPKind   // an ICMP error about the client's flow, or ICMPNone
+	// For encapsulation (encap.go): the IP header's offset and the packet's ports.
+	l3off        int
+	sport, dport uint16
 }
 
 // process is Process; for a Forwarded frame it also fills d.
@@ -91,6 +94,7 @@ func process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte, 
 	copy(frame[0:6], srv.MAC[:])
 	copy(frame[6:12], localMAC[:])
 	d.svc, d.srv, d.verdict, d.src, d.frag, d.icmp = svc, srv, verdict, client, p.Frag == FragLater, p.ICMP
+	d.l3off, d.sport, d.dport = p.L3Off, p.SrcPort, p.DstPort
 	return Forwarded
 }
 

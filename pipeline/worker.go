@@ -53,6 +53,9 @@ type WorkerOptions struct {
 	// with a fast-path id ([FastPath.ServiceID]) so that the steering program can
 	// forward their next frames itself (see [afxdp.FastPath]). nil: no fast path.
 	FastPath FastPath
+	// MTU is the interface's MTU, the most an encapsulated packet may measure
+	// (forwarding: tunnel); 0 means DefaultMTU.
+	MTU int
 }
 
 // FastPath is where a [Worker] records the decisions that the steering program may
@@ -108,6 +111,8 @@ type Worker struct {
 	descs    []Desc
 	slots    []uint32 // server slot of each frame to transmit, in descs order
 	fp       *fastPathState
+	grow     Headroom // the port, when its frames have headroom (tunnels)
+	mtu      int
 
 	c counters
 }
@@ -133,7 +138,12 @@ func NewWorker(port Port, holder *tables.Holder, localMAC [6]byte, opts WorkerOp
 		clock:    opts.Clock,
 		descs:    make([]Desc, opts.BatchSize),
 		slots:    make([]uint32, opts.BatchSize),
+		mtu:      opts.MTU,
 	}
+	if w.mtu <= 0 {
+		w.mtu = DefaultMTU
+	}
+	w.grow, _ = port.(Headroom)
 	w.c.srv = make([]serverCounter, tables.MaxServerSlots)
 	if opts.FastPath != nil {
 		w.fp = &fastPathState{
@@ -264,7 +274,7 @@ func (fp *fastPathState) record(d *decision, localMAC [6]byte, now uint32) {
 	// Admission: a client enters the map on its second packet (an affinity hit), so
 	// a flood of one-packet sources never fills it; without persistence there is no
 	// second look, and Maglev's choice is recorded at once.
-	if d.frag || d.icmp != ICMPNone || (d.verdict != tables.VerdictPersist &&
+	if d.frag || d.icmp != ICMPNone || !fastPathTunnel(d) || (d.verdict != tables.VerdictPersist &&
 		(d.verdict != tables.VerdictNew || d.svc.PersistTimeout != 0)) {
 		return
 	}
@@ -305,8 +315,26 @@ func (w *Worker) processBatch(snap *tables.Snapshot, now uint32, descs []Desc, b
 	ntx := 0
 	var dec decision
 	for i, d := range descs {
-		r := process(snap, w.localMAC, now, w.port.Frame(d), &dec)
+		f := w.port.Frame(d)
+		var src [6]byte
+		if len(f) >= 12 {
+			src = [6]byte(f[6:12])
+		}
+		r := process(snap, w.localMAC, now, f, &dec)
+		tv := tunnelSent
+		if r == Forwarded && dec.srv.Encap != tables.EncapNone {
+			d, tv, r = w.encapsulate(d, &dec, src)
+			if tv != tunnelDrop {
+				bc.tun[tv]++
+			}
+		}
 		bc.reasons[r]++
+		if r == Forwarded && tv == tunnelTooBig {
+			descs[i], descs[ntx] = descs[ntx], d
+			w.slots[ntx] = 0
+			ntx++
+			continue
+		}
 		if r == Forwarded {
 			if dec.icmp != ICMPNone {
 				bc.icmp[dec.icmp]++

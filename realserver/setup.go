@@ -16,7 +16,7 @@ import (
 func Targets(cfg *config.Config) []Target {
 	var out []Target
 	for _, s := range cfg.Services {
-		if s.Layer != config.Layer4 || s.Forwarding != config.DirectRouting {
+		if s.Layer != config.Layer4 {
 			continue
 		}
 		port := uint16(0)
@@ -24,6 +24,9 @@ func Targets(cfg *config.Config) []Target {
 			port = s.Ports.First()
 		}
 		for _, r := range s.RealServers {
+			if r.Forwarding != config.DirectRouting {
+				continue // tunnelled: not on the segment (tunnel.go)
+			}
 			out = append(out, Target{Service: s.Name, VIP: s.Address, Port: port, Server: r.Name, Addr: r.Address})
 		}
 	}

@@ -104,6 +104,10 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 			as.ActiveClients += rs.ActiveClients
 		}
 		if cs.Layer == config.Layer4 {
+			rs.Forwarding = string(config.DirectRouting)
+			if srv.Encap != tables.EncapNone {
+				rs.Forwarding, rs.Tunnel = string(config.Tunnel), srv.Encap.String()
+			}
 			// Direct routing never sees the replies, so connections are not
 			// tracked: the persistence entries stand for them, as for the service.
 			rs.Connections = rs.ActiveClients

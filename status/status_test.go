@@ -205,3 +205,18 @@ func TestOverviewL4CountsAndPanic(t *testing.T) {
 		t.Errorf("layer-7 service: %+v", mg)
 	}
 }
+
+// A layer-4 overview says how each server is reached.
+func TestOverviewForwarding(t *testing.T) {
+	f := newFixture()
+	f.spec.Services[1].Servers[1].Encap = tables.EncapGUE
+	f.spec.Services[1].Servers[1].GUEPort = 6080
+	ov := Overview(f.inputs(t, 0))
+	rs := ov.Services[1].RealServers
+	if rs[0].Forwarding != "direct-routing" || rs[0].Tunnel != "" || rs[1].Forwarding != "tunnel" || rs[1].Tunnel != "gue" {
+		t.Errorf("forwarding %q/%q and %q/%q, want direct-routing and tunnel/gue", rs[0].Forwarding, rs[0].Tunnel, rs[1].Forwarding, rs[1].Tunnel)
+	}
+	if mg := ov.Services[0].RealServers[0]; mg.Forwarding != "" {
+		t.Errorf("layer-7 server forwarding %q, want none", mg.Forwarding)
+	}
+}

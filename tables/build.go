@@ -169,6 +169,9 @@ func buildService(seed uint64, ss *ServiceSpec, prev *Service) (*Service, error)
 		if err := checkServer(sp); err != nil {
 			return nil, err
 		}
+		if sp.Encap != EncapNone && ss.Layer != Layer4 {
+			return nil, fmt.Errorf("checking real server %q: encapsulation %s: layer-4 services only", sp.Name, sp.Encap)
+		}
 		if names[sp.Name] {
 			return nil, fmt.Errorf("checking real server %q: duplicate name (names must be unique in a service)", sp.Name)
 		}
@@ -216,6 +219,9 @@ func checkServer(sp *ServerSpec) error {
 	if sp.State > StateDown {
 		return fmt.Errorf("checking real server %q: unknown state %d", sp.Name, sp.State)
 	}
+	if err := checkEncap(sp); err != nil {
+		return fmt.Errorf("checking real server %q: %w", sp.Name, err)
+	}
 	return nil
 }
 
@@ -228,6 +234,9 @@ func newServer(sp *ServerSpec, index int) *Server {
 		State:      sp.State,
 		MAC:        sp.MAC,
 		HasMAC:     sp.HasMAC,
+		TunnelSrc:  sp.TunnelSrc.Unmap(),
+		Encap:      sp.Encap,
+		GUEPort:    sp.GUEPort,
 		Generation: sp.Generation,
 		Index:      index,
 	}

@@ -75,6 +75,13 @@ type ServerSpec struct {
 	State  State
 	MAC    [6]byte // L4: destination MAC (from the neighbour table)
 	HasMAC bool    // L4: false = MAC unresolved -> not picked (neither new nor persistent)
+	// TunnelSrc is the outer source address (ours, toward the server) when the
+	// service encapsulates (ServiceSpec.Encap); MAC is then the next hop's.
+	TunnelSrc netip.Addr
+	// Encap is how frames reach the server (layer 4); EncapNone: direct routing.
+	Encap Encap
+	// GUEPort is the outer UDP destination port of EncapGUE.
+	GUEPort uint16
 	// Generation is bumped by the control plane whenever the server goes halt
 	// or down; affinity entries recorded under another generation are stale.
 	Generation uint32
@@ -141,6 +148,9 @@ type Server struct {
 	State      State
 	MAC        [6]byte
 	HasMAC     bool
+	TunnelSrc  netip.Addr // outer source address when the server is tunnelled
+	Encap      Encap      // EncapNone: direct routing
+	GUEPort    uint16     // outer UDP destination port of EncapGUE
 	Generation uint32
 	Index      int // position in Service.Servers; -1 for a fallback server
 	// Slot is the server's counter slot (layer 4 only; 0: not counted): the same

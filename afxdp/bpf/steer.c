@@ -24,6 +24,7 @@
  * The frame parser is parse.h's, which perf/xdpref's benchmark references
  * share. Build with `make generate` (bpf2go); the objects are committed. */
 #include "parse.h"
+#include "encap.h"
 
 /* Sized for 2 protocols x 15536 ports (50000-65535) x 4 VIPs, plus the
  * single ports and fragment keys; the control plane checks the size. */
@@ -154,6 +155,16 @@ static __always_inline int fast_path(struct xdp_md *ctx, __u32 svc, const __u8 *
 		__u8 *d = data;
 		if ((d[0] ^ fv->src_mac[0]) | (d[1] ^ fv->src_mac[1]) | (d[2] ^ fv->src_mac[2]) |
 		    (d[3] ^ fv->src_mac[3]) | (d[4] ^ fv->src_mac[4]) | (d[5] ^ fv->src_mac[5]))
+			return 0;
+	}
+	/* A tunnelled server: outer headers in front (encap.h), then the MACs. */
+	switch (fast_tunnel(ctx, fv->slot, src)) {
+	case -1:
+		return 0;
+	case 1:
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + ETH_HLEN > data_end)
 			return 0;
 	}
 	__builtin_memcpy(data, fv->dst_mac, 6);

@@ -69,15 +69,16 @@ func runRealServerSetup(args []string) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration `FILE`")
 	osName := fs.String("os", "linux", "the real servers' system: linux or windows")
+	tunnel := fs.Bool("tunnel", false, "print only the setup of the tunnelled real servers (forwarding: tunnel)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: medialb realserver-setup --config FILE [--os linux|windows]\n\nPrints, for each real server of a direct-routing virtual service, the commands\nthat hold its VIPs on a non-ARPing loopback (Linux: lo, arp_ignore=1,\narp_announce=2; Windows: the loopback adapter and the weak host model).\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "usage: medialb realserver-setup --config FILE [--os linux|windows] [--tunnel]\n\nPrints, for each real server of a direct-routing virtual service, the commands\nthat hold its VIPs on a non-ARPing loopback (Linux: lo, arp_ignore=1,\narp_announce=2; Windows: the loopback adapter and the weak host model), then,\nfor each real server of a tunnel virtual service, the tunnel device that\ndecapsulates IPIP/GUE with the VIPs on it and rp_filter off.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	cfg, code, ok := configFlag(fs, args, path)
 	if !ok {
 		return code
 	}
-	if err := realserver.Setup(stdout, cfg, *osName); err != nil {
+	if err := realServerSetup(cfg, *osName, *tunnel); err != nil {
 		fmt.Fprintln(stderr, "medialb realserver-setup:", err)
 		return 2
 	}
@@ -105,4 +106,24 @@ func configFlag(fs *flag.FlagSet, args []string, path *string) (*config.Config, 
 		return nil, 1, false
 	}
 	return cfg, 0, true
+}
+
+// realServerSetup prints the direct-routing servers' setup (unless only the
+// tunnelled ones are asked for) and the tunnelled servers' setup (when there are
+// any, or when asked for).
+func realServerSetup(cfg *config.Config, osName string, onlyTunnel bool) error {
+	hasTunnel := false
+	for _, s := range cfg.Services {
+		hasTunnel = hasTunnel || s.Tunnels()
+	}
+	if !onlyTunnel {
+		if err := realserver.Setup(stdout, cfg, osName); err != nil {
+			return err
+		}
+		if !hasTunnel {
+			return nil
+		}
+		fmt.Fprintln(stdout)
+	}
+	return realserver.SetupTunnel(stdout, cfg, osName)
 }
