@@ -165,6 +165,22 @@ func parseProcTCP(b []byte, port uint16) []netip.Addr {
 	return out
 }
 
+// procTCPListening reports whether /proc/net/tcp's text b has a listening socket
+// (state 0A) on port.
+func procTCPListening(b []byte, port uint16) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || f[3] != "0A" { // 0A: LISTEN
+			continue
+		}
+		if local, ok := procAddr(f[1]); ok && local.Port() == port {
+			return true
+		}
+	}
+	return false
+}
+
 // procAddr reads an IPv4 "0100007F:078F" of /proc/net/tcp: the address as a 32-bit
 // number in host byte order, the port in hex.
 func procAddr(s string) (netip.AddrPort, bool) {

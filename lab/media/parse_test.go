@@ -84,6 +84,14 @@ func TestParseProcTCP(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v (established on :554 only)", got, want)
 	}
+	for _, tc := range []struct {
+		port uint16
+		want bool
+	}{{554, true}, {1935, false}, {0, false}} {
+		if got := procTCPListening([]byte(in), tc.port); got != tc.want {
+			t.Errorf("listening on %d: got %v, want %v", tc.port, got, tc.want)
+		}
+	}
 }
 
 func TestParseSNMP(t *testing.T) {
@@ -139,7 +147,8 @@ func FuzzParsers(f *testing.F) {
 		parseAccessLog(b)
 		parseStat(b)         //nolint:errcheck // must not panic
 		parseProcTCP(b, 554) //nolint:errcheck // must not panic
-		parseSNMP(b)         //nolint:errcheck // must not panic
+		procTCPListening(b, 554)
+		parseSNMP(b) //nolint:errcheck // must not panic
 		if p, err := parseProbe(b); err == nil && p.Duration < 0 {
 			t.Errorf("negative duration %v", p.Duration)
 		}

@@ -151,7 +151,26 @@ func StartServer(t Tools, cfg ServerConfig) (_ *Server, err error) {
 		go s.receiverLoop(MPEGTS, port)
 	}
 	go s.watchStat()
+	// ffmpeg's RTSP receiver takes a while to start on a loaded machine: a check or a
+	// publisher must not find the port closed.
+	if err := s.waitListen(RTSPPort, 15*time.Second); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// waitListen waits until a socket listens on TCP port in the server's namespace.
+func (s *Server) waitListen(port uint16, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if procTCPListening(s.procTCP(), port) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("start media server %s: nothing listens on TCP port %d after %s (ffmpeg's RTSP receiver)", s.cfg.Name, port, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Name returns the real server's name.
@@ -317,13 +336,18 @@ func (s *Server) receiverLoop(proto Proto, port uint16) {
 // tcpPeers returns the peers of the established TCP connections to port in the server's
 // namespace.
 func (s *Server) tcpPeers(port uint16) []netip.Addr {
+	return parseProcTCP(s.procTCP(), port)
+}
+
+// procTCP reads /proc/net/tcp in the server's namespace (empty when it cannot).
+func (s *Server) procTCP() []byte {
 	var b []byte
 	lab.Do(s.cfg.NS, func() error { //nolint:errcheck // nothing found is the answer then
 		var err error
 		b, err = os.ReadFile("/proc/thread-self/net/tcp")
 		return err
 	})
-	return parseProcTCP(b, port)
+	return b
 }
 
 // Close stops the receivers (ffmpeg finishes its recordings) and nginx. What was
