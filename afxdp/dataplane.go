@@ -201,9 +201,9 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 				sc.bindFlags = unix.XDP_COPY
 			}
 			s, err = newSocket(sc)
-			if err != nil && zc == ZeroCopyAuto && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT)) {
-				cfg.Logger.Info().Str("interface", cfg.Interface).Err(err).
-					Msg("AF_XDP copy mode: the driver does not offer zero-copy")
+			if errno, ok := zeroCopyFallback(zc, err); ok {
+				cfg.Logger.Warn().Str("interface", cfg.Interface).Int("queue", q).Str("errno", errnoName(errno)).Err(err).
+					Msg("AF_XDP copy mode: the zero-copy bind failed (zero_copy: auto falls back; set zero_copy: on to make it an error)")
 				zc = ZeroCopyOff
 				continue
 			}
@@ -223,6 +223,30 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 		}
 	}
 	return nil
+}
+
+// zeroCopyFallback reports whether err, from opening a socket with the
+// zero-copy setting zc, makes Open retry the queue in copy mode, and the errno
+// of the failed bind. In auto mode any failed zero-copy bind falls back
+// (EOPNOTSUPP from a driver without zero-copy, EINVAL from virtio-net without
+// an IOMMU-mapped device, ...) except EBUSY, which a copy bind would meet
+// too (the queue is held). "on" never falls back: its failure is Open's.
+func zeroCopyFallback(zc string, err error) (unix.Errno, bool) {
+	var be *bindError
+	if zc != ZeroCopyAuto || !errors.As(err, &be) || be.flags&unix.XDP_ZEROCOPY == 0 {
+		return 0, false
+	}
+	var errno unix.Errno
+	errors.As(be.err, &errno)
+	return errno, errno != unix.EBUSY
+}
+
+// errnoName is the symbolic name of e ("EINVAL"), for logs.
+func errnoName(e unix.Errno) string {
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(e))
 }
 
 // Sockets returns the sockets, index = RX queue.
