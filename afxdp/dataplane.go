@@ -162,6 +162,9 @@ func Open(cfg Config) (*Dataplane, error) {
 		d.Close()
 		return nil, err
 	}
+	if cfg.Queues == 0 {
+		nq, src = queuesAfterAttach(l, nq, src, log)
+	}
 	if err := d.openSockets(cfg, nq); err != nil {
 		d.Close()
 		return nil, err
@@ -442,12 +445,11 @@ func (d *Dataplane) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
-	if d.link != nil {
-		if err := d.link.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
-		}
-		d.link = nil
-	}
+	// Sockets before the program: virtio-net gives up the queue pairs it took
+	// for XDP_TX when the program goes, and a zero-copy socket still bound to
+	// one of them then cannot release its buffer pool (the driver refuses,
+	// qid >= queue pairs), leaving a pool that crashed the guest kernel at the
+	// next attach (xp_alloc_batch NULL dereference, kernel 7.2).
 	for _, s := range d.sockets {
 		if d.objs.Xsks != nil {
 			if err := d.objs.Xsks.Delete(uint32(s.queue)); err != nil && !isNotExist(err) {
@@ -459,6 +461,12 @@ func (d *Dataplane) Close() error {
 		}
 	}
 	d.sockets = nil
+	if d.link != nil {
+		if err := d.link.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
+		}
+		d.link = nil
+	}
 	if err := d.objs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close BPF objects: %w", err))
 	}

@@ -330,8 +330,14 @@ func (d *Daemon) Close() error {
 			}
 		}
 		if d.dp != nil {
-			// Frames the steering program forwarded itself (XDP fast path).
-			ev = ev.Uint64("fastpath_tx", d.dp.ProgramStats()["fastpath_tx"])
+			// The steering program's own counters: fastpath_tx (frames it forwarded
+			// itself), redirect, pass_* by reason (pass_no_socket: a queue without
+			// a socket, e.g. more queues than sockets).
+			for k, n := range d.dp.ProgramStats() {
+				if n > 0 || k == "fastpath_tx" {
+					ev = ev.Uint64("xdp_"+k, n)
+				}
+			}
 		}
 		ev.Msg("dataplane counters")
 	}

@@ -184,7 +184,7 @@ func (a *agent) file(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(r.Body)
 	if err == nil {
 		os.MkdirAll(filepath.Dir(path), 0o755)
-		err = os.WriteFile(path, b, 0o644)
+		err = os.WriteFile(path, b, 0o755) // programs are uploaded too
 	}
 	reply(w, map[string]any{"bytes": len(b)}, err)
 }

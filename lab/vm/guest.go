@@ -3,6 +3,7 @@ package vm
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -173,3 +174,25 @@ func (g *Guest) SendFrames(ctx context.Context, frames [][]byte) (int, error) {
 
 // String names the guest.
 func (g *Guest) String() string { return g.Name + "(" + g.Addr.String() + ")" }
+
+// HTTP sends a request from the host's side of the lab segment (the switch namespace) to
+// url, with basic auth when user is not empty; HTTPS accepts any certificate (medialb's
+// API and the simulated servers have self-signed ones).
+func (l *Lab) HTTP(ctx context.Context, method, url, user, pass string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	c := l.client(30 * time.Second)
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // lab certificates are self-signed
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return resp.StatusCode, b, err
+}

@@ -135,5 +135,5 @@ func lastLines(s string, n int) string {
 	if len(l) > n {
 		l = l[len(l)-n:]
 	}
-	return strings.Join(l, " | ")
+	return strings.Join(l, "\n")
 }

@@ -1,0 +1,301 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medialb/medialb/lab"
+	"github.com/medialb/medialb/lab/probe"
+)
+
+// lbConfig is the guide's Harmonic_Traffic VIP (IPv4), HT1 weighted three times HT2, with
+// native XDP, zero-copy forced on and the fast path on: the real-driver setup. servers
+// overrides the real servers (a reload).
+func lbConfig(servers ...string) string {
+	if servers == nil {
+		servers = []string{"{ name: HT1, address: 192.168.94.115, weight: 300 }", "{ name: HT2, address: 192.168.94.116, weight: 100 }"}
+	}
+	return `node:
+  name: lb1
+  interface: eth0
+  state_dir: /var/lib/medialb
+  xdp_mode: native
+  zero_copy: "on"
+  xdp_fastpath: "on"
+api:
+  listen: 192.168.94.2:9443
+  users:
+    - name: loadbalancer
+      password_hash: "$2a$10$u0cqovdTwUFe8GZsu.3X/OU4fJQhpx.weaiGm3.Z4VcxMEaEsc/Pm"
+virtual_services:
+  - name: Harmonic_Traffic
+    address: 192.168.94.110
+    ports: "1935,554,50000-65535"
+    layer: 4
+    forwarding: direct-routing
+    protocol: tcp+udp
+    persistence: { mode: source-ip, timeout: 300s }
+    health_check: { type: https-get, port: 8443, path: /admin/status, expect: Healthy, interval: 2s, timeout: 1500ms, rise: 1, fall: 2 }
+    real_servers:
+      - ` + strings.Join(servers, "\n      - ") + "\n"
+}
+
+var vip = netip.MustParseAddr("192.168.94.110")
+
+// l4Targets: TCP and UDP on 1935 and 554 and in the range.
+func l4Targets() []probe.Target {
+	var ts []probe.Target
+	for _, p := range []uint16{1935, 554, 60000} {
+		ts = append(ts, probe.Target{Proto: "tcp", Addr: netip.AddrPortFrom(vip, p)}, probe.Target{Proto: "udp", Addr: netip.AddrPortFrom(vip, p)})
+	}
+	return ts
+}
+
+// vmEnv is a VM lab with vossim on the real servers and medialb in the load balancer.
+type vmEnv struct {
+	t   *testing.T
+	l   *Lab
+	ctx context.Context
+}
+
+func (e *vmEnv) sources() []netip.Addr {
+	var s []netip.Addr
+	for _, a := range e.l.Client.Addrs {
+		s = append(s, a.Addr())
+	}
+	return s
+}
+
+// startVOS starts vossim on every real server, its control port open to the host.
+func (e *vmEnv) startVOS() {
+	for _, g := range e.l.Servers {
+		if err := g.Start(e.ctx, "vossim", "/bin/vossim", "--name", g.Name, "--control", ":9901", "--media-ports", "60000", "--log-format", "json"); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *vmEnv) setHealth(g *Guest, mode string) {
+	e.t.Helper()
+	code, body, err := e.l.HTTP(e.ctx, "POST", "http://"+g.Addr.String()+":9901/status?mode="+mode, "", "", nil)
+	if err != nil || code != 200 {
+		e.t.Fatalf("set %s %s: %d %v %s", g.Name, mode, code, err, body)
+	}
+}
+
+// startLB writes cfg and starts medialb; it waits until the dataplane is open and every
+// real server had a health verdict, and returns the dataplane's log line.
+func (e *vmEnv) startLB(cfg string) string {
+	e.t.Helper()
+	lb := e.l.LB
+	if err := lb.WriteFile(e.ctx, "/etc/medialb.yaml", []byte(cfg)); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := lb.Start(e.ctx, "medialb", "/bin/medialb", "run", "--config", "/etc/medialb.yaml"); err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := lb.Proc(e.ctx, "medialb")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if !p.Running {
+			e.t.Fatalf("medialb exited (%d):\n%s", p.Code, lastLines(p.Log, 30))
+		}
+		open := ""
+		for _, l := range strings.Split(p.Log, "\n") {
+			if strings.Contains(l, "AF_XDP dataplane open") {
+				open = l
+			}
+		}
+		if open != "" {
+			code, body, err := e.api("GET", "/api/v1/overview")
+			if err == nil && code == 200 && !strings.Contains(string(body), `"health":"unknown"`) {
+				return open
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	p, _ := lb.Proc(e.ctx, "medialb")
+	e.t.Fatalf("medialb not ready (dataplane open, servers checked) within 90 s:\n%s", lastLines(p.Log, 30))
+	return ""
+}
+
+func (e *vmEnv) api(method, path string) (int, []byte, error) {
+	return e.l.HTTP(e.ctx, method, "https://192.168.94.2:9443"+path, "loadbalancer", "loadbalancer", nil)
+}
+
+// metric sums the samples of name whose labels contain label.
+func (e *vmEnv) metric(name, label string) float64 {
+	e.t.Helper()
+	code, body, err := e.api("GET", "/metrics")
+	if err != nil || code != 200 {
+		e.t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	re := regexp.MustCompile(`(?m)^` + name + `(\{[^}]*\})? ([0-9.e+]+)$`)
+	sum := 0.0
+	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
+		if label == "" || strings.Contains(m[1], label) {
+			v, _ := strconv.ParseFloat(m[2], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// sweep probes every target from every source from the client guest.
+func (e *vmEnv) sweep(srcs []netip.Addr, targets []probe.Target) probe.Summary {
+	e.t.Helper()
+	rs, err := e.l.Client.Probe(e.ctx, srcs, targets, 16)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return probe.Summarize(rs)
+}
+
+// checkDR asserts what direct routing promises from the client's side: every probe
+// answered, the client's own address seen, one server per client on every port and
+// protocol, and the weights' shares (within tol).
+func checkDR(t *testing.T, what string, s probe.Summary, share map[string]float64, tol float64) {
+	t.Helper()
+	if s.Failed > 0 {
+		t.Errorf("%s: %d probes failed: %v", what, s.Failed, s.Errors)
+	}
+	if s.SawClient != s.Answered {
+		t.Errorf("%s: %d answers saw another client address: %v", what, s.Answered-s.SawClient, s.SawOther)
+	}
+	if len(s.Split) > 0 {
+		t.Errorf("%s: %d clients reached different servers on different ports/protocols: %v", what, len(s.Split), s.Split)
+	}
+	n := 0
+	for _, c := range s.ClientsOf {
+		n += c
+	}
+	for name, want := range share {
+		got := float64(s.ClientsOf[name]) / float64(max(n, 1))
+		if got < want-tol || got > want+tol {
+			t.Errorf("%s: %s took %.2f of the clients, want %.2f±%.2f", what, name, got, want, tol)
+		}
+	}
+	t.Logf("%s: %d answers, clients per server %v", what, s.Answered, s.ClientsOf)
+}
+
+// wantOpen checks the dataplane's log line: native XDP, zero-copy, a socket per queue.
+func wantOpen(t *testing.T, line string, queues int) {
+	t.Helper()
+	for _, want := range []string{`"xdp_mode":"native"`, `"zero_copy":true`, fmt.Sprintf(`"queues":%d`, queues)} {
+		if !strings.Contains(line, want) {
+			t.Errorf("dataplane open without %s: %s", want, line)
+		}
+	}
+}
+
+// TestVMLab: medialb on a real virtio-net driver (two queues, native XDP, zero-copy, fast
+// path): the namespace lab's layer-4 checks, the malformed-frame barrage, a reload and
+// kill -9 with a restart.
+func TestVMLab(t *testing.T) {
+	l := newLab(t, Options{Topology: lab.Options{Clients: 40}})
+	e := &vmEnv{t: t, l: l, ctx: context.Background()}
+	e.startVOS()
+	start := time.Now()
+	wantOpen(t, e.startLB(lbConfig()), 2)
+	t.Logf("medialb ready in %s", time.Since(start).Round(time.Second))
+	srcs := e.sources()
+
+	t.Run("l4", func(t *testing.T) {
+		s := e.sweep(srcs, l4Targets())
+		checkDR(t, "TCP+UDP on 1935, 554, 60000", s, map[string]float64{"HT1": 0.75, "HT2": 0.25}, 0.2)
+		if f := e.metric("medialb_dataplane_forwarded_packets_total", ""); f == 0 {
+			t.Error("the pipeline forwarded nothing: did the frames go through AF_XDP?")
+		}
+	})
+	t.Run("fastpath", func(t *testing.T) {
+		target := []probe.Target{{Proto: "udp", Addr: netip.AddrPortFrom(vip, 1935)}}
+		e.sweep(srcs[:1], target)
+		time.Sleep(300 * time.Millisecond)
+		f0 := e.metric("medialb_dataplane_forwarded_packets_total", "")
+		const n = 20
+		var s probe.Summary
+		for range n {
+			s = e.sweep(srcs[:1], target)
+			if s.Failed > 0 {
+				t.Fatalf("fast path: %v", s.Errors)
+			}
+		}
+		if d := e.metric("medialb_dataplane_forwarded_packets_total", "") - f0; d > 1 {
+			t.Errorf("the pipeline forwarded %.0f of %d frames of a decided client: want them on the fast path (XDP_TX on virtio-net)", d, n)
+		} else {
+			t.Logf("fast path: the pipeline forwarded %.0f of the client's next %d frames, all answered by %v", d, n, s.PerServer)
+		}
+	})
+	t.Run("health-failover", func(t *testing.T) {
+		ht1 := l.Servers[0]
+		e.setHealth(ht1, "unhealthy")
+		defer e.setHealth(ht1, "healthy")
+		deadline := time.Now().Add(30 * time.Second)
+		var s probe.Summary
+		for time.Now().Before(deadline) {
+			time.Sleep(2 * time.Second)
+			s = e.sweep(srcs, l4Targets()[:2])
+			if s.PerServer["HT1"] == 0 && s.Failed == 0 {
+				break
+			}
+		}
+		checkDR(t, "HT1 unhealthy", s, map[string]float64{"HT2": 1}, 0)
+	})
+	t.Run("malformed-barrage", func(t *testing.T) {
+		before := e.metric("medialb_dataplane_forwarded_packets_total", "")
+		frames := lab.MalformedFrames(l.Client.MAC, l.LB.MAC, srcs[0], vip, netip.MustParseAddr("fd95::1"), netip.MustParseAddr("fd94::110"), 3000)
+		sent, err := l.Client.SendFrames(e.ctx, frames)
+		if err != nil || sent != len(frames) {
+			t.Fatalf("barrage: %d of %d sent: %v", sent, len(frames), err)
+		}
+		time.Sleep(2 * time.Second)
+		if after := e.metric("medialb_dataplane_forwarded_packets_total", ""); after != before {
+			t.Errorf("%.0f malformed frames were forwarded", after-before)
+		}
+		malformed := e.metric("medialb_dataplane_dropped_packets_total", `reason="malformed`)
+		if malformed == 0 {
+			t.Error("no malformed frame counted by the dataplane: did the barrage reach it?")
+		}
+		t.Logf("%d frames sent; the dataplane counted %.0f malformed", sent, malformed)
+		checkDR(t, "after the barrage", e.sweep(srcs, l4Targets()[:2]), nil, 0)
+	})
+	t.Run("reload", func(t *testing.T) {
+		// HT1 leaves the service: after SIGHUP every client goes to HT2, medialb and its
+		// zero-copy sockets stay.
+		if err := l.LB.WriteFile(e.ctx, "/etc/medialb.yaml", []byte(lbConfig("{ name: HT2, address: 192.168.94.116, weight: 100 }"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.LB.Signal(e.ctx, "medialb", 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			p, _ := l.LB.Proc(e.ctx, "medialb")
+			if strings.Contains(p.Log, "configuration reloaded") {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		checkDR(t, "after the reload", e.sweep(srcs, l4Targets()[:2]), map[string]float64{"HT2": 1}, 0)
+		if p, _ := l.LB.Proc(e.ctx, "medialb"); !p.Running || strings.Count(p.Log, "AF_XDP dataplane open") != 1 {
+			t.Errorf("the reload restarted medialb or its dataplane (running %v)", p.Running)
+		}
+	})
+	t.Run("kill-9-restart", func(t *testing.T) {
+		exited, err := l.LB.Signal(e.ctx, "medialb", 9, 10*time.Second)
+		if err != nil || !exited {
+			t.Fatalf("kill -9: exited %v, %v", exited, err)
+		}
+		wantOpen(t, e.startLB(lbConfig()), 2)
+		checkDR(t, "after kill -9 and restart", e.sweep(srcs, l4Targets()), map[string]float64{"HT1": 0.75, "HT2": 0.25}, 0.2)
+	})
+}
