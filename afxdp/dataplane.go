@@ -105,6 +105,7 @@ type Dataplane struct {
 	xdpMode  string
 	zeroCopy bool
 	linkType string
+	driver   string // ethtool's driver name ("virtio_net"); empty if unknown
 	sockets  []*Socket
 	fp       *FastPath
 
@@ -148,7 +149,7 @@ func Open(cfg Config) (*Dataplane, error) {
 		spec.Maps["xsks"].MaxEntries = uint32(nq)
 	}
 	spec.Maps["fastpath"].MaxEntries = uint32(cfg.FastPathEntries)
-	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, linkType: l.Type(), keys: map[steerVipKey]uint8{}}
+	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, linkType: l.Type(), driver: driverName(cfg.Interface), keys: map[steerVipKey]uint8{}}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		return nil, fmt.Errorf("load XDP steering program: %w", err)
 	}
@@ -273,6 +274,9 @@ func (d *Dataplane) FastPath() *FastPath { return d.fp }
 func (d *Dataplane) CanXDPTX() (ok bool, why string) {
 	if d.linkType == "veth" && d.xdpMode == ModeNative {
 		return false, "native XDP on a veth: XDP_TX reaches the peer only if the peer has an XDP program"
+	}
+	if d.zeroCopy && d.driver == "virtio_net" {
+		return false, "virtio-net in zero-copy mode: frames sent back with XDP_TX from a zero-copy queue never left the NIC (Linux 7.2, lab/vm); copy mode forwards them"
 	}
 	return true, ""
 }

@@ -176,6 +176,9 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	if !canTX && cfg.Node.XDPFastPath == config.FastPathAuto {
 		d.log.Info().Str("interface", cfg.Node.Interface).Str("reason", why).
 			Msg("XDP fast path off (node.xdp_fastpath: auto); set it to on if the peer has an XDP program")
+	} else if !canTX && cfg.Node.XDPFastPath == config.FastPathOn {
+		d.log.Warn().Str("interface", cfg.Node.Interface).Str("reason", why).
+			Msg("XDP fast path on (node.xdp_fastpath: on) where its frames may not leave; auto would turn it off")
 	}
 	if err := dp.SetVIPs(steerVIPs(cfg, canTX)); err != nil {
 		return err
