@@ -48,7 +48,7 @@ test: deps-test build vet
 VMBIN := $(BIN)/static
 test-vm: deps-vm
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(VMBIN)/ ./cmd/medialb ./cmd/vossim ./cmd/medialb-vmagent ./cmd/medialb-perf
-	MEDIALB_VM_LAB=1 MEDIALB_BIN=$(CURDIR)/$(VMBIN) $(GO) test -count=1 -timeout=40m -v -run '^TestVM' ./lab/vm/
+	MEDIALB_VM_LAB=1 MEDIALB_BIN=$(CURDIR)/$(VMBIN) $(GO) test -count=1 -timeout=40m -v -run '^TestVMLab$$' ./lab/vm/
 
 demo: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml

@@ -24,6 +24,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/medialb/medialb/lab/probe"
 )
 
 // agentPort is the TCP port the agent serves on; lab/vm uses the same number.
@@ -34,6 +36,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "medialb-vmagent: boot:", err)
 		// PID 1 must not exit (the kernel panics): keep serving what we can.
 	}
+	// TCG guests on a shared host answer slowly: a probe waits longer than in the
+	// namespace lab before it calls a flow lost.
+	probe.Timeout = 10 * time.Second
 	a := newAgent()
 	srv := &http.Server{Addr: fmt.Sprintf(":%d", agentPort), Handler: a.mux(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintln(os.Stderr, "medialb-vmagent: serving on", srv.Addr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,13 +52,25 @@ func (g *Guest) call(ctx context.Context, method, path string, in, out any, time
 		body = bytes.NewReader(b)
 	}
 	u := "http://" + netip.AddrPortFrom(g.Addr, agentPort).String() + path
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return err
-	}
-	resp, err := g.l.client(timeout).Do(req)
-	if err != nil {
-		return fmt.Errorf("%s: agent %s %s: %w", g.Name, method, path, err)
+	var resp *http.Response
+	// A loaded TCG guest may miss a connection attempt (the dial times out after
+	// 5 s): retry those for half a minute; nothing was sent, so retrying is safe.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		req, err := http.NewRequestWithContext(ctx, method, u, body)
+		if err != nil {
+			return err
+		}
+		resp, err = g.l.client(timeout).Do(req)
+		if err == nil {
+			break
+		}
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" || time.Now().After(deadline) {
+			return fmt.Errorf("%s: agent %s %s: %w", g.Name, method, path, err)
+		}
+		if s, ok := body.(io.Seeker); ok {
+			s.Seek(0, io.SeekStart)
+		}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -152,7 +165,7 @@ func (g *Guest) Probe(ctx context.Context, srcs []netip.Addr, targets []probe.Ta
 	}
 	n := len(srcs) * len(targets)
 	err := g.call(ctx, "POST", "/probe", map[string]any{"srcs": srcs, "targets": targets, "parallel": parallel}, &rs,
-		time.Duration(n/max(parallel, 1)+1)*probe.Timeout+time.Minute)
+		time.Duration(n/max(parallel, 1)+1)*10*time.Second+time.Minute) // the agent's probe.Timeout
 	out := make([]probe.Result, len(rs))
 	for i, r := range rs {
 		out[i] = probe.Result{Src: r.Src, Target: r.Target, Reply: r.Reply}

@@ -47,12 +47,3 @@ func newLab(t *testing.T, o Options) *Lab {
 	t.Logf("VM lab up in %s", time.Since(start).Round(time.Second))
 	return l
 }
-
-func TestVMBoot(t *testing.T) {
-	l := newLab(t, Options{})
-	ctx := context.Background()
-	for _, g := range l.Guests() {
-		out, code, err := g.Run(ctx, 30*time.Second, "/bin/medialb", "version")
-		t.Logf("%s: %d %v %s", g, code, err, out)
-	}
-}
