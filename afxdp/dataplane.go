@@ -206,7 +206,14 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 			}
 			s, err = newSocket(sc)
 			if errno, ok := zeroCopyFallback(zc, err); ok {
-				cfg.Logger.Warn().Str("interface", cfg.Interface).Int("queue", q).Str("errno", errnoName(errno)).Err(err).
+				// EOPNOTSUPP is a driver without zero-copy (veth): expected. Any
+				// other errno (EINVAL: virtio-net without iommu_platform) is a
+				// setup that could do better: a warning.
+				ev := cfg.Logger.Warn()
+				if errno == unix.EOPNOTSUPP {
+					ev = cfg.Logger.Info()
+				}
+				ev.Str("interface", cfg.Interface).Int("queue", q).Str("errno", errnoName(errno)).Err(err).
 					Msg("AF_XDP copy mode: the zero-copy bind failed (zero_copy: auto falls back; set zero_copy: on to make it an error)")
 				zc = ZeroCopyOff
 				continue
