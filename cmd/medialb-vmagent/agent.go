@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -95,6 +96,11 @@ func (a *agent) start(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-p.done:
 		default:
+			if slices.Equal(p.cmd.Args, req.Argv) {
+				// The host repeated a request whose answer it lost.
+				reply(w, map[string]any{"pid": p.cmd.Process.Pid}, nil)
+				return
+			}
 			reply(w, nil, fmt.Errorf("start %s: still running", req.Name))
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,8 +52,11 @@ func (g *Guest) call(ctx context.Context, method, path string, in, out any, time
 	}
 	u := "http://" + netip.AddrPortFrom(g.Addr, agentPort).String() + path
 	var resp *http.Response
-	// A loaded TCG guest may miss a connection attempt (the dial times out after
-	// 5 s): retry those for half a minute; nothing was sent, so retrying is safe.
+	// A TCG guest on a busy host sometimes misses a connection attempt (the dial
+	// times out after 5 s) or drops a connection (EOF): retry for half a minute.
+	// Every agent request may be repeated: /start of a running process with the
+	// same argv answers as the first did, a signal twice is a signal, a probe
+	// probes again.
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		req, err := http.NewRequestWithContext(ctx, method, u, body)
 		if err != nil {
@@ -64,8 +66,7 @@ func (g *Guest) call(ctx context.Context, method, path string, in, out any, time
 		if err == nil {
 			break
 		}
-		var op *net.OpError
-		if !errors.As(err, &op) || op.Op != "dial" || time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("%s: agent %s %s: %w", g.Name, method, path, err)
 		}
 		if s, ok := body.(io.Seeker); ok {

@@ -189,7 +189,7 @@ func New(ctx context.Context, o Options) (_ *Lab, err error) {
 		}
 	}
 	for _, g := range l.Guests() {
-		if err := g.WaitReady(ctx, 3*time.Minute); err != nil {
+		if err := g.WaitReady(ctx, 8*time.Minute); err != nil { // TCG boots take minutes on a busy host
 			return nil, err
 		}
 	}

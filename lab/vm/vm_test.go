@@ -27,7 +27,7 @@ func newLab(t *testing.T, o Options) *Lab {
 		o.Prefix = lab.Prefix("vm")
 	}
 	o.Log = t.Logf
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
 	l, err := New(ctx, o)
