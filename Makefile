@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Debian packages: scripts/packages.list names every program the targets run, with its
 # package and the targets that need it; scripts/deps.sh installs from it.
 
-.PHONY: all build test demo bench bench-ecmp fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
+.PHONY: all build test test-vm demo bench bench-ecmp fuzz generate vet clean deps-demo deps-test deps-bench deps-gen deps-vm soak
 
 all: build
 
@@ -29,6 +29,9 @@ deps-bench:
 deps-gen:
 	@scripts/deps.sh gen
 
+deps-vm:
+	@scripts/deps.sh vm
+
 vet:
 	$(GO) vet ./...
 
@@ -37,6 +40,15 @@ vet:
 # freshly built binaries are.
 test: deps-test build vet
 	MEDIALB_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+
+# The VM lab (lab/vm): the load balancer, a client and two real servers as QEMU TCG guests
+# with virtio-net (native XDP, AF_XDP zero-copy on several queues), booted from the pinned
+# Debian kernel (downloaded once into /var/tmp/medialb-vm) and an initramfs of static
+# binaries. Not in `make test`: TCG is slow.
+VMBIN := $(BIN)/static
+test-vm: deps-vm
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(VMBIN)/ ./cmd/medialb ./cmd/vossim ./cmd/medialb-vmagent ./cmd/medialb-perf
+	MEDIALB_VM_LAB=1 MEDIALB_BIN=$(CURDIR)/$(VMBIN) $(GO) test -count=1 -timeout=40m -v -run '^TestVMLab$$' ./lab/vm/
 
 demo: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml

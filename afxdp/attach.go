@@ -3,10 +3,7 @@ package afxdp
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -155,12 +152,8 @@ func rxQueues(l netlink.Link) (int, string) {
 	if n, err := ethtoolRxChannels(l.Attrs().Name); err == nil && n > 0 {
 		return n, "ethtool channels"
 	}
-	if ents, err := filepath.Glob(filepath.Join("/sys/class/net", l.Attrs().Name, "queues", "rx-*")); err == nil && len(ents) > 0 {
-		// sysfs shows the namespace it was mounted in; check it is ours.
-		if idx, err := os.ReadFile(filepath.Join("/sys/class/net", l.Attrs().Name, "ifindex")); err == nil &&
-			strings.TrimSpace(string(idx)) == fmt.Sprint(l.Attrs().Index) {
-			return len(ents), "sysfs"
-		}
+	if n := sysfsRxQueues(l); n > 0 {
+		return n, "sysfs"
 	}
 	if n := l.Attrs().NumRxQueues; n > 0 {
 		return n, "netlink"

@@ -105,6 +105,7 @@ type Dataplane struct {
 	xdpMode  string
 	zeroCopy bool
 	linkType string
+	driver   string // ethtool's driver name ("virtio_net"); empty if unknown
 	sockets  []*Socket
 	fp       *FastPath
 
@@ -148,7 +149,7 @@ func Open(cfg Config) (*Dataplane, error) {
 		spec.Maps["xsks"].MaxEntries = uint32(nq)
 	}
 	spec.Maps["fastpath"].MaxEntries = uint32(cfg.FastPathEntries)
-	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, linkType: l.Type(), keys: map[steerVipKey]uint8{}}
+	d := &Dataplane{ifname: cfg.Interface, ifindex: l.Attrs().Index, log: log, linkType: l.Type(), driver: driverName(cfg.Interface), keys: map[steerVipKey]uint8{}}
 	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		return nil, fmt.Errorf("load XDP steering program: %w", err)
 	}
@@ -161,6 +162,9 @@ func Open(cfg Config) (*Dataplane, error) {
 	if err != nil {
 		d.Close()
 		return nil, err
+	}
+	if cfg.Queues == 0 {
+		nq, src = queuesAfterAttach(l, nq, src, log)
 	}
 	if err := d.openSockets(cfg, nq); err != nil {
 		d.Close()
@@ -201,9 +205,16 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 				sc.bindFlags = unix.XDP_COPY
 			}
 			s, err = newSocket(sc)
-			if err != nil && zc == ZeroCopyAuto && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EPROTONOSUPPORT)) {
-				cfg.Logger.Info().Str("interface", cfg.Interface).Err(err).
-					Msg("AF_XDP copy mode: the driver does not offer zero-copy")
+			if errno, ok := zeroCopyFallback(zc, err); ok {
+				// EOPNOTSUPP is a driver without zero-copy (veth): expected. Any
+				// other errno (EINVAL: virtio-net without iommu_platform) is a
+				// setup that could do better: a warning.
+				ev := cfg.Logger.Warn()
+				if errno == unix.EOPNOTSUPP {
+					ev = cfg.Logger.Info()
+				}
+				ev.Str("interface", cfg.Interface).Int("queue", q).Str("errno", errnoName(errno)).Err(err).
+					Msg("AF_XDP copy mode: the zero-copy bind failed (zero_copy: auto falls back; set zero_copy: on to make it an error)")
 				zc = ZeroCopyOff
 				continue
 			}
@@ -223,6 +234,30 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 		}
 	}
 	return nil
+}
+
+// zeroCopyFallback reports whether err, from opening a socket with the
+// zero-copy setting zc, makes Open retry the queue in copy mode, and the errno
+// of the failed bind. In auto mode any failed zero-copy bind falls back
+// (EOPNOTSUPP from a driver without zero-copy, EINVAL from virtio-net without
+// an IOMMU-mapped device, ...) except EBUSY, which a copy bind would meet
+// too (the queue is held). "on" never falls back: its failure is Open's.
+func zeroCopyFallback(zc string, err error) (unix.Errno, bool) {
+	var be *bindError
+	if zc != ZeroCopyAuto || !errors.As(err, &be) || be.flags&unix.XDP_ZEROCOPY == 0 {
+		return 0, false
+	}
+	var errno unix.Errno
+	errors.As(be.err, &errno)
+	return errno, errno != unix.EBUSY
+}
+
+// errnoName is the symbolic name of e ("EINVAL"), for logs.
+func errnoName(e unix.Errno) string {
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(e))
 }
 
 // Sockets returns the sockets, index = RX queue.
@@ -246,6 +281,9 @@ func (d *Dataplane) FastPath() *FastPath { return d.fp }
 func (d *Dataplane) CanXDPTX() (ok bool, why string) {
 	if d.linkType == "veth" && d.xdpMode == ModeNative {
 		return false, "native XDP on a veth: XDP_TX reaches the peer only if the peer has an XDP program"
+	}
+	if d.zeroCopy && d.driver == "virtio_net" {
+		return false, "virtio-net in zero-copy mode: frames sent back with XDP_TX from a zero-copy queue never left the NIC (Linux 7.2, lab/vm); copy mode forwards them"
 	}
 	return true, ""
 }
@@ -418,12 +456,11 @@ func (d *Dataplane) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
-	if d.link != nil {
-		if err := d.link.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
-		}
-		d.link = nil
-	}
+	// Sockets before the program: virtio-net gives up the queue pairs it took
+	// for XDP_TX when the program goes, and a zero-copy socket still bound to
+	// one of them then cannot release its buffer pool (the driver refuses,
+	// qid >= queue pairs), leaving a pool that crashed the guest kernel at the
+	// next attach (xp_alloc_batch NULL dereference, kernel 7.2).
 	for _, s := range d.sockets {
 		if d.objs.Xsks != nil {
 			if err := d.objs.Xsks.Delete(uint32(s.queue)); err != nil && !isNotExist(err) {
@@ -435,6 +472,12 @@ func (d *Dataplane) Close() error {
 		}
 	}
 	d.sockets = nil
+	if d.link != nil {
+		if err := d.link.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
+		}
+		d.link = nil
+	}
 	if err := d.objs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close BPF objects: %w", err))
 	}

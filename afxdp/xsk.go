@@ -245,8 +245,11 @@ func (e *bindError) Error() string {
 		mode = "copy"
 	}
 	hint := ""
-	if errors.Is(e.err, unix.EBUSY) {
+	switch {
+	case errors.Is(e.err, unix.EBUSY):
 		hint = " (queue held by another AF_XDP socket: is another medialb running?)"
+	case e.flags&unix.XDP_ZEROCOPY != 0:
+		hint = " (the driver refused zero-copy on this queue; virtio-net needs a device with iommu_platform=on; set node.zero_copy: auto to fall back to copy mode)"
 	}
 	return fmt.Sprintf("bind AF_XDP socket to queue %d in %s mode: %v%s", e.queue, mode, e.err, hint)
 }

@@ -160,8 +160,9 @@ const (
 	XDPGeneric XDPMode = "generic"
 )
 
-// ZeroCopy selects AF_XDP zero-copy: "auto" (zero-copy where the driver has
-// it, else copy mode), "on" (fail without it) or "off".
+// ZeroCopy selects AF_XDP zero-copy: "auto" (try zero-copy; copy mode, with a
+// warning naming the errno, if the zero-copy bind fails for any reason), "on"
+// (fail without it) or "off".
 type ZeroCopy string
 
 // Zero-copy settings.

@@ -184,6 +184,9 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	if !canTX && cfg.Node.XDPFastPath == config.FastPathAuto {
 		d.log.Info().Str("interface", cfg.Node.Interface).Str("reason", why).
 			Msg("XDP fast path off (node.xdp_fastpath: auto); set it to on if the peer has an XDP program")
+	} else if !canTX && cfg.Node.XDPFastPath == config.FastPathOn {
+		d.log.Warn().Str("interface", cfg.Node.Interface).Str("reason", why).
+			Msg("XDP fast path on (node.xdp_fastpath: on) where its frames may not leave; auto would turn it off")
 	}
 	if err := dp.SetVIPs(steerVIPs(cfg, canTX)); err != nil {
 		return err
@@ -342,8 +345,14 @@ func (d *Daemon) Close() error {
 			}
 		}
 		if d.dp != nil {
-			// Frames the steering program forwarded itself (XDP fast path).
-			ev = ev.Uint64("fastpath_tx", d.dp.ProgramStats()["fastpath_tx"])
+			// The steering program's own counters: fastpath_tx (frames it forwarded
+			// itself), redirect, pass_* by reason (pass_no_socket: a queue without
+			// a socket, e.g. more queues than sockets).
+			for k, n := range d.dp.ProgramStats() {
+				if n > 0 || k == "fastpath_tx" {
+					ev = ev.Uint64("xdp_"+k, n)
+				}
+			}
 		}
 		ev.Msg("dataplane counters")
 	}

@@ -104,7 +104,7 @@ func TestL4MalformedBarrage(t *testing.T) {
 	checkDR(t, "before", probe.Sweep(ctx, e.lab, e.lab.Client.Sources4, targets, 16), nil)
 
 	before := metric(t, e, "medialb_dataplane_forwarded_packets_total")
-	frames := malformedFrames(e.lab.Client.MAC, e.lab.LBs[0].MAC, e.lab.Client.Sources4[0], vip, netip.MustParseAddr("fd95::1"), netip.MustParseAddr("fd94::110"), 3000)
+	frames := lab.MalformedFrames(e.lab.Client.MAC, e.lab.LBs[0].MAC, e.lab.Client.Sources4[0], vip, netip.MustParseAddr("fd95::1"), netip.MustParseAddr("fd94::110"), 3000)
 	if err := sendRaw(e.lab.Client.NS, e.lab.Client.Link, frames); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // DRSysctls returns the sysctls (paths under /proc/sys, then values) a direct-routing real
@@ -96,7 +97,7 @@ type Provision struct {
 // Apply provisions the machine in the calling thread's network namespace and returns the
 // interface it used. It can run again: what is there already is left alone.
 func (p Provision) Apply() (string, error) {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // route only: a guest without xfrm_user has no NETLINK_XFRM
 	if err != nil {
 		return "", fmt.Errorf("provision: open netlink: %w", err)
 	}

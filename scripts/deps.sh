@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh TARGET...: installs the Debian packages that scripts/packages.list names for the
-# given Makefile targets (demo, test, bench, gen), and nothing else. Quick when everything
+# given Makefile targets (demo, test, bench, gen, vm), and nothing else. Quick when everything
 # is present (dpkg query only); otherwise apt-get update once, then apt-get install -y.
 # Used by every Makefile target, so a fresh Debian machine needs no manual step.
 set -euo pipefail
 list="$(dirname "$0")/packages.list"
-[ $# -gt 0 ] || { echo "usage: deps.sh TARGET... (demo, test, bench, gen)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: deps.sh TARGET... (demo, test, bench, gen, vm)" >&2; exit 2; }
 want=()
 for target in "$@"; do
 	found=0

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -55,11 +57,23 @@ type Target struct {
 
 func (t Target) String() string { return t.Proto + "/" + t.Addr.String() }
 
-// Timeout bounds one probe.
-const Timeout = 3 * time.Second
+// Timeout bounds one probe. The VM lab's agent raises it: TCG guests on a busy host
+// are slow.
+var Timeout = 3 * time.Second
+
+// Dialer opens the client's sockets from a source address: *lab.Lab does it in the
+// namespace lab's client namespace, Local in the calling process's own namespace (a VM
+// of lab/vm).
+type Dialer interface {
+	DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort) (*net.TCPConn, error)
+	DialUDP(src netip.Addr, dst netip.AddrPort) (*net.UDPConn, error)
+	HTTPClient(src netip.Addr) *http.Client
+}
+
+var _ Dialer = (*lab.Lab)(nil)
 
 // One probes one target from src.
-func One(ctx context.Context, l *lab.Lab, src netip.Addr, t Target) (Reply, error) {
+func One(ctx context.Context, l Dialer, src netip.Addr, t Target) (Reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	switch t.Proto {
@@ -123,7 +137,7 @@ type Result struct {
 
 // Sweep probes every target from every source, parallel probes at a time, and returns
 // the results in source-major order.
-func Sweep(ctx context.Context, l *lab.Lab, srcs []netip.Addr, targets []Target, parallel int) []Result {
+func Sweep(ctx context.Context, l Dialer, srcs []netip.Addr, targets []Target, parallel int) []Result {
 	out := make([]Result, len(srcs)*len(targets))
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
