@@ -471,6 +471,9 @@ func (l *Lab) build(o Options) error {
 	if err := sysctls(l.Switch, "net/ipv6/conf/default/disable_ipv6", "1", "net/ipv6/conf/all/disable_ipv6", "1"); err != nil {
 		return err
 	}
+	if err := Do(l.Switch, PlainSwitch); err != nil {
+		return fmt.Errorf("in %s: %w", l.Switch, err)
+	}
 	swNS, err := netns.GetFromName(l.Switch)
 	if err != nil {
 		return fmt.Errorf("open switch namespace: %w", err)

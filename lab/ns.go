@@ -187,3 +187,20 @@ func sysctls(ns string, kv ...string) error {
 		return nil
 	})
 }
+
+// PlainSwitch makes the bridges of the calling thread's namespace plain switches: with
+// br_netfilter loaded on the host (libvirt, Docker and Vagrant load it), a new
+// namespace's bridge hands IPv4, IPv6 and ARP frames to netfilter, which drops those
+// with broken headers, so a malformed-frame barrage never reached the load balancer.
+// Without br_netfilter there is nothing to turn off.
+func PlainSwitch() error {
+	for _, f := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"} {
+		if _, err := os.Stat("/proc/sys/net/bridge/" + f); err != nil {
+			continue
+		}
+		if err := WriteSysctls("net/bridge/"+f, "0"); err != nil {
+			return fmt.Errorf("plain switch: %w", err)
+		}
+	}
+	return nil
+}

@@ -227,20 +227,11 @@ func (l *Lab) buildSwitch(o lab.Options) error {
 			return fmt.Errorf("vm lab switch: %w", err)
 		}
 	}
-	// With br_netfilter loaded on the host, a new namespace's bridge hands IPv4 and IPv6
-	// frames to netfilter, which drops those with broken headers: the malformed-frame
-	// barrage never reached the load balancer. The lab's bridge is a plain switch.
-	return lab.Do(l.NS, func() error {
-		for _, f := range []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"} {
-			if _, err := os.Stat("/proc/sys/net/bridge/" + f); err != nil {
-				continue // br_netfilter not loaded: nothing to turn off
-			}
-			if err := lab.WriteSysctls("net/bridge/"+f, "0"); err != nil {
-				return fmt.Errorf("vm lab switch: %w", err)
-			}
-		}
-		return nil
-	})
+	// A plain switch: br_netfilter would drop the malformed-frame barrage (lab.PlainSwitch).
+	if err := lab.Do(l.NS, lab.PlainSwitch); err != nil {
+		return fmt.Errorf("vm lab switch: %w", err)
+	}
+	return nil
 }
 
 // boot makes g's tap and starts its QEMU inside the switch namespace.
