@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Debian packages: scripts/packages.list names every program the targets run, with its
 # package and the targets that need it; scripts/deps.sh installs from it.
 
-.PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
+.PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen deps-vagrant vagrant-check soak
 
 all: build
 
@@ -28,6 +28,9 @@ deps-bench:
 
 deps-gen:
 	@scripts/deps.sh gen
+
+deps-vagrant:
+	@scripts/deps.sh vagrant
 
 vet:
 	$(GO) vet ./...
@@ -53,6 +56,13 @@ bench: deps-bench build
 # rewrites the soak section of BENCHMARKS.md.
 soak: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml --soak 10m --soak-out BENCHMARKS.md
+
+# The Vagrantfile's lab brought up here (root; not in CI: see vagrant/README.md for how
+# long it takes): a local box, libvirt in a network namespace, vagrant up, the checks from
+# the client VM, vagrant destroy. The VMs run the static binaries from bin/.
+vagrant-check: deps-vagrant
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+	vagrant/check.sh
 
 # Short coverage-guided runs of every fuzz target.
 fuzz:

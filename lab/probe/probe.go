@@ -1,5 +1,6 @@
-// Package probe sends one request per flow through a VIP of the namespace lab and
-// reads which real server answered and which client address it saw. The simulated VOS
+// Package probe sends one request per flow through a VIP of the namespace lab (or, with
+// Local, of the Vagrant lab's VMs) and reads which real server answered and which client
+// address it saw. The simulated VOS
 // servers (lab/vos) answer every TCP line, UDP datagram and HTTP(S) request with
 // "server=NAME client=IP:PORT". The demo and the lab tests use it to see, from the
 // client's side, what the load balancer did.
@@ -10,13 +11,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/medialb/medialb/lab"
 )
+
+// Dialer opens the probes' connections from a source address: *lab.Lab from the namespace
+// lab's client, Local from the machine the program runs on.
+type Dialer interface {
+	DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort) (*net.TCPConn, error)
+	DialUDP(src netip.Addr, dst netip.AddrPort) (*net.UDPConn, error)
+	HTTPClient(src netip.Addr) *http.Client
+}
 
 // Reply is what a simulated server answered.
 type Reply struct {
@@ -59,7 +68,7 @@ func (t Target) String() string { return t.Proto + "/" + t.Addr.String() }
 const Timeout = 3 * time.Second
 
 // One probes one target from src.
-func One(ctx context.Context, l *lab.Lab, src netip.Addr, t Target) (Reply, error) {
+func One(ctx context.Context, l Dialer, src netip.Addr, t Target) (Reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
 	switch t.Proto {
@@ -123,7 +132,7 @@ type Result struct {
 
 // Sweep probes every target from every source, parallel probes at a time, and returns
 // the results in source-major order.
-func Sweep(ctx context.Context, l *lab.Lab, srcs []netip.Addr, targets []Target, parallel int) []Result {
+func Sweep(ctx context.Context, l Dialer, srcs []netip.Addr, targets []Target, parallel int) []Result {
 	out := make([]Result, len(srcs)*len(targets))
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
