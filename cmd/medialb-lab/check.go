@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/probe"
 )
 
@@ -111,7 +112,7 @@ func runCheck(ctx context.Context, c checkArgs) error {
 			problems = append(problems, fmt.Sprintf("%s: %v", v.name, err))
 			continue
 		}
-		sum := probe.Summarize(probe.Sweep(ctx, probe.Local{}, c.sources, v.targets, c.parallel))
+		sum := probe.Summarize(probe.Sweep(ctx, lab.Local{}, c.sources, v.targets, c.parallel))
 		fmt.Printf("%s: %d sources x %d targets: %d answered, %d failed, per server %v, %d sources kept one server\n",
 			v.name, len(c.sources), len(v.targets), sum.Answered, sum.Failed, sum.PerServer, sum.Sticky)
 		for _, p := range verify(sum, len(c.sources), len(v.targets), v.snat, c.lbs, c.servers) {
@@ -129,7 +130,7 @@ func runCheck(ctx context.Context, c checkArgs) error {
 func waitFirst(ctx context.Context, src netip.Addr, t probe.Target, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		_, err := probe.One(ctx, probe.Local{}, src, t)
+		_, err := probe.One(ctx, lab.Local{}, src, t)
 		if err == nil {
 			return nil
 		}

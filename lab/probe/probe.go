@@ -1,5 +1,5 @@
 // Package probe sends one request per flow through a VIP of the namespace lab (or, with
-// Local, of the Vagrant lab's VMs) and reads which real server answered and which client
+// lab.Local, of the Vagrant lab's VMs) and reads which real server answered and which client
 // address it saw. The simulated VOS
 // servers (lab/vos) answer every TCP line, UDP datagram and HTTP(S) request with
 // "server=NAME client=IP:PORT". The demo and the lab tests use it to see, from the
@@ -20,7 +20,7 @@ import (
 )
 
 // Dialer opens the probes' connections from a source address: *lab.Lab from the namespace
-// lab's client, Local from the machine the program runs on.
+// lab's client, lab.Local from the machine the program runs on.
 type Dialer interface {
 	DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort) (*net.TCPConn, error)
 	DialUDP(src netip.Addr, dst netip.AddrPort) (*net.UDPConn, error)
