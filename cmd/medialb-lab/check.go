@@ -23,6 +23,8 @@ type checkArgs struct {
 	l4Ports  []uint16
 	lbs      []netip.Addr // the load balancers' addresses: the client address an L7 server sees
 	servers  []string     // every one must get clients on both VIPs
+	api      string       // the load balancer's API, "": do not wait for health
+	apiUser  string
 	wait     time.Duration
 	parallel int
 }
@@ -37,7 +39,9 @@ func parseCheck(args []string) (checkArgs, error) {
 	l4Ports := fs.String("l4-ports", "1935,554,50000,60000", "its ports, each probed by TCP and UDP")
 	lbs := fs.String("lb", "", "the load balancers' own addresses, comma-separated")
 	servers := fs.String("servers", "", "the real servers' names, comma-separated")
-	fs.DurationVar(&c.wait, "wait", 3*time.Minute, "how long each VIP may take to answer a first probe")
+	fs.StringVar(&c.api, "api", "", "the load balancer's API (https://HOST:PORT): wait until its real servers are up before probing")
+	fs.StringVar(&c.apiUser, "api-user", "loadbalancer:loadbalancer", "USER:PASSWORD for --api")
+	fs.DurationVar(&c.wait, "wait", 3*time.Minute, "how long the real servers (--api) and then each VIP may take to come up")
 	fs.IntVar(&c.parallel, "parallel", 8, "probes at a time")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -100,6 +104,11 @@ func runCheck(ctx context.Context, c checkArgs) error {
 	for _, p := range c.l4Ports {
 		for _, proto := range []string{"tcp", "udp"} {
 			l4 = append(l4, probe.Target{Proto: proto, Addr: netip.AddrPortFrom(c.l4, p)})
+		}
+	}
+	if c.api != "" {
+		if err := waitHealthy(ctx, c.api, c.apiUser, c.wait); err != nil {
+			return err
 		}
 	}
 	var problems []string
