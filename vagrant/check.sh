@@ -32,7 +32,8 @@ say "vagrant up"
 V up
 say "checks from the client VM"
 V ssh client -c "sudo /vagrant/bin/medialb-lab check --sources 192.168.94.51/24-20 \
-	--l7 192.168.94.100 --l4 192.168.94.110 --lb 192.168.94.2 --servers HT1,HT2"
+	--l7 192.168.94.100 --l4 192.168.94.110 --lb 192.168.94.2 --servers HT1,HT2 \
+	--api https://192.168.94.2:9443 --api-user loadbalancer:loadbalancer"
 say "vagrant destroy -f"
 V destroy -f
 say "passed"
