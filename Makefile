@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Debian packages: scripts/packages.list names every program the targets run, with its
 # package and the targets that need it; scripts/deps.sh installs from it.
 
-.PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen deps-vagrant vagrant-check soak
+.PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
 
 all: build
 
@@ -60,6 +60,7 @@ soak: deps-demo build
 # The Vagrantfile's lab brought up here (root; not in CI: see vagrant/README.md for how
 # long it takes): a local box, libvirt in a network namespace, vagrant up, the checks from
 # the client VM, vagrant destroy. The VMs run the static binaries from bin/.
+.PHONY: deps-vagrant vagrant-check
 vagrant-check: deps-vagrant
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 	vagrant/check.sh
