@@ -21,10 +21,15 @@ if [ ! -f "$box" ]; then
 	say "building the box $box"
 	vagrant/box.sh "$box"
 fi
-vagrant/lab.sh down # a lab left by a killed run
+if vagrant/lab.sh status; then
+	echo "vagrant-check: a Vagrant lab is up already (vagrant/lab.sh down takes it down)" >&2
+	exit 1
+fi
+# From here the lab is this run's: taken down on any exit. A signal during a step ends
+# the run when the step returns (Ctrl-C reaches Vagrant too).
 trap 'say "taking the lab down"; vagrant/lab.sh run vagrant destroy -f >/dev/null 2>&1 || true; vagrant/lab.sh down' EXIT
 trap 'exit 1' INT TERM
-vagrant/lab.sh up
+vagrant/lab.sh up # removes a stale lab of a killed run
 V() { vagrant/lab.sh run vagrant "$@"; }
 say "adding the box"
 V box add --force --name medialb/bookworm-local "$box" >/dev/null

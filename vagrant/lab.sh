@@ -1,5 +1,5 @@
 #!/bin/sh
-# vagrant/lab.sh up|down|run CMD...: a private libvirt for the Vagrantfile, on a machine
+# vagrant/lab.sh up|status|down|run CMD...: a private libvirt for the Vagrantfile, on a machine
 # whose own network and libvirt must stay untouched (see vagrant/README.md).
 #
 #   up    creates the network namespace medialb-vagrant and starts libvirtd inside it,
@@ -11,6 +11,7 @@
 #   run   runs CMD (vagrant ...) inside the namespace with LIBVIRT_DEFAULT_URI on that
 #         libvirtd, VAGRANT_HOME and the Vagrant state under the cache, the local box and
 #         the domain type: qemu (TCG) when /dev/kvm cannot run a Linux guest, else kvm.
+#   status  succeeds if a lab is up (its libvirtd running).
 #   down  destroys the domains and networks, stops every process in the namespace, deletes
 #         it and the private libvirt state. Safe to run again or after a failed up.
 # Run as root.
@@ -34,11 +35,21 @@ kvm_usable() {
 		grep -q -m1 'Kernel panic\|VFS: Unable to mount'
 }
 
+live() {
+	ip netns list | grep -qw "^$ns" && [ -f "$state/libvirtd.pid" ] && kill -0 "$(cat "$state/libvirtd.pid")" 2>/dev/null
+}
+
 up() {
 	[ "$(id -u)" -eq 0 ] || die "run as root (network namespace, libvirtd)"
 	if ip netns list | grep -qw "^$ns"; then
-		die "namespace $ns exists: another Vagrant lab is up (vagrant/lab.sh down removes it)"
+		if live; then
+			die "a Vagrant lab is up (namespace $ns, libvirtd $(cat "$state/libvirtd.pid")): use it, or take it down with vagrant/lab.sh down"
+		fi
+		echo "lab.sh: removing a stale lab (namespace $ns without its libvirtd)"
+		down
 	fi
+	# Whatever this function made is removed again if it fails.
+	trap down EXIT
 	rm -rf "$state"
 	mkdir -p "$state/etc/qemu/networks" "$state/run" "$state/lib/images" "$state/cache" "$state/log"
 	cat >"$state/etc/libvirtd.conf" <<-EOF
@@ -92,6 +103,7 @@ up() {
 		MEDIALB_LIBVIRT_DRIVER=$driver
 		export LIBVIRT_DEFAULT_URI VAGRANT_HOME VAGRANT_DOTFILE_PATH VAGRANT_CHECKPOINT_DISABLE VAGRANT_DEFAULT_PROVIDER MEDIALB_BOX MEDIALB_LIBVIRT_DRIVER
 	EOF
+	trap - EXIT
 	echo "lab.sh: libvirtd up in namespace $ns, domain type $driver, socket $state/run/libvirt-sock"
 }
 
@@ -136,7 +148,8 @@ down() {
 
 case ${1:-} in
 up) up ;;
+status) live ;;
 down) down ;;
 run) shift; [ $# -gt 0 ] || die "usage: lab.sh run CMD..."; run "$@" ;;
-*) die "usage: lab.sh up|down|run CMD..." ;;
+*) die "usage: lab.sh up|status|down|run CMD..." ;;
 esac
