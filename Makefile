@@ -32,6 +32,9 @@ deps-gen:
 deps-vm:
 	@scripts/deps.sh vm
 
+deps-vagrant:
+	@scripts/deps.sh vagrant
+
 vet:
 	$(GO) vet ./...
 
@@ -70,6 +73,14 @@ bench-ecmp: deps-bench build
 # rewrites the soak section of BENCHMARKS.md.
 soak: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml --soak 10m --soak-out BENCHMARKS.md
+
+# The Vagrantfile's lab brought up here (root; not in CI: see vagrant/README.md for how
+# long it takes): a local box, libvirt in a network namespace, vagrant up, the checks from
+# the client VM, vagrant destroy. The VMs run the static binaries from bin/.
+.PHONY: deps-vagrant vagrant-check
+vagrant-check: deps-vagrant
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+	vagrant/check.sh
 
 # Short coverage-guided runs of every fuzz target.
 fuzz:

@@ -52,6 +52,11 @@ func (l *Lab) ListenUDP(local netip.AddrPort) (*net.UDPConn, error) {
 // self-signed), opens a new connection per request (no keep-alive, so every request is a
 // new flow for the load balancer) and gives up after 10 seconds.
 func (l *Lab) HTTPClient(src netip.Addr) *http.Client {
+	return httpClient(l.Client.NS, src)
+}
+
+// httpClient is HTTPClient's client for namespace ns ("": the caller's).
+func httpClient(ns string, src netip.Addr) *http.Client {
 	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
@@ -60,7 +65,7 @@ func (l *Lab) HTTPClient(src netip.Addr) *http.Client {
 				if err != nil {
 					return nil, fmt.Errorf("dial %s: want IP:port in the lab: %w", addr, err)
 				}
-				return dialIn(ctx, l.Client.NS, network, netip.AddrPortFrom(src, 0), dst)
+				return dialIn(ctx, ns, network, netip.AddrPortFrom(src, 0), dst)
 			},
 			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // lab servers have self-signed certificates
 			DisableKeepAlives: true,
@@ -69,10 +74,15 @@ func (l *Lab) HTTPClient(src netip.Addr) *http.Client {
 	}
 }
 
-// dialIn dials from local to remote with the socket created inside namespace ns.
+// dialIn dials from local to remote with the socket created inside namespace ns ("":
+// the caller's own).
 func dialIn(ctx context.Context, ns, network string, local, remote netip.AddrPort) (net.Conn, error) {
 	var c net.Conn
-	err := Do(ns, func() error {
+	in := Do
+	if ns == "" {
+		in = func(_ string, fn func() error) error { return fn() }
+	}
+	err := in(ns, func() error {
 		d := net.Dialer{}
 		switch network {
 		case "tcp", "tcp4", "tcp6":
@@ -87,6 +97,9 @@ func dialIn(ctx context.Context, ns, network string, local, remote netip.AddrPor
 		return err
 	})
 	if err != nil {
+		if ns == "" {
+			return nil, fmt.Errorf("dial %s %s from %s: %w", network, remote, local.Addr(), err)
+		}
 		return nil, fmt.Errorf("dial %s %s from %s in %s: %w", network, remote, local.Addr(), ns, err)
 	}
 	return c, nil

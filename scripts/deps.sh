@@ -5,7 +5,7 @@
 # Used by every Makefile target, so a fresh Debian machine needs no manual step.
 set -euo pipefail
 list="$(dirname "$0")/packages.list"
-[ $# -gt 0 ] || { echo "usage: deps.sh TARGET... (demo, test, bench, gen, vm)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: deps.sh TARGET... (demo, test, bench, gen, vm, vagrant)" >&2; exit 2; }
 want=()
 for target in "$@"; do
 	found=0

@@ -10,22 +10,35 @@ for b in medialb medialb-lab vossim; do
 done
 export DEBIAN_FRONTEND=noninteractive
 
+# ensure_pkgs PKG...: installs the packages missing (the box vagrant/box.sh builds has them
+# all, and the VMs of that lab reach no mirror).
+ensure_pkgs() {
+	missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
 vipargs=""
 for v in $(echo "$vips" | tr ',' ' '); do vipargs="$vipargs --vip $v"; done
 
 case $role in
 realserver)
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends nginx libnginx-mod-rtmp ffmpeg >/dev/null
+	ensure_pkgs nginx libnginx-mod-rtmp ffmpeg
 	"$bin/medialb-lab" provision --role realserver --name "$name" --address "$addr" $vipargs
-	# /admin/status for the health checks (HTTPS 8443); media on 1935/554 is left to
-	# nginx-rtmp and ffmpeg, as in the namespace lab's media step (vossim --no-media).
+	# /admin/status for the health checks (HTTPS 8443), HTTP 8080 for the management VIP,
+	# and TCP+UDP on 1935, 554 and two ports of the range answering with the server's name
+	# and the client address it saw (what `medialb-lab check` on the client reads). For
+	# real RTMP, restart it with --no-media and run nginx-rtmp (see README.md).
 	systemctl stop nginx 2>/dev/null || true
-	systemd-run --unit=vossim --collect --property=Restart=always "$bin/vossim" --name "$name" --no-media --log-format console
+	systemctl stop vossim 2>/dev/null || true
+	systemd-run --unit=vossim --collect --property=Restart=always "$bin/vossim" --name "$name" --media-ports 50000,60000 --log-format console
 	;;
 loadbalancer)
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends ethtool iproute2 >/dev/null
+	ensure_pkgs ethtool iproute2
 	iface=$("$bin/medialb-lab" provision --role loadbalancer --name "$name" --address "$addr" | sed -n 's/.* on \([^ ,]*\).*/\1/p')
 	mkdir -p /etc/medialb /var/lib/medialb
 	# The example, on this VM's lab NIC; two real servers serve both VIPs here, so the
@@ -39,8 +52,7 @@ loadbalancer)
 	systemd-run --unit=medialb --collect "$bin/medialb" run --config /etc/medialb/medialb.yaml
 	;;
 client)
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends ffmpeg curl iputils-ping >/dev/null
+	ensure_pkgs ffmpeg curl iputils-ping
 	"$bin/medialb-lab" provision --role client --name "$name" --address "$addr" --sources "${addr%.*}.51/24-20"
 	;;
 *)

@@ -1,5 +1,5 @@
-// Package vagrant checks the Vagrantfile at the repository's root and its provisioning
-// script. The VMs themselves cannot run in the test environment (see README.md).
+// Package vagrant checks the Vagrantfile at the repository's root and its scripts. The
+// VMs themselves run in make vagrant-check, not here (see README.md).
 package vagrant
 
 import (
@@ -22,16 +22,27 @@ func TestVagrantfileValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, lbs := range []string{"1", "2"} {
+	// The last: as vagrant/lab.sh runs it, with its local box and TCG.
+	for i, lbs := range []string{"1", "2", "1"} {
 		cmd := exec.Command(vagrant, "validate", "--ignore-provider")
 		cmd.Dir = root
 		tmp := t.TempDir()
 		// Vagrant's state and home in the test's own directory: nothing left in the tree.
-		cmd.Env = append(os.Environ(), "MEDIALB_LBS="+lbs, "VAGRANT_DOTFILE_PATH="+filepath.Join(tmp, "dot"),
+		env := []string{"MEDIALB_LBS=" + lbs}
+		if i == 2 {
+			env = append(env, "MEDIALB_BOX=medialb/bookworm-local", "MEDIALB_LIBVIRT_DRIVER=qemu")
+		}
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "MEDIALB_") {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Env = append(cmd.Env, "VAGRANT_DOTFILE_PATH="+filepath.Join(tmp, "dot"),
 			"VAGRANT_HOME="+filepath.Join(tmp, "home"), "VAGRANT_CHECKPOINT_DISABLE=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "validated successfully") {
-			t.Errorf("MEDIALB_LBS=%s vagrant validate: %v\n%s", lbs, err, out)
+			t.Errorf("%v vagrant validate: %v\n%s", env, err, out)
 		}
 		if lbs == "2" && !strings.Contains(string(out), "lb2") {
 			t.Errorf("MEDIALB_LBS=2: no lb2 in\n%s", out)
@@ -39,10 +50,13 @@ func TestVagrantfileValid(t *testing.T) {
 	}
 }
 
-// TestProvisionScript checks the provisioning script's shell syntax.
+// TestProvisionScript checks the shell syntax of the provisioning script and of the
+// scripts of make vagrant-check.
 func TestProvisionScript(t *testing.T) {
-	out, err := exec.Command("sh", "-n", "provision.sh").CombinedOutput()
-	if err != nil {
-		t.Errorf("sh -n provision.sh: %v\n%s", err, out)
+	for _, f := range []string{"provision.sh", "box.sh", "lab.sh", "check.sh"} {
+		out, err := exec.Command("sh", "-n", f).CombinedOutput()
+		if err != nil {
+			t.Errorf("sh -n %s: %v\n%s", f, err, out)
+		}
 	}
 }

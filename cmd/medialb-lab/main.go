@@ -12,9 +12,19 @@
 // its interface); a client gets extra source addresses; a load balancer needs nothing
 // (medialb brings the VIPs up itself), the command only checks its interface. It can run
 // again: what is there already is left alone. It needs root.
+//
+// On the client VM, `medialb-lab check` probes both VIPs from many source addresses
+// (package lab/probe, as the namespace lab's tests do) and fails unless every probe was
+// answered, each source kept one real server on every port and protocol, every real
+// server got clients, and the servers saw the client's own address through the layer-4
+// VIP and a load balancer's through the layer-7 one:
+//
+//	medialb-lab check --sources 192.168.94.51/24-20 --l7 192.168.94.100 --l4 192.168.94.110 \
+//	    --lb 192.168.94.2 --servers HT1,HT2
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,8 +44,16 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "check" {
+		c, err := parseCheck(args[1:])
+		if err != nil {
+			return err
+		}
+		return runCheck(context.Background(), c)
+	}
 	if len(args) == 0 || args[0] != "provision" {
-		return errors.New("usage: medialb-lab provision --role realserver|loadbalancer|client --address IP/LEN [--interface IF] [--vip IP]... [--sources IP/LEN-COUNT]")
+		return errors.New("usage: medialb-lab provision --role realserver|loadbalancer|client --address IP/LEN [--interface IF] [--vip IP]... [--sources IP/LEN-COUNT]\n" +
+			"       medialb-lab check --sources IP/LEN-COUNT --l7 VIP --l4 VIP --lb IP[,IP] --servers NAME,NAME [--l7-ports P,P] [--l4-ports P,...]")
 	}
 	p, name, err := parseProvision(args[1:])
 	if err != nil {

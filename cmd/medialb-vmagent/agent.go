@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/medialb/medialb/lab"
 	"github.com/medialb/medialb/lab/probe"
 	"golang.org/x/sys/unix"
 )
@@ -206,7 +207,7 @@ func (a *agent) probe(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, err)
 		return
 	}
-	rs := probe.Sweep(r.Context(), probe.Local{}, req.Srcs, req.Targets, max(req.Parallel, 1))
+	rs := probe.Sweep(r.Context(), lab.Local{}, req.Srcs, req.Targets, max(req.Parallel, 1))
 	type res struct {
 		Src    netip.Addr
 		Target probe.Target

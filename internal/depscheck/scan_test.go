@@ -402,9 +402,9 @@ func readList(file string) (map[string]string, []string, error) {
 		}
 		for _, t := range strings.Split(f[2], ",") {
 			switch t {
-			case "demo", "test", "bench", "gen", "vm", "-":
+			case "demo", "test", "bench", "gen", "vm", "vagrant", "-":
 			default:
-				problems = append(problems, where+": unknown target "+strconv.Quote(t)+" (demo, test, bench, gen, vm)")
+				problems = append(problems, where+": unknown target "+strconv.Quote(t)+" (demo, test, bench, gen, vm, vagrant)")
 			}
 		}
 		if f[0] != "-" {

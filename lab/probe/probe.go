@@ -1,5 +1,6 @@
-// Package probe sends one request per flow through a VIP of the namespace lab and
-// reads which real server answered and which client address it saw. The simulated VOS
+// Package probe sends one request per flow through a VIP of the namespace lab (or, with
+// lab.Local, of the Vagrant lab's VMs) and reads which real server answered and which client
+// address it saw. The simulated VOS
 // servers (lab/vos) answer every TCP line, UDP datagram and HTTP(S) request with
 // "server=NAME client=IP:PORT". The demo and the lab tests use it to see, from the
 // client's side, what the load balancer did.
@@ -16,9 +17,15 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/medialb/medialb/lab"
 )
+
+// Dialer opens the probes' connections from a source address: *lab.Lab from the namespace
+// lab's client, lab.Local from the machine the program runs on.
+type Dialer interface {
+	DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort) (*net.TCPConn, error)
+	DialUDP(src netip.Addr, dst netip.AddrPort) (*net.UDPConn, error)
+	HTTPClient(src netip.Addr) *http.Client
+}
 
 // Reply is what a simulated server answered.
 type Reply struct {
@@ -60,17 +67,6 @@ func (t Target) String() string { return t.Proto + "/" + t.Addr.String() }
 // Timeout bounds one probe. The VM lab's agent raises it: TCG guests on a busy host
 // are slow.
 var Timeout = 3 * time.Second
-
-// Dialer opens the client's sockets from a source address: *lab.Lab does it in the
-// namespace lab's client namespace, Local in the calling process's own namespace (a VM
-// of lab/vm).
-type Dialer interface {
-	DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort) (*net.TCPConn, error)
-	DialUDP(src netip.Addr, dst netip.AddrPort) (*net.UDPConn, error)
-	HTTPClient(src netip.Addr) *http.Client
-}
-
-var _ Dialer = (*lab.Lab)(nil)
 
 // One probes one target from src.
 func One(ctx context.Context, l Dialer, src netip.Addr, t Target) (Reply, error) {
