@@ -107,6 +107,7 @@ type Dataplane struct {
 	linkType string
 	sockets  []*Socket
 	fp       *FastPath
+	groOff   func() error // turns GRO off again (gro.go); nil if Open left it alone
 
 	mu   sync.Mutex // serialises SetVIPs and Close
 	keys map[steerVipKey]uint8
@@ -162,6 +163,7 @@ func Open(cfg Config) (*Dataplane, error) {
 		d.Close()
 		return nil, err
 	}
+	d.groOff = vethGRO(cfg.Interface, d.linkType, d.xdpMode, log) // gro.go
 	if err := d.openSockets(cfg, nq); err != nil {
 		d.Close()
 		return nil, err
@@ -325,12 +327,13 @@ var ParseCounters = []string{
 // statNames are the steering program's counters, index = enum stat in
 // bpf/steer.c.
 var statNames = append(ParseCounters[:len(ParseCounters):len(ParseCounters)],
-	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx", "redirect_icmp")
+	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx", "redirect_icmp", "drop_multibuf")
 
 // ProgramStats returns the steering program's counters summed over CPUs:
 // fastpath_tx (sent back with XDP_TX by the fast path), redirect (to a
 // socket), redirect_frag (of which non-first fragments), redirect_icmp (of
-// which ICMP errors), pass
+// which ICMP errors), drop_multibuf (a VIP's frame spanning several
+// buffers, dropped: bpf/multibuf.h), pass
 // (to the kernel) and pass_* by reason (no_socket, not_ip, no_vip, no_ports,
 // malformed, vlan_stacked, ext_hdrs, icmp_malformed: an ICMP error with a bad
 // quote to an address that is no layer-4 VIP).
@@ -423,6 +426,12 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
 		}
 		d.link = nil
+	}
+	if d.groOff != nil {
+		if err := d.groOff(); err != nil {
+			errs = append(errs, err)
+		}
+		d.groOff = nil
 	}
 	for _, s := range d.sockets {
 		if d.objs.Xsks != nil {

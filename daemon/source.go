@@ -112,7 +112,11 @@ func (s source) Metrics() api.Metrics {
 		}
 	}
 	if s.d.dp != nil {
-		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
+		ps := s.d.dp.ProgramStats()
+		m.FastPathTX = ps["fastpath_tx"]
+		if n := ps["drop_multibuf"]; n > 0 {
+			m.Drops["multi_buffer"] = n // dropped by the XDP program (afxdp/bpf/multibuf.h)
+		}
 		tx := s.d.dp.TXStats()
 		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
 	}
