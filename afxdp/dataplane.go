@@ -40,6 +40,10 @@ type Config struct {
 	XDPMode   string // auto (native, else generic), native or generic
 	ZeroCopy  string // auto (zero-copy if the driver offers it), on or off
 	BusyPoll  bool   // set SO_PREFER_BUSY_POLL/SO_BUSY_POLL on the sockets
+	// TXBudget is the most frames one sendto sends in copy mode: TXBudgetRing
+	// (0, the default: the TX ring size), TXBudgetKernel (the kernel's 32), or
+	// a count (txbudget.go).
+	TXBudget int
 	// FastPathEntries is the size of the fast-path map (see FastPath); 0 means
 	// DefaultFastPathEntries.
 	FastPathEntries int
@@ -190,7 +194,7 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 	for q := 0; q < nq; q++ {
 		sc := socketConfig{
 			ifindex: d.ifindex, queue: q, numFrames: cfg.NumFrames, frameSize: cfg.FrameSize,
-			ringSize: cfg.RingSize, busyPoll: cfg.BusyPoll, batch: 64, log: cfg.Logger,
+			ringSize: cfg.RingSize, busyPoll: cfg.BusyPoll, batch: 64, txBudget: cfg.TXBudget, log: cfg.Logger,
 		}
 		var s *Socket
 		var err error
