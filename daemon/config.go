@@ -203,6 +203,7 @@ func restartNeeded(old, cfg *config.Config) []string {
 		{"node.queues", old.Node.Queues != cfg.Node.Queues},
 		{"node.xdp_mode", old.Node.XDPMode != cfg.Node.XDPMode},
 		{"node.zero_copy", old.Node.ZeroCopy != cfg.Node.ZeroCopy},
+		{"node.busy_poll", old.Node.BusyPoll != cfg.Node.BusyPoll},
 	} {
 		if c.changed {
 			out = append(out, c.name)
