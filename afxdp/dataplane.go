@@ -111,7 +111,6 @@ type Dataplane struct {
 	linkType string
 	sockets  []*Socket
 	fp       *FastPath
-	groOff   func() error // turns GRO off again (gro.go); nil if Open left it alone
 
 	mu   sync.Mutex // serialises SetVIPs and Close
 	keys map[steerVipKey]uint8
@@ -167,7 +166,6 @@ func Open(cfg Config) (*Dataplane, error) {
 		d.Close()
 		return nil, err
 	}
-	d.groOff = vethGRO(cfg.Interface, d.linkType, d.xdpMode, log) // gro.go
 	if err := d.openSockets(cfg, nq); err != nil {
 		d.Close()
 		return nil, err
@@ -430,12 +428,6 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, fmt.Errorf("detach XDP program from %s: %w", d.ifname, err))
 		}
 		d.link = nil
-	}
-	if d.groOff != nil {
-		if err := d.groOff(); err != nil {
-			errs = append(errs, err)
-		}
-		d.groOff = nil
 	}
 	for _, s := range d.sockets {
 		if d.objs.Xsks != nil {
