@@ -83,8 +83,8 @@ func run(args []string) error {
 	}
 	for _, s := range strings.Split(*setups, ",") {
 		name, pin, _ := strings.Cut(strings.TrimSpace(s), ":")
-		if (name != l7bench.TwoVIP && name != l7bench.L7Only) || (pin != "" && pin != "pinned") {
-			return fmt.Errorf("parse --setups: %q: want two-vip or l7-only, optionally with :pinned", s)
+		if (name != l7bench.TwoVIP && name != l7bench.TwoVIPGeneric && name != l7bench.L7Only) || (pin != "" && pin != "pinned") {
+			return fmt.Errorf("parse --setups: %q: want two-vip, two-vip-generic or l7-only, optionally with :pinned", s)
 		}
 		cfg.Setups = append(cfg.Setups, l7bench.Setup{Scenario: name, Pinned: pin == "pinned"})
 	}

@@ -76,6 +76,10 @@ const (
 	TwoVIP = "two-vip"
 	// L7Only is the layer-7 service alone: no XDP program on the interface.
 	L7Only = "l7-only"
+	// TwoVIPGeneric is TwoVIP with node.xdp_mode: generic: a veth keeps its peer's
+	// TSO (it turns it off for a native XDP program of any kind), at the price of a
+	// slower layer-4 path.
+	TwoVIPGeneric = "two-vip-generic"
 )
 
 // Setup is one configuration the proxies are measured in.
@@ -459,6 +463,9 @@ const medialbConfig = `node:
   name: lb7
   interface: {{.Iface}}
   state_dir: {{.Dir}}/state
+{{- if .XDPMode}}
+  xdp_mode: {{.XDPMode}}
+{{- end}}
 api:
   listen: {{.LB}}:9443
   users:
@@ -516,7 +523,8 @@ listen Harmonic_Management
 type tmplVars struct {
 	Iface, Dir, LB string
 	VIP            netip.Addr
-	L4             string // the layer-4 VIP of the two-VIP scenario, else empty
+	L4             string // the layer-4 VIP of the two-VIP scenarios, else empty
+	XDPMode        string // node.xdp_mode, empty for the default
 	Bench          int
 	Servers        []lab.Node
 }
@@ -526,14 +534,17 @@ type tmplVars struct {
 var l4VIP = netip.MustParseAddr("192.168.94.110")
 
 func (b *bench) render(name, tmpl string, scenario string) (string, error) {
-	l4 := ""
-	if scenario == TwoVIP {
+	l4, mode := "", ""
+	switch scenario {
+	case TwoVIP:
 		l4 = l4VIP.String()
+	case TwoVIPGeneric:
+		l4, mode = l4VIP.String(), "generic"
 	}
 	lb := b.lab.LBs[0]
 	var buf bytes.Buffer
 	err := template.Must(template.New(name).Parse(tmpl)).Execute(&buf, tmplVars{
-		Iface: lb.Link, Dir: b.tmp, LB: lb.Addr4.String(), VIP: b.vip, L4: l4, Bench: BenchPort, Servers: b.lab.Servers,
+		Iface: lb.Link, Dir: b.tmp, LB: lb.Addr4.String(), VIP: b.vip, L4: l4, XDPMode: mode, Bench: BenchPort, Servers: b.lab.Servers,
 	})
 	if err != nil {
 		return "", err

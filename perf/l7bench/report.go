@@ -150,10 +150,11 @@ func (r *Results) Markdown(command string) string {
 		"`direct` is the client talking to HM1's own address (no proxy): the ceiling of this lab.\n", BenchPort)
 	fmt.Fprintf(&b, "Setups: **%s**: medialb's configuration also holds the layer-4 service Harmonic_Traffic (%s, direct routing, "+
 		"ports 1935, 554, 50000-65535), so its XDP steering program is attached to the interface the layer-7 traffic arrives on "+
-		"(the guide's deployment); **%s**: the layer-7 service alone, no XDP program. HAProxy runs the layer-7 service alone in both. "+
+		"(the guide's deployment); **%s**: the same with `node.xdp_mode: generic` (when measured); **%s**: the layer-7 service alone, "+
+		"no XDP program. HAProxy runs the layer-7 service alone in all. "+
 		"**pinned**: each proxy started on CPU %d only (its thread's affinity, inherited from the start: Go sees one CPU, "+
 		"GOMAXPROCS 1; HAProxy runs one thread), checked in /proc/PID/task/*/status; **unpinned**: GOMAXPROCS = nbthread = %d. "+
-		"Client, servers and iperf3/wrk are never pinned.\n\n", TwoVIP, l4VIP, L7Only, c.PinCPU, numCPU())
+		"Client, servers and iperf3/wrk are never pinned.\n\n", TwoVIP, l4VIP, TwoVIPGeneric, L7Only, c.PinCPU, numCPU())
 
 	b.WriteString("Summary, medialb / HAProxy (medians; goals: throughput ≥ 1.0, new connections/s ≥ 0.9):\n\n| setup |")
 	bulk := r.bulkRows()
