@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Debian packages: scripts/packages.list names every program the targets run, with its
 # package and the targets that need it; scripts/deps.sh installs from it.
 
-.PHONY: all build test demo bench fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
+.PHONY: all build test demo bench bench-ecmp fuzz generate vet clean deps-demo deps-test deps-bench deps-gen soak
 
 all: build
 
@@ -50,6 +50,11 @@ bench: deps-bench build
 	$(BIN)/medialb-perf --flood 5s --out BENCHMARKS.md
 	$(BIN)/medialb-perf --new-clients --out BENCHMARKS.md
 	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
+	$(BIN)/medialb-ecmp --bin $(BIN) --out BENCHMARKS.md
+
+# The BGP ECMP figures alone: nodes behind the lab's FRR router added, drained, killed, lost.
+bench-ecmp: deps-bench build
+	$(BIN)/medialb-ecmp --bin $(BIN) --out BENCHMARKS.md
 
 # Ten minutes of mixed traffic through both VIPs with reloads and health flaps (not in CI);
 # rewrites the soak section of BENCHMARKS.md.

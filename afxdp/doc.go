@@ -14,7 +14,7 @@
 // to the kernel.
 //
 // FastPath (VIP.FastPath): for a client whose real server the pipeline has
-// recorded in the program's LRU map under the current generation, the
+// recorded in the program's hash map under the current generation, the
 // program rewrites the MACs itself and returns XDP_TX; the frame never
 // reaches a socket. The control plane bumps the generation on every
 // snapshot swap, which makes every recorded decision stale at once.

@@ -16,7 +16,11 @@ import (
 )
 
 // DefaultFastPathEntries is the default size of the fast-path map (clients
-// whose server is decided); the least recently used entry makes room.
+// whose server is decided). The map is a plain hash: the kernel never evicts a
+// decision; when it is full a new one is refused (counted in
+// [FastPathStats].Refused; that client stays on the pipeline, which forwards it
+// all the same) until the control plane's ager deletes idle or stale ones
+// (counted in [FastPathStats].Expired).
 const DefaultFastPathEntries = 65536
 
 // maxFastPathServices is the number of fast-path service ids (the VIP map's
@@ -47,7 +51,7 @@ type FastPathValue struct {
 	Seen   uint64
 }
 
-// FastPath is the steering program's fast path: an LRU map (service,
+// FastPath is the steering program's fast path: a hash map (service,
 // client) -> (server MAC, generation) that the pipeline fills after a pick,
 // and the current generation. A frame of a VIP with a fast-path id, not a
 // non-first fragment, addressed to our MAC, whose client has an entry of the
@@ -72,6 +76,8 @@ type FastPath struct {
 	updates atomic.Uint64 // Update calls
 	entries atomic.Uint64 // entries written
 	errs    atomic.Uint64 // failed Update calls
+	refused atomic.Uint64 // new entries refused: the map was full
+	expired atomic.Uint64 // entries Walk deleted
 }
 
 func newFastPath(m, gm *ebpf.Map) (*FastPath, error) {
@@ -140,7 +146,9 @@ func (f *FastPath) setLive(live map[string]uint8) { f.live.Store(&live) }
 
 // Update writes decisions into the map with one batch syscall (one Put per
 // entry if the kernel has no batch operations). keys[i] gets vals[i]; a zero
-// Seen is set to now (the client was just seen by the pipeline).
+// Seen is set to now (the client was just seen by the pipeline). A new key that
+// finds the map full is skipped and counted (Refused), not an error: its
+// client stays on the pipeline; the other entries are written.
 func (f *FastPath) Update(keys []FastPathKey, vals []FastPathValue) error {
 	if len(keys) == 0 {
 		return nil
@@ -155,20 +163,44 @@ func (f *FastPath) Update(keys []FastPathKey, vals []FastPathValue) error {
 		}
 	}
 	f.updates.Add(1)
-	if err := updateBatch(f.m.FD(), keys, vals); err != nil {
-		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {
+	written := 0
+	for i := 0; i < len(keys); {
+		done, err := updateBatch(f.m.FD(), keys[i:], vals[i:])
+		written += done
+		i += done
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.E2BIG): // keys[i] is new and the map is full
+			f.refused.Add(1)
+			i++
+		case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP):
+			n, err := f.updateEach(keys[i:], vals[i:])
+			f.entries.Add(uint64(written + n))
+			return err
+		default:
+			f.entries.Add(uint64(written))
 			f.errs.Add(1)
 			return fmt.Errorf("update fast-path map: %w", err)
 		}
-		for i := range keys { // a kernel without batch operations
-			if err := f.m.Put(keys[i], vals[i]); err != nil {
-				f.errs.Add(1)
-				return fmt.Errorf("update fast-path map: %w", err)
-			}
-		}
 	}
-	f.entries.Add(uint64(len(keys)))
+	f.entries.Add(uint64(written))
 	return nil
+}
+
+// updateEach is Update for a kernel without batch operations: one Put per entry.
+func (f *FastPath) updateEach(keys []FastPathKey, vals []FastPathValue) (written int, err error) {
+	for i := range keys {
+		if err := f.m.Put(keys[i], vals[i]); err != nil {
+			if errors.Is(err, unix.E2BIG) {
+				f.refused.Add(1)
+				continue
+			}
+			f.errs.Add(1)
+			return written, fmt.Errorf("update fast-path map: %w", err)
+		}
+		written++
+	}
+	return written, nil
 }
 
 // batchAttr is union bpf_attr for the BPF_MAP_*_BATCH commands.
@@ -181,14 +213,16 @@ type batchAttr struct {
 const bpfMapUpdateBatch = 26 // BPF_MAP_UPDATE_BATCH
 
 // updateBatch is BPF_MAP_UPDATE_BATCH without allocating (cilium/ebpf's
-// BatchUpdate allocates on every call, and the workers call this per batch).
+// BatchUpdate allocates on every call, and the workers call this per batch). It
+// returns how many entries the kernel wrote: all of them without error, those
+// before the failing one otherwise.
 //
 // Sound because: FastPathKey and FastPathValue have exactly the layout of the
 // program's struct fp_key (20 bytes) and struct fp_value (24 bytes), with no
 // Go padding (checked by TestFastPathLayout); the kernel reads count entries
 // of each from the two arrays during the syscall only, and KeepAlive holds
 // the slices until it has returned. Callers pass len(keys) == len(vals) > 0.
-func updateBatch(fd int, keys []FastPathKey, vals []FastPathValue) error {
+func updateBatch(fd int, keys []FastPathKey, vals []FastPathValue) (int, error) {
 	attr := batchAttr{
 		keys:   uint64(uintptr(unsafe.Pointer(&keys[0]))),
 		values: uint64(uintptr(unsafe.Pointer(&vals[0]))),
@@ -199,9 +233,9 @@ func updateBatch(fd int, keys []FastPathKey, vals []FastPathValue) error {
 	runtime.KeepAlive(keys)
 	runtime.KeepAlive(vals)
 	if errno != 0 {
-		return errno
+		return min(int(attr.count), len(keys)), errno
 	}
-	return nil
+	return len(keys), nil
 }
 
 // Lookup returns the entry for (service id, client), for tests and tools.
@@ -216,12 +250,19 @@ type FastPathStats struct {
 	Updates uint64 // Update calls (syscalls)
 	Entries uint64 // entries written
 	Errors  uint64 // failed Update calls
+	// Refused counts new decisions not recorded because the map was full (the
+	// client stays on the pipeline); nothing is ever evicted to make room.
+	Refused uint64
+	// Expired counts entries Walk deleted: idle, of an older generation or of a
+	// service that is gone (the control plane's ageing rules).
+	Expired uint64
 	Gen     uint32 // current generation
 }
 
 // Stats returns the counters.
 func (f *FastPath) Stats() FastPathStats {
-	return FastPathStats{Updates: f.updates.Load(), Entries: f.entries.Load(), Errors: f.errs.Load(), Gen: f.gen.Load()}
+	return FastPathStats{Updates: f.updates.Load(), Entries: f.entries.Load(), Errors: f.errs.Load(),
+		Refused: f.refused.Load(), Expired: f.expired.Load(), Gen: f.gen.Load()}
 }
 
 // Monotonic returns CLOCK_MONOTONIC in nanoseconds: the clock of
@@ -262,6 +303,7 @@ func (f *FastPath) Walk(fn func(k FastPathKey, v FastPathValue, idle time.Durati
 			return kept, deleted, fmt.Errorf("delete fast-path entry: %w", err)
 		}
 		deleted++
+		f.expired.Add(1)
 	}
 	return kept, deleted, nil
 }

@@ -193,7 +193,7 @@ func BenchmarkFastPathUpdate(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for j := range keys {
-					i++
+					i = (i + 1) % (DefaultFastPathEntries / 2) // the map never fills
 					keys[j] = FastPathKey{Service: 1, Client: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).As16()}
 					vals[j] = FastPathValue{Gen: 1}
 				}
@@ -203,6 +203,70 @@ func BenchmarkFastPathUpdate(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 		})
+	}
+}
+
+// TestFastPathFull: a full fast-path map refuses new clients (counted) and keeps
+// every recorded one (an LRU map would evict one per newcomer, uncounted); known
+// clients are still updated in the same batch, and once the ager deleted an
+// entry (counted as expired) a newcomer gets its room.
+func TestFastPathFull(t *testing.T) {
+	p := newPair(t)
+	var d *Dataplane
+	if err := inNS(p.hA, func() (err error) {
+		d, err = Open(Config{Interface: "xa", NumFrames: 1024, RingSize: 512, FastPathEntries: 8})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fp := d.FastPath()
+	client := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}) }
+	batch := func(from, to int, mac byte) ([]FastPathKey, []FastPathValue) {
+		var ks []FastPathKey
+		var vs []FastPathValue
+		for i := from; i < to; i++ {
+			ks = append(ks, FastPathKey{Service: 1, Client: client(i).As16()})
+			vs = append(vs, FastPathValue{DstMAC: [6]byte{2, 0, 0, 0, 0, mac}, Gen: fp.Generation()})
+		}
+		return ks, vs
+	}
+	ks, vs := batch(0, 8, 1)
+	if err := fp.Update(ks, vs); err != nil {
+		t.Fatal(err)
+	}
+	// Newcomers 8-11 between known clients 6 and 7 (updated to MAC ...:02).
+	ks, vs = batch(6, 12, 2)
+	ks[1], ks[5], vs[1], vs[5] = ks[5], ks[1], vs[5], vs[1] // 6, 11, 8, 9, 10, 7
+	if err := fp.Update(ks, vs); err != nil {
+		t.Fatalf("update of a full map: %v, want refusals counted, not an error", err)
+	}
+	st := fp.Stats()
+	if st.Refused != 4 || st.Entries != 10 {
+		t.Errorf("stats %+v: want 4 refused, 10 entries written", st)
+	}
+	for i := range 12 {
+		v, ok := fp.Lookup(1, client(i))
+		switch {
+		case i < 6 && (!ok || v.DstMAC[5] != 1):
+			t.Errorf("client %d: %v %v, want kept with its first decision", i, ok, v.DstMAC)
+		case (i == 6 || i == 7) && (!ok || v.DstMAC[5] != 2):
+			t.Errorf("client %d: %v %v, want updated in the full map", i, ok, v.DstMAC)
+		case i >= 8 && ok:
+			t.Errorf("client %d is in the map, want refused (full)", i)
+		}
+	}
+	if _, deleted, err := fp.Walk(func(k FastPathKey, _ FastPathValue, _ time.Duration) bool {
+		return netip.AddrFrom16(k.Client).Unmap() != client(0)
+	}); err != nil || deleted != 1 || fp.Stats().Expired != 1 {
+		t.Fatalf("walk: %d deleted, %v, stats %+v: want 1 expired", deleted, err, fp.Stats())
+	}
+	ks, vs = batch(8, 9, 3)
+	if err := fp.Update(ks, vs); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fp.Lookup(1, client(8)); !ok || fp.Stats().Refused != 4 {
+		t.Errorf("after the walk: newcomer recorded %v, stats %+v", ok, fp.Stats())
 	}
 }
 

@@ -68,9 +68,10 @@ func newFake() *fakeSource {
 		},
 	}}
 	f.metrics = Metrics{
-		Forwarded: 9000,
-		Drops:     map[string]uint64{"no_service": 12, "malformed_ipv4": 1},
-		Reloads:   3, ReloadFailures: 1, LastReloadFailed: true,
+		Forwarded:         9000,
+		Drops:             map[string]uint64{"no_service": 12, "malformed_ipv4": 1},
+		FastPathDecisions: map[string]uint64{"recorded": 40, "refused_full": 3, "expired": 7},
+		Reloads:           3, ReloadFailures: 1, LastReloadFailed: true,
 		LastReloadSuccess: time.Unix(1740494125, 0),
 		HealthLocalErrors: 7,
 		L7Refused:         map[string]map[string]uint64{"Harmonic_Management": {"max_connections": 2, "max_connections_per_source": 5}},

@@ -25,20 +25,21 @@ var (
 type collector struct {
 	src     Source
 	refused atomic.Uint64 // API connections closed at accept (limitListener)
+	bgp     bgpDescs      // BGP sessions and routes (node.go)
 
 	buildInfo *prometheus.Desc
 	version   string
 	revision  string
 
-	svcState, svcConns, svcClients, svcPackets, svcBytes                      *prometheus.Desc
-	svcEvictions, svcRefused, svcPanic, svcPanics                             *prometheus.Desc
-	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                 *prometheus.Desc
-	rsHealthUp, rsHealthSeconds                                               *prometheus.Desc
-	rsConfWeight, rsFeedback, rsFeedbackAge, rsProblems                       *prometheus.Desc
-	forwarded, fastpath, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
-	haRole, icmpRouted, txCompleted, txInvalid, ifTXDropped                   *prometheus.Desc
-	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync               *prometheus.Desc
-	healthLocal, l7Refused, haSyncRefused, apiRefused                         *prometheus.Desc
+	svcState, svcConns, svcClients, svcPackets, svcBytes                                   *prometheus.Desc
+	svcEvictions, svcRefused, svcPanic, svcPanics                                          *prometheus.Desc
+	rsState, rsWeight, rsConns, rsClients, rsPackets, rsBytes                              *prometheus.Desc
+	rsHealthUp, rsHealthSeconds                                                            *prometheus.Desc
+	rsConfWeight, rsFeedback, rsFeedbackAge, rsProblems                                    *prometheus.Desc
+	forwarded, fastpath, fpDecisions, drops, reloads, lastReloadOK, lastReloadSuccessStamp *prometheus.Desc
+	haRole, icmpRouted, txCompleted, txInvalid, ifTXDropped                                *prometheus.Desc
+	haPeerUp, haFailovers, haLastFailover, haSync, haConfigSync                            *prometheus.Desc
+	healthLocal, l7Refused, haSyncRefused, apiRefused                                      *prometheus.Desc
 }
 
 func newCollector(src Source, version string) *collector {
@@ -62,7 +63,7 @@ func newCollector(src Source, version string) *collector {
 		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 	}
 	return &collector{
-		src: src, version: version, revision: revision,
+		src: src, version: version, revision: revision, bgp: newBGPDescs(d),
 		buildInfo: d("build_info", "Build information of the running medialb; always 1.", "version", "revision", "goversion"),
 
 		svcState:   d("service_state", "Virtual service state: 1 for the current one of online, degraded, down.", "service", "state"),
@@ -98,6 +99,8 @@ func newCollector(src Source, version string) *collector {
 		ifTXDropped: d("interface_tx_dropped_total", "The node interface's tx_dropped counter: frames its driver dropped (the pipeline's and the kernel's)."),
 		fastpath:    d("dataplane_fastpath_packets_total", "Frames of clients with a decided server that the XDP steering program forwarded itself (XDP_TX), without the AF_XDP pipeline."),
 		drops:       d("dataplane_dropped_packets_total", "Frames the layer-4 dataplane dropped, by reason.", "reason"),
+		fpDecisions: d("dataplane_fastpath_decisions_total",
+			"Decisions of the layer-4 pipeline for the XDP fast-path map, by result: recorded; refused_full (the map was full: the client stays on the pipeline, no decision is ever evicted for it); expired (idle, or made under an older configuration, and deleted).", "result"),
 		icmpRouted: d("dataplane_icmp_errors_routed_total",
 			"ICMP errors to a VIP about a direct-routing flow (frag needed / packet too big, unreachable, time exceeded, parameter problem) sent to the client's real server, by kind.", "kind"),
 		reloads:                d("config_reloads_total", "Configuration reloads (SIGHUP and API), by result.", "result"),
@@ -123,12 +126,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.svcState, c.svcConns, c.svcClients, c.svcPackets, c.svcBytes, c.svcEvictions, c.svcRefused, c.svcPanic, c.svcPanics,
 		c.rsState, c.rsWeight, c.rsConns, c.rsClients, c.rsPackets, c.rsBytes, c.rsHealthUp, c.rsHealthSeconds,
 		c.rsConfWeight, c.rsFeedback, c.rsFeedbackAge, c.rsProblems,
-		c.forwarded, c.fastpath, c.drops, c.icmpRouted, c.txCompleted, c.txInvalid, c.ifTXDropped, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
+		c.forwarded, c.fastpath, c.fpDecisions, c.drops, c.icmpRouted, c.txCompleted, c.txInvalid, c.ifTXDropped, c.reloads, c.lastReloadOK, c.lastReloadSuccessStamp, c.haRole,
 		c.haPeerUp, c.haFailovers, c.haLastFailover, c.haSync, c.haConfigSync,
 		c.healthLocal, c.l7Refused, c.haSyncRefused, c.apiRefused,
 	} {
 		ch <- d
 	}
+	c.bgp.describe(ch)
 }
 
 // Collect implements prometheus.Collector: it reads the Source once per scrape.
@@ -197,6 +201,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.haSyncRefused, ov.HA.SyncRefused)
 	}
 
+	c.bgp.collect(ch, ov.BGP)
+
 	m := c.src.Metrics()
 	counter(c.forwarded, m.Forwarded)
 	counter(c.txCompleted, m.TXCompleted)
@@ -209,6 +215,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	byLabel(c.drops, m.Drops)
+	byLabel(c.fpDecisions, m.FastPathDecisions)
 	byLabel(c.icmpRouted, m.ICMPRouted)
 	counter(c.reloads, m.Reloads-min(m.ReloadFailures, m.Reloads), "success")
 	counter(c.reloads, m.ReloadFailures, "failure")

@@ -82,6 +82,11 @@ medialb_service_persistence_refused_total{service="Harmonic_Traffic"} 345
 # TYPE medialb_dataplane_dropped_packets_total counter
 medialb_dataplane_dropped_packets_total{reason="malformed_ipv4"} 1
 medialb_dataplane_dropped_packets_total{reason="no_service"} 12
+# HELP medialb_dataplane_fastpath_decisions_total Decisions of the layer-4 pipeline for the XDP fast-path map, by result: recorded; refused_full (the map was full: the client stays on the pipeline, no decision is ever evicted for it); expired (idle, or made under an older configuration, and deleted).
+# TYPE medialb_dataplane_fastpath_decisions_total counter
+medialb_dataplane_fastpath_decisions_total{result="expired"} 7
+medialb_dataplane_fastpath_decisions_total{result="recorded"} 40
+medialb_dataplane_fastpath_decisions_total{result="refused_full"} 3
 # HELP medialb_config_reloads_total Configuration reloads (SIGHUP and API), by result.
 # TYPE medialb_config_reloads_total counter
 medialb_config_reloads_total{result="failure"} 1
@@ -108,7 +113,7 @@ medialb_l7_refused_connections_total{reason="max_connections_per_source",service
 	err := testutil.CollectAndCompare(s.collector, strings.NewReader(want),
 		"medialb_real_server_state", "medialb_real_server_health_check_up", "medialb_real_server_packets_total",
 		"medialb_service_state", "medialb_service_panic", "medialb_service_panics_total", "medialb_service_persistence_evictions_total", "medialb_service_persistence_refused_total",
-		"medialb_dataplane_dropped_packets_total", "medialb_config_reloads_total",
+		"medialb_dataplane_dropped_packets_total", "medialb_dataplane_fastpath_decisions_total", "medialb_config_reloads_total",
 		"medialb_config_last_reload_successful", "medialb_health_check_local_errors_total", "medialb_l7_refused_connections_total")
 	if err != nil {
 		t.Error(err)

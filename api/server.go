@@ -256,6 +256,7 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	mux.HandleFunc("POST /api/v1/reload", s.handleReload)
+	s.nodeRoutes(mux)
 	s.webRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{s.log},

@@ -33,6 +33,7 @@ type Overview struct {
 	Node     string    `json:"node"`
 	Time     time.Time `json:"time"`
 	HA       *HA       `json:"ha,omitempty"`
+	BGP      *BGP      `json:"bgp,omitempty"`
 	Services []Service `json:"services"`
 }
 
@@ -155,6 +156,10 @@ type Metrics struct {
 	TXCompleted, TXInvalid, IfTXDropped uint64
 	// FastPathTX counts frames the XDP steering program forwarded itself (XDP_TX).
 	FastPathTX uint64
+	// FastPathDecisions counts what became of the decisions sent to the fast-path
+	// map, by result: "recorded", "refused_full" (map full; the client stays on
+	// the pipeline, nothing is evicted), "expired" (idle or stale, deleted).
+	FastPathDecisions map[string]uint64
 	// Drops is the number of frames the layer-4 dataplane dropped, by reason
 	// (pipeline.Reason's names, such as "no_service").
 	Drops map[string]uint64

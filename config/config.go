@@ -92,6 +92,8 @@ type Config struct {
 	HA *HA
 	// Alerts sends state changes by mail and syslog; nil for none.
 	Alerts *Alerts
+	// BGP announces the VIPs to routers (active-active behind ECMP); nil for none.
+	BGP *BGP
 	// Services are the virtual services (YAML: virtual_services), in file order.
 	Services []Service
 	// ServicesFile is the file Services were read from: File, or on the
@@ -509,6 +511,9 @@ func (c *Config) Summary() string {
 	}
 	if by := c.PushedBy(); by != "" {
 		ha += fmt.Sprintf(", virtual_services pushed by %s", by)
+	}
+	if c.BGP != nil {
+		ha += fmt.Sprintf(", BGP AS %d to %s", c.BGP.ASN, plural(len(c.BGP.Peers), "peer"))
 	}
 	return fmt.Sprintf("%s: ok: %s (%d layer-4, %d layer-7), %s, %s%s", c.File,
 		plural(len(c.Services), "virtual service"), l4, l7,

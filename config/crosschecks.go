@@ -18,6 +18,7 @@ func (p *parser) crossChecks(c *Config) {
 	p.fragmentClaims(c, claimed)
 	p.listenerClashes(c)
 	p.limits(c)
+	p.bgpChecks(c, p.bgpNode)
 }
 
 // uniqueServiceNames reports a service name used twice.

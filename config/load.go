@@ -66,6 +66,7 @@ type parser struct {
 	full  bool // maxErrors or maxNodes reached
 
 	apiListen, haPeer *yaml.Node // for problems found in crossChecks
+	bgpNode           *yaml.Node // the bgp section, for bgpChecks
 	localFile         string     // the file of node, api and ha (see ParseWithServices)
 }
 

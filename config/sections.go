@@ -16,6 +16,7 @@ import (
 //	section_api.go       api, api.users
 //	section_ha.go        ha
 //	section_alerts.go    alerts (email, syslog)
+//	section_bgp.go       bgp (peers, communities, MED) and its cross-checks
 //	section_service.go   one virtual service: name, address, ports, layer,
 //	                     forwarding, protocol, maglev_size
 //	section_servers.go   real_servers, fallback
@@ -25,7 +26,7 @@ import (
 //	crosschecks.go       problems between sections
 
 // topKeys are the keys of the file's top level.
-var topKeys = []string{"node", "api", "ha", "virtual_services", "alerts"}
+var topKeys = []string{"node", "api", "ha", "virtual_services", "alerts", "bgp"}
 
 const day = 24 * time.Hour
 
@@ -54,6 +55,10 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	}
 	if n := f.get("alerts"); n != nil {
 		c.Alerts = p.alerts(n)
+	}
+	if n := f.get("bgp"); n != nil {
+		c.BGP = p.bgp(n)
+		p.bgpNode = n
 	}
 	p.localFile = p.file
 	p.services(f, c)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -152,7 +153,7 @@ func (d *Daemon) commit(p *prepared) error {
 	var up []netip.Addr
 	if cfg.HA == nil {
 		var err error
-		if up, err = d.vips.Set(vipAddrs(cfg)); err != nil {
+		if up, err = d.vips.Set(localVIPs(cfg)); err != nil {
 			errs = append(errs, err)
 		}
 	} else if err := p.ha.Commit(); err != nil {
@@ -204,6 +205,7 @@ func restartNeeded(old, cfg *config.Config) []string {
 		{"node.xdp_mode", old.Node.XDPMode != cfg.Node.XDPMode},
 		{"node.zero_copy", old.Node.ZeroCopy != cfg.Node.ZeroCopy},
 		{"node.busy_poll", old.Node.BusyPoll != cfg.Node.BusyPoll},
+		{"bgp", !reflect.DeepEqual(old.BGP, cfg.BGP)},
 	} {
 		if c.changed {
 			out = append(out, c.name)

@@ -60,6 +60,7 @@ type Daemon struct {
 	api      *api.Server
 	reloads  reloads
 	ha       *ha.Node     // nil without an ha section
+	bgp      *bgpNode     // nil without a bgp section (bgp.go)
 	hs       haSync       // the pair's configuration sync (ha.go)
 	alive    atomic.Int32 // dataplane workers running
 	lock     *os.File     // holds node.state_dir (lock.go); nil without one
@@ -97,7 +98,7 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 		return d, err
 	}
 	if cfg.HA == nil { // with HA, keepalived brings the VIPs up on the master
-		if _, err = d.vips.Set(vipAddrs(cfg)); err != nil {
+		if _, err = d.vips.Set(localVIPs(cfg)); err != nil {
 			return d, err
 		}
 	}
@@ -142,9 +143,14 @@ func Start(path string, log zerolog.Logger, opts ...Option) (d *Daemon, err erro
 	if err = d.startAPI(cfg); err != nil {
 		return d, err
 	}
-	if cfg.HA == nil {
+	if cfg.HA == nil && cfg.BGP == nil { // with BGP the routers learn the VIPs by route, not ARP
 		d.announce(vipAddrs(cfg))
-	} else if err = d.startHA(cfg); err != nil {
+	} else if cfg.HA != nil {
+		if err = d.startHA(cfg); err != nil {
+			return d, err
+		}
+	}
+	if err = d.startBGP(cfg); err != nil {
 		return d, err
 	}
 	d.inForce(cfg, text)
@@ -212,6 +218,7 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 	mode, zc := dp.Mode()
 	d.log.Info().Str("interface", cfg.Node.Interface).Str("xdp_mode", mode).Bool("zero_copy", zc).
 		Int("workers", len(d.workers)).Msg("layer-4 dataplane attached")
+	d.adviseRXRing(cfg.Node.Interface)
 	return d.prioritizeRX(cfg, mode)
 }
 
@@ -305,8 +312,10 @@ func (d *Daemon) Close() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	var errs []error
+	// First: the routers (BGP) or the peer (HA) take the VIPs elsewhere at once.
+	errs = append(errs, d.stopBGP())
 	if d.ha != nil {
-		errs = append(errs, d.ha.Close()) // first: the peer takes the VIPs over at once
+		errs = append(errs, d.ha.Close())
 	}
 	if d.api != nil {
 		errs = append(errs, d.api.Close())

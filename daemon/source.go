@@ -53,7 +53,7 @@ func (s source) Overview() api.Overview {
 	cfg := ctrl.Config()
 	admin, hl := ctrl.States()
 	return status.Overview(status.Inputs{
-		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(),
+		Node: cfg.Node.Name, Time: time.Now().UTC(), HA: d.haOverview(), BGP: d.bgpOverview(),
 		Config: cfg, Snapshot: d.holder.Load(), Now: tables.Now(),
 		Admin: admin, Health: hl, Checks: d.mon.Statuses(), L7: d.proxy.Stats(),
 		L4Count:  func(slot uint32) (uint64, uint64) { c := d.ServerCount(slot); return c.Packets, c.Bytes },
@@ -95,7 +95,7 @@ func (s source) RunningConfig() []byte { return s.d.web.running.get() }
 // Metrics returns the dataplane and reload counters.
 func (s source) Metrics() api.Metrics {
 	c := s.d.Counters()
-	m := api.Metrics{Forwarded: c.Forwarded(), Drops: map[string]uint64{}, L7Refused: map[string]map[string]uint64{},
+	m := api.Metrics{Forwarded: c.Forwarded(), Drops: dropsByReason(c), L7Refused: map[string]map[string]uint64{},
 		ICMPRouted: map[string]uint64{}}
 	if s.d.mon != nil {
 		m.HealthLocalErrors = s.d.mon.LocalErrors()
@@ -114,15 +114,13 @@ func (s source) Metrics() api.Metrics {
 	if s.d.dp != nil {
 		ps := s.d.dp.ProgramStats()
 		m.FastPathTX = ps["fastpath_tx"]
-		if n := ps["drop_multibuf"]; n > 0 {
-			m.Drops["multi_buffer"] = n // dropped by the XDP program (afxdp/bpf/multibuf.h)
-		}
+		// A VIP's frame of several buffers, dropped by the XDP program
+		// (afxdp/bpf/multibuf.h); a series from the start like every reason.
+		m.Drops["multi_buffer"] = ps["drop_multibuf"]
 		tx := s.d.dp.TXStats()
 		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
-	}
-	for r, n := range c.ByReason {
-		if r != 0 && n > 0 {
-			m.Drops[pipeline.Reason(r).String()] = n
+		if fp := s.d.dp.FastPath(); fp != nil {
+			m.FastPathDecisions = fastPathDecisions(fp.Stats())
 		}
 	}
 	s.d.reloads.mu.Lock()

@@ -271,10 +271,16 @@ type downstream struct {
 	counters []*counter
 }
 
-func (d *downstream) arrived() (uint64, error) {
+func (d *downstream) arrived() (uint64, error) { return d.sum((*counter).Count) }
+
+// clientsArrived returns the frames from the lab's clients (10.0.0.0/8) counted so far.
+func (d *downstream) clientsArrived() (uint64, error) { return d.sum((*counter).Clients) }
+
+// sum adds up read over the counters.
+func (d *downstream) sum(read func(*counter) (uint64, error)) (uint64, error) {
 	var s uint64
 	for _, c := range d.counters {
-		n, err := c.Count()
+		n, err := read(c)
 		if err != nil {
 			return 0, err
 		}

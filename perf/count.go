@@ -18,7 +18,10 @@ import (
 // the load balancer it counts what the load balancer put on the wire with a real
 // server's MAC, at a cost that does not depend on the forwarder and without the
 // bridge and real-server work on the generator's CPU. Frames to other MACs are counted
-// apart (Others).
+// apart (Others). Of the frames to the wanted MACs, those from an IPv4 source in
+// 10.0.0.0/8 (the lab's clients; the flood's spray comes from 11.0.0.0/8) are also
+// counted under key 2 (Clients), so that the flood bench sees what became of the
+// established clients' frames and not only of the total.
 type counter struct {
 	m    *ebpf.Map
 	prog *ebpf.Program
@@ -28,17 +31,19 @@ type counter struct {
 // attachCounter loads the counting program for macs and attaches it (native mode) to
 // ifname in namespace ns.
 func attachCounter(ns, ifname string, macs []net.HardwareAddr) (*counter, error) {
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2})
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 3})
 	if err != nil {
 		return nil, fmt.Errorf("create counter map: %w (root? memlock limit?)", err)
 	}
-	// r6 = data, r7 = data_end, r8 = key (1: other). The destination MAC is loaded as a
+	// r6 = data, r7 = data_end, r8 = key (1: other), r9 = 1 for a client frame (key 2
+	// too). The destination MAC is loaded as a
 	// little-endian u32 and u16 and compared with each wanted MAC loaded the same way
 	// (64-bit immediates: a 32-bit one would be sign-extended).
 	insns := asm.Instructions{
 		asm.LoadMem(asm.R6, asm.R1, 0, asm.Word),
 		asm.LoadMem(asm.R7, asm.R1, 4, asm.Word),
 		asm.Mov.Imm(asm.R8, 1),
+		asm.Mov.Imm(asm.R9, 0),
 		asm.Mov.Reg(asm.R2, asm.R6),
 		asm.Add.Imm(asm.R2, 6),
 		asm.JGT.Reg(asm.R2, asm.R7, "count"),
@@ -53,20 +58,26 @@ func attachCounter(ns, ifname string, macs []net.HardwareAddr) (*counter, error)
 			asm.LoadImm(asm.R0, int64(binary.LittleEndian.Uint16(mac[4:6])), asm.DWord),
 			asm.JNE.Reg(asm.R5, asm.R0, next),
 			asm.Mov.Imm(asm.R8, 0),
-			asm.Ja.Label("count"),
+			asm.Ja.Label("client"),
 			asm.Mov.Imm(asm.R0, 0).WithSymbol(next), // a landing place for the jumps
 		)
 	}
 	insns = append(insns,
-		asm.StoreMem(asm.R10, -4, asm.R8, asm.Word).WithSymbol("count"),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, -4),
-		asm.LoadMapPtr(asm.R1, m.FD()),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "drop"),
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
-		asm.Add.Imm(asm.R1, 1), // per-CPU slot: no atomic needed
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Ja.Label("count"),
+		// A wanted MAC: IPv4 (EtherType 0x0800, loaded little-endian) from 10/8?
+		asm.Mov.Reg(asm.R2, asm.R6).WithSymbol("client"),
+		asm.Add.Imm(asm.R2, 27),
+		asm.JGT.Reg(asm.R2, asm.R7, "count"),
+		asm.LoadMem(asm.R3, asm.R6, 12, asm.Half),
+		asm.JNE.Imm(asm.R3, 0x0008, "count"),
+		asm.LoadMem(asm.R3, asm.R6, 26, asm.Byte),
+		asm.JNE.Imm(asm.R3, 10, "count"),
+		asm.Mov.Imm(asm.R9, 1),
+	)
+	insns = append(insns, countKey(m, asm.R8, "count", "counted")...)
+	insns = append(insns, asm.JEq.Imm(asm.R9, 0, "drop").WithSymbol("counted"), asm.Mov.Imm(asm.R8, 2))
+	insns = append(insns, countKey(m, asm.R8, "", "drop")...)
+	insns = append(insns,
 		asm.Mov.Imm(asm.R0, 1).WithSymbol("drop"), // XDP_DROP
 		asm.Return(),
 	)
@@ -93,6 +104,30 @@ func attachCounter(ns, ifname string, macs []net.HardwareAddr) (*counter, error)
 	}
 	return c, nil
 }
+
+// countKey adds 1 to the per-CPU counter at key reg of m (the first instruction gets
+// the symbol sym, unless empty) and goes on at label next.
+func countKey(m *ebpf.Map, reg asm.Register, sym, next string) asm.Instructions {
+	first := asm.StoreMem(asm.R10, -4, reg, asm.Word)
+	if sym != "" {
+		first = first.WithSymbol(sym)
+	}
+	return asm.Instructions{
+		first,
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, m.FD()),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, next),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Imm(asm.R1, 1), // per-CPU slot: no atomic needed
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.Ja.Label(next),
+	}
+}
+
+// Clients returns the frames to the wanted MACs from 10.0.0.0/8 counted so far.
+func (c *counter) Clients() (uint64, error) { return c.read(2) }
 
 // Count returns the frames to the wanted MACs counted so far, summed over CPUs.
 func (c *counter) Count() (uint64, error) { return c.read(0) }

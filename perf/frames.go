@@ -60,7 +60,17 @@ type frameSet struct {
 // buildFrames prebuilds n frames from dstMAC/srcMAC to vipAddr: frame i comes from
 // source i%sources (counting from sourceBase), has length mix.Sizes[i%len] and protocol
 // proto, with correct IPv4 and L4 checksums.
-func buildFrames(n, sources int, mix Mix, proto string, dstMAC, srcMAC net.HardwareAddr) (*frameSet, error) {
+//
+// A valid src replaces sourceBase; a valid dst replaces vipAddr and the ports (all
+// frames then go to dst's address and port).
+func buildFrames(n, sources int, mix Mix, proto string, dstMAC, srcMAC net.HardwareAddr, src netip.Addr, dst netip.AddrPort) (*frameSet, error) {
+	base, to := sourceBase, vipAddr
+	if src.IsValid() {
+		base = src
+	}
+	if dst.IsValid() {
+		to = dst.Addr()
+	}
 	if sources < 1 || sources > 1<<16 {
 		return nil, fmt.Errorf("build frames: %d sources: want 1..65536", sources)
 	}
@@ -77,13 +87,17 @@ func buildFrames(n, sources int, mix Mix, proto string, dstMAC, srcMAC net.Hardw
 		if (p == ProtoUDP && size < minUDP) || (p == ProtoTCP && size < minTCP) || size > 1514 {
 			return nil, fmt.Errorf("build frames: size %d for %s: want %d..1514", size, p, minTCP)
 		}
-		src := addrAdd(sourceBase, i%sources)
+		from := addrAdd(base, i%sources)
 		f := make([]byte, size)
 		var flags byte = 0x10 // ACK
 		if i%4 == 3 {
 			flags = 0x02 // SYN
 		}
-		writeFrame(f, dstMAC, srcMAC, src, vipAddr, p, uint16(10000+i%50000), uint16(basePort+i%1000), flags)
+		dport := uint16(basePort + i%1000)
+		if dst.IsValid() {
+			dport = dst.Port()
+		}
+		writeFrame(f, dstMAC, srcMAC, from, to, p, uint16(10000+i%50000), dport, flags)
 		fs.off = append(fs.off, len(fs.buf))
 		fs.sizes = append(fs.sizes, size)
 		fs.buf = append(fs.buf, f...)

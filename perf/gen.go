@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"syscall"
 	"time"
@@ -18,9 +19,14 @@ type GenConfig struct {
 	DstMAC, SrcMAC net.HardwareAddr // Ethernet addresses of the frames
 	Mix            Mix
 	Proto          string // ProtoUDP, ProtoTCP or ProtoMix
-	Sources        int    // distinct source addresses, from 10.201.16.1
-	CPU            int    // CPU the sending thread is pinned to; -1: not pinned
-	Logger         zerolog.Logger
+	Sources        int    // distinct source addresses, from 10.201.16.1 (or Src)
+	// Src, when valid, is the first source address instead of 10.201.16.1; Dst,
+	// when valid, the destination of every frame instead of the perf lab's VIP
+	// and ports (IPv4 only), for labs other than perf's own.
+	Src    netip.Addr
+	Dst    netip.AddrPort
+	CPU    int // CPU the sending thread is pinned to; -1: not pinned
+	Logger zerolog.Logger
 }
 
 // Generator sends prebuilt frames as fast as it can through an AF_XDP socket's TX ring
@@ -59,7 +65,7 @@ func NewGenerator(cfg GenConfig) (*Generator, error) {
 	if n < cfg.Sources {
 		n = cfg.Sources
 	}
-	fs, err := buildFrames(n, cfg.Sources, cfg.Mix, cfg.Proto, cfg.DstMAC, cfg.SrcMAC)
+	fs, err := buildFrames(n, cfg.Sources, cfg.Mix, cfg.Proto, cfg.DstMAC, cfg.SrcMAC, cfg.Src, cfg.Dst)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +172,7 @@ func (g *Generator) SetMix(mix Mix) error {
 		g.frames = fs
 		return nil
 	}
-	fs, err := buildFrames(len(g.frames.sizes), g.cfg.Sources, mix, g.cfg.Proto, g.cfg.DstMAC, g.cfg.SrcMAC)
+	fs, err := buildFrames(len(g.frames.sizes), g.cfg.Sources, mix, g.cfg.Proto, g.cfg.DstMAC, g.cfg.SrcMAC, g.cfg.Src, g.cfg.Dst)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -29,7 +30,7 @@ func TestBuildFrames(t *testing.T) {
 		{MixIMIX, ProtoMix},
 	} {
 		t.Run(tc.mix.Name+"/"+tc.proto, func(t *testing.T) {
-			fs, err := buildFrames(48, 16, tc.mix, tc.proto, dst, src)
+			fs, err := buildFrames(48, 16, tc.mix, tc.proto, dst, src, netip.Addr{}, netip.AddrPort{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +68,7 @@ func TestBuildFrames(t *testing.T) {
 			}
 		})
 	}
-	if _, err := buildFrames(4, 4, Mix{Name: "tiny", Sizes: []int{40}}, ProtoUDP, dst, src); err == nil {
+	if _, err := buildFrames(4, 4, Mix{Name: "tiny", Sizes: []int{40}}, ProtoUDP, dst, src, netip.Addr{}, netip.AddrPort{}); err == nil {
 		t.Error("a 40-byte UDP frame was built")
 	}
 }

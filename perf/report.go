@@ -192,7 +192,7 @@ func (r *Results) Markdown(command string) string {
 	}
 	w("Maglev + source-IP persistence; worker batch size %s), in process;\n", batch)
 	w("**medialb+fastpath** = medialb with the steering program's fast path (afxdp.FastPath): the worker records\n")
-	w("each client's server in an LRU map after its pick, the program then forwards that client itself (MAC\n")
+	w("each client's server in a hash map after its pick, the program then forwards that client itself (MAC\n")
 	w("rewrite, XDP_TX) while the snapshot generation is unchanged; new clients go through the pipeline.\n")
 	w("**IPVS DR**: %s.\n\n", r.IPVS)
 

@@ -7,12 +7,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/medialb/medialb/lab"
 )
@@ -312,4 +314,39 @@ func dropDelta(a, b map[string]uint64) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
+}
+
+// inNSWithSys runs fn on a throwaway thread in network namespace ns with its own
+// mount namespace and a sysfs of ns on /sys (as `ip netns exec` gives a process), so
+// that code reading /sys/class/net (afxdp.PrioritizeNAPI) sees ns's interfaces. The
+// thread is not returned to Go's pool: it ends with the goroutine.
+func inNSWithSys(ns string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread's namespaces are fn's only
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			done <- fmt.Errorf("open namespace %s: %w", ns, err)
+			return
+		}
+		defer h.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			done <- fmt.Errorf("unshare mount namespace: %w", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			done <- fmt.Errorf("make / a slave mount: %w", err)
+			return
+		}
+		if err := netns.Set(h); err != nil {
+			done <- fmt.Errorf("enter namespace %s: %w", ns, err)
+			return
+		}
+		if err := unix.Mount(ns, "/sys", "sysfs", 0, ""); err != nil {
+			done <- fmt.Errorf("mount sysfs of %s: %w", ns, err)
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
 }

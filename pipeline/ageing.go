@@ -17,7 +17,7 @@ import (
 const FastPathRefreshEvery = 2 * time.Second
 
 // FastPathIdle is how long a decision of a service without persistence is kept
-// while its client sends nothing (the LRU map would drop it anyway when full).
+// while its client sends nothing (a full map refuses newcomers until the ager frees room).
 const FastPathIdle = 60 * time.Second
 
 // FastPathMap is the control plane's side of the steering program's fast-path

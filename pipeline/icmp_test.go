@@ -191,6 +191,18 @@ func TestProcessICMPError(t *testing.T) {
 	if got, first := [6]byte(frame[0:6]), serverMAC(1); got != first {
 		t.Errorf("ICMP error went to %x, want the client's persistent server %x", got, first)
 	}
+
+	// An error about a client the table does not know goes where Maglev says and
+	// records nothing (a router's errors, or forged ones, are not the client's packets).
+	svc2 := two.Service("Harmonic_Traffic")
+	inserts := svc2.AffinityStats().Inserts
+	stranger := netip.MustParseAddr("10.1.9.9")
+	if r := Process(two, localMAC, 7, icmpError(3, 4, reply(protoTCP, vip4, stranger, 1935), 0)); r != Forwarded {
+		t.Fatalf("ICMP error about an unknown client: %v", r)
+	}
+	if _, _, ok := svc2.LastSeen(stranger, 7); ok || svc2.AffinityStats().Inserts != inserts {
+		t.Errorf("ICMP error about an unknown client created a persistence entry (%v, %+v)", ok, svc2.AffinityStats())
+	}
 }
 
 // TestWorkerCountsICMP: routed ICMP errors are counted by kind.

@@ -75,7 +75,13 @@ func process(snap *tables.Snapshot, localMAC [6]byte, now uint32, frame []byte, 
 		}
 		return NoService
 	}
-	srv, verdict := svc.Pick(client, now)
+	var srv *tables.Server
+	var verdict tables.Verdict
+	if p.ICMP != ICMPNone {
+		srv, verdict = svc.PickQuiet(client, now) // a router's error: no entry for a client we do not know
+	} else {
+		srv, verdict = svc.Pick(client, now)
+	}
 	if srv == nil {
 		return NoServer
 	}

@@ -40,7 +40,7 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Even with policy-rc.d, packages enable their units for the next boot: medialb runs
 # keepalived and nginx itself, so keep the packaged services off.
 if command -v systemctl >/dev/null 2>&1; then
-	for svc in keepalived nginx; do
+	for svc in keepalived nginx frr; do
 		case " ${missing[*]} " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
 	done
 fi

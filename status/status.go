@@ -20,6 +20,7 @@ type Inputs struct {
 	Node   string    // node.name
 	Time   time.Time // when the overview is taken
 	HA     *api.HA   // nil without HA
+	BGP    *api.BGP  // nil without BGP
 	Config *config.Config
 	// Snapshot is the snapshot in force; a service of Config that is not in
 	// it yet is left out.
@@ -56,7 +57,7 @@ func Overview(in Inputs) api.Overview {
 			l7srv[tables.Key{Service: st.Name, Server: ss.Name}] = ss
 		}
 	}
-	ov := api.Overview{Node: in.Node, Time: in.Time, HA: in.HA}
+	ov := api.Overview{Node: in.Node, Time: in.Time, HA: in.HA, BGP: in.BGP}
 	if in.Config == nil || in.Snapshot == nil {
 		return ov
 	}

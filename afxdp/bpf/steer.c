@@ -79,13 +79,17 @@ struct {
 	__uint(max_entries, VIP_MAX_ENTRIES);
 } vips SEC(".maps");
 
-/* Default size of the fast-path map; user space may change it before loading. */
+/* Default size of the fast-path map; user space may change it before loading.
+ * A plain hash, not an LRU: the kernel never evicts a decision behind our back
+ * (an LRU map evicts by its own approximate recency, before it is full, and
+ * uncounted); when it is full a new decision is refused and counted by user
+ * space, whose ager deletes idle and stale decisions. */
 #define FASTPATH_MAX_ENTRIES 65536
 /* The last-seen time is written at most this often per client. */
 #define SEEN_RESOLUTION_NS 250000000ULL
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct fp_key);
 	__type(value, struct fp_value);
 	__uint(max_entries, FASTPATH_MAX_ENTRIES);

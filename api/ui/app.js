@@ -231,11 +231,44 @@
     } else {
       ha.hidden = true;
     }
+    bgpBadge(ov.bgp);
     const t = $('stamp');
     t.dateTime = ov.time;
     set(t, stamp(ov.time));
     document.title = `System Overview · ${ov.node || 'medialb'}`;
   }
+
+  // The node's BGP state (scale-out behind ECMP routers): a badge with the
+  // sessions and announced routes, and the node drain / online button.
+  function bgpBadge(bgp) {
+    const b = $('bgp'), btn = $('nodeact');
+    b.hidden = btn.hidden = !bgp;
+    if (!bgp) return;
+    const up = bgp.peers.filter((p) => p.state === 'established').length;
+    b.dataset.state = bgp.state;
+    set(b, `BGP ${bgp.state} · ${up}/${bgp.peers.length} sessions · ${bgp.announced.length} routes`);
+    b.title = [
+      ...bgp.peers.map((p) => `peer ${p.address} (AS ${p.asn}): ${p.state}`),
+      bgp.announced.length ? 'announced: ' + bgp.announced.join(', ') : 'nothing announced',
+      bgp.reason || '',
+    ].filter(Boolean).join('\n');
+    btn.dataset.action = bgp.state === 'drain' ? 'online' : 'drain';
+    set(btn, bgp.state === 'drain' ? 'Node online' : 'Drain node');
+  }
+
+  $('nodeact').addEventListener('click', async (ev) => {
+    const action = ev.currentTarget.dataset.action;
+    try {
+      const res = await fetch(`/api/v1/node/${action}`, { method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' } });
+      if (!res.ok) throw new Error(await errorOf(res));
+      toast(action === 'drain' ? 'node drained: routes withdrawn, established flows kept' : 'node online: routes announced');
+    } catch (e) {
+      toast(`node ${action} failed: ${e.message}`, true);
+    } finally {
+      inflight = false;
+      await refresh();
+    }
+  });
 
   function live(state, text) {
     const l = $('live');

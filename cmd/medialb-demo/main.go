@@ -29,6 +29,7 @@ func run() int {
 	clients := flag.Int("clients", 100, "client source addresses")
 	soak := flag.Duration("soak", 0, "instead of the demo's steps, run the soak test this long (make soak: 10m)")
 	soakOut := flag.String("soak-out", "", "with --soak, rewrite the soak section of this `file` (BENCHMARKS.md)")
+	ecmpOnly := flag.Bool("ecmp-only", false, "run only the scale-out step (BGP ECMP behind an FRR router)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "medialb-demo: needs root (network namespaces, XDP); run `sudo make demo`")
@@ -38,7 +39,11 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d := &demo{ctx: ctx, bin: binDir, clients: *clients, example: *cfgPath, soak: *soak, soakOut: *soakOut}
-	err := d.run()
+	run := d.run
+	if *ecmpOnly {
+		run = d.ecmpStep
+	}
+	err := run()
 	d.teardown()
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled) && err != nil:
@@ -148,7 +153,7 @@ func (d *demo) run() error {
 		return fmt.Errorf("medialb exit: %w; log: %s", err, d.medialb.LogPath)
 	}
 	fmt.Printf("   addresses left on %s: %s\n", lb.Link, d.vipsLeft())
-	return nil
+	return d.ecmpStep()
 }
 
 func (d *demo) teardown() {

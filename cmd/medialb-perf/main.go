@@ -93,8 +93,12 @@ func run(args []string) error {
 	defer stop()
 	if *flood > 0 {
 		var results []*perf.FloodResult
-		for _, rt := range []bool{false, true} {
-			res, err := perf.RunFlood(ctx, perf.FloodConfig{Duration: *flood, GenCPU: *genCPU, FwdCPU: *fwdCPU, RTNAPI: rt, Logger: cfg.Logger})
+		for _, run := range []struct {
+			rt    bool
+			queue int
+		}{{false, 0}, {true, 0}, {true, 4096}} {
+			res, err := perf.RunFlood(ctx, perf.FloodConfig{Duration: *flood, GenCPU: *genCPU, FwdCPU: *fwdCPU, RTNAPI: run.rt,
+				SwitchQueue: run.queue, Logger: cfg.Logger})
 			if err != nil {
 				return fmt.Errorf("flood: %w", err)
 			}
