@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/medialb/medialb/afxdp"
@@ -184,70 +183,37 @@ func measureNewClients(ctx context.Context, gen *Generator, f forwarder, arrived
 // then the slot takes the next address from 12.0.0.0 up (*next, never repeated within
 // 16 M clients). The IPv4 checksum is recomputed, the UDP one is left out (0).
 func (g *Generator) newClients(ctx context.Context, d time.Duration, perClient, window int, next *uint32) (GenResult, error) {
-	type out struct {
-		r   GenResult
-		err error
+	addr := make([]uint32, window)
+	sent := make([]int, window)
+	for i := range addr {
+		*next++
+		addr[i] = *next
 	}
-	done := make(chan out, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if g.cfg.CPU >= 0 {
-			if err := pinThread(syscall.Gettid(), g.cfg.CPU); err != nil {
-				done <- out{err: err}
-				return
+	tmpl := g.frames.frame(0)
+	slot := 0
+	always := func(uint64) int { return 64 }
+	return g.sendLoop(ctx, d, always, func(descs []afxdp.Desc) {
+		for j := range descs {
+			if sent[slot] == perClient {
+				*next++
+				addr[slot], sent[slot] = *next, 0
+			}
+			sent[slot]++
+			buf := g.sock.Frame(descs[j])
+			copy(buf, tmpl)
+			descs[j].Len = uint32(len(tmpl))
+			ip := buf[ethLen:]
+			a := addr[slot]
+			binary.BigEndian.PutUint32(ip[12:], 12<<24|a&0xffffff)
+			binary.BigEndian.PutUint16(ip[ipv4Len+2:], uint16(50000+a%15536))
+			binary.BigEndian.PutUint16(ip[ipv4Len+6:], 0)
+			ip[10], ip[11] = 0, 0
+			binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ipv4Len])))
+			if slot++; slot == window {
+				slot = 0
 			}
 		}
-		addr := make([]uint32, window)
-		sent := make([]int, window)
-		for i := range addr {
-			*next++
-			addr[i] = *next
-		}
-		before := g.sock.Stats()
-		descs := make([]afxdp.Desc, 64)
-		tmpl := g.frames.frame(0)
-		slot := 0
-		var queued uint64
-		start := time.Now()
-		deadline := start.Add(d)
-		for i := 0; ; i++ {
-			if i&63 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
-				break
-			}
-			n := g.sock.Alloc(descs)
-			for j := range n {
-				if sent[slot] == perClient {
-					*next++
-					addr[slot], sent[slot] = *next, 0
-				}
-				sent[slot]++
-				buf := g.sock.Frame(descs[j])
-				copy(buf, tmpl)
-				descs[j].Len = uint32(len(tmpl))
-				ip := buf[ethLen:]
-				a := addr[slot]
-				binary.BigEndian.PutUint32(ip[12:], 12<<24|a&0xffffff)
-				binary.BigEndian.PutUint16(ip[ipv4Len+2:], uint16(50000+a%15536))
-				binary.BigEndian.PutUint16(ip[ipv4Len+6:], 0)
-				ip[10], ip[11] = 0, 0
-				binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ipv4Len])))
-				if slot++; slot == window {
-					slot = 0
-				}
-			}
-			m := g.sock.Transmit(descs[:n])
-			if m < n {
-				g.sock.Release(descs[m:n])
-			}
-			queued += uint64(m)
-		}
-		elapsed := time.Since(start)
-		after := g.complete(before, queued)
-		done <- out{r: GenResult{Sent: after.TxCompleted - before.TxCompleted, Elapsed: elapsed, TxErrors: after.TxErrors - before.TxErrors}}
-	}()
-	o := <-done
-	return o.r, o.err
+	})
 }
 
 // Markers of the new-clients section of BENCHMARKS.md.
