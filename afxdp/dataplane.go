@@ -40,9 +40,9 @@ type Config struct {
 	XDPMode   string // auto (native, else generic), native or generic
 	ZeroCopy  string // auto (zero-copy if the driver offers it), on or off
 	BusyPoll  bool   // set SO_PREFER_BUSY_POLL/SO_BUSY_POLL on the sockets
-	// TXBudget is the most frames one sendto sends in copy mode: TXBudgetRing
-	// (0, the default: the TX ring size), TXBudgetKernel (the kernel's 32), or
-	// a count (txbudget.go).
+	// TXBudget is the most frames one sendto sends in copy mode:
+	// TXBudgetKernel (0, the default: the kernel's 32), TXBudgetRing (the TX
+	// ring size), or a count (txbudget.go).
 	TXBudget int
 	// FastPathEntries is the size of the fast-path map (see FastPath); 0 means
 	// DefaultFastPathEntries.

@@ -13,10 +13,12 @@ const xdpMaxTXSKBBudget = 9
 
 // TX budget settings of Config.TXBudget.
 const (
-	// TXBudgetRing lets one sendto send the whole TX ring (the default).
-	TXBudgetRing = 0
-	// TXBudgetKernel keeps the kernel's default of 32 frames per sendto.
-	TXBudgetKernel = -1
+	// TXBudgetKernel keeps the kernel's 32 frames per sendto (the default: with
+	// a larger budget TestL4RealSurge lost pings to the node during a surge, one
+	// long sendto keeping the CPU from the receive path).
+	TXBudgetKernel = 0
+	// TXBudgetRing lets one sendto send the whole TX ring.
+	TXBudgetRing = -1
 )
 
 // setTXBudget raises the copy-mode sendto budget of socket fd to the TX ring

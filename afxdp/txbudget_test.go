@@ -3,8 +3,8 @@ package afxdp
 import "testing"
 
 // TestTXBudget: in copy mode one Transmit of 256 frames takes a sendto or two
-// with the ring-sized budget (the default), and at least 256/32 with the
-// kernel's 32 frames per sendto.
+// with the ring-sized budget, and at least 256/32 with the kernel's 32 frames
+// per sendto (the default).
 func TestTXBudget(t *testing.T) {
 	for _, tt := range []struct {
 		name      string

@@ -9,13 +9,13 @@ type dpOptions struct {
 }
 
 // Forwarders that undo one step of the pipeline's TX path, to measure the step
-// against the default in the same run (--forwarders medialb,medialb_tx32,...).
+// against the default in the same run (--forwarders medialb,medialb_txring,...).
 const (
-	// FwdMedialbTX32 is medialb with the kernel's 32 frames per copy-mode sendto
-	// (afxdp.TXBudgetKernel) instead of the TX ring size.
-	FwdMedialbTX32 = "medialb_tx32"
-	// FwdMedialbFastpathTX32 is medialb+fastpath with 32 frames per sendto.
-	FwdMedialbFastpathTX32 = "medialb+fastpath_tx32"
+	// FwdMedialbTXRing is medialb with the TX ring size as the copy-mode sendto
+	// budget (afxdp.TXBudgetRing) instead of the kernel's 32.
+	FwdMedialbTXRing = "medialb_txring"
+	// FwdMedialbFastpathTXRing is medialb+fastpath with the ring-sized budget.
+	FwdMedialbFastpathTXRing = "medialb+fastpath_txring"
 	// FwdMedialbBusyPollFastpath is medialb+fastpath with busy polling.
 	FwdMedialbBusyPollFastpath = "medialb+fastpath_busypoll"
 )
@@ -24,10 +24,10 @@ const (
 // fast path on.
 func variant(name string) (o dpOptions, fast, ok bool) {
 	switch name {
-	case FwdMedialbTX32:
-		return dpOptions{TXBudget: afxdp.TXBudgetKernel}, false, true
-	case FwdMedialbFastpathTX32:
-		return dpOptions{TXBudget: afxdp.TXBudgetKernel}, true, true
+	case FwdMedialbTXRing:
+		return dpOptions{TXBudget: afxdp.TXBudgetRing}, false, true
+	case FwdMedialbFastpathTXRing:
+		return dpOptions{TXBudget: afxdp.TXBudgetRing}, true, true
 	case FwdMedialbBusyPollFastpath:
 		return dpOptions{BusyPoll: true}, true, true
 	}
