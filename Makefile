@@ -60,8 +60,10 @@ demo: deps-demo build
 # run, same lab; it rewrites its section of BENCHMARKS.md.
 bench: deps-bench build
 	$(GO) test -run=NONE -bench=. -benchmem ./tables/ ./pipeline/
+	$(GO) test -run=NONE -bench=PassedFrame -benchtime=100x ./afxdp/
 	$(BIN)/medialb-perf --out BENCHMARKS.md
 	$(BIN)/medialb-perf --flood 5s --out BENCHMARKS.md
+	$(BIN)/medialb-perf --new-clients --out BENCHMARKS.md
 	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
 	$(BIN)/medialb-ecmp --bin $(BIN) --out BENCHMARKS.md
 

@@ -435,7 +435,7 @@ func TestAttachLifecycle(t *testing.T) {
 	}
 
 	t.Run("replaces ip link set xdpdrv", func(t *testing.T) {
-		run(t, "ip", "-n", p.nsA, "link", "set", "dev", "xa", "xdpdrv", "obj", "steer_bpfel.o", "sec", "xdp")
+		run(t, "ip", "-n", p.nsA, "link", "set", "dev", "xa", "xdpdrv", "obj", "steer_bpfel.o", "sec", "xdp.frags")
 		foreign := xdpProgID(t, p.hA, "xa")
 		if foreign == 0 {
 			t.Fatal("ip attached no program")

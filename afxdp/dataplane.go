@@ -40,6 +40,10 @@ type Config struct {
 	XDPMode   string // auto (native, else generic), native or generic
 	ZeroCopy  string // auto (zero-copy if the driver offers it), on or off
 	BusyPoll  bool   // set SO_PREFER_BUSY_POLL/SO_BUSY_POLL on the sockets
+	// TXBudget is the most frames one sendto sends in copy mode:
+	// TXBudgetKernel (0, the default: the kernel's 32), TXBudgetRing (the TX
+	// ring size), or a count (txbudget.go).
+	TXBudget int
 	// FastPathEntries is the size of the fast-path map (see FastPath); 0 means
 	// DefaultFastPathEntries.
 	FastPathEntries int
@@ -192,7 +196,7 @@ func (d *Dataplane) openSockets(cfg Config, nq int) error {
 	for q := 0; q < nq; q++ {
 		sc := socketConfig{
 			ifindex: d.ifindex, queue: q, numFrames: cfg.NumFrames, frameSize: cfg.FrameSize,
-			ringSize: cfg.RingSize, busyPoll: cfg.BusyPoll, batch: 64, log: cfg.Logger,
+			ringSize: cfg.RingSize, busyPoll: cfg.BusyPoll, batch: 64, txBudget: cfg.TXBudget, log: cfg.Logger,
 		}
 		var s *Socket
 		var err error
@@ -363,12 +367,13 @@ var ParseCounters = []string{
 // statNames are the steering program's counters, index = enum stat in
 // bpf/steer.c.
 var statNames = append(ParseCounters[:len(ParseCounters):len(ParseCounters)],
-	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx", "redirect_icmp")
+	"redirect", "redirect_frag", "pass_no_socket", "fastpath_tx", "redirect_icmp", "drop_multibuf")
 
 // ProgramStats returns the steering program's counters summed over CPUs:
 // fastpath_tx (sent back with XDP_TX by the fast path), redirect (to a
 // socket), redirect_frag (of which non-first fragments), redirect_icmp (of
-// which ICMP errors), pass
+// which ICMP errors), drop_multibuf (a VIP's frame spanning several
+// buffers, dropped: bpf/multibuf.h), pass
 // (to the kernel) and pass_* by reason (no_socket, not_ip, no_vip, no_ports,
 // malformed, vlan_stacked, ext_hdrs, icmp_malformed: an ICMP error with a bad
 // quote to an address that is no layer-4 VIP).

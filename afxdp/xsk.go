@@ -72,6 +72,7 @@ type Socket struct {
 	ifindex   int
 	zeroCopy  bool
 	busyPoll  bool
+	txBudget  bool // the kernel took a copy-mode sendto budget above 32 (txbudget.go)
 	frameSize uint64
 	frameMask uint64 // ^(frameSize-1): frame base of an address
 	umem      []byte
@@ -102,6 +103,7 @@ type socketConfig struct {
 	bindFlags uint16 // XDP_COPY or XDP_ZEROCOPY (XDP_USE_NEED_WAKEUP is always added)
 	busyPoll  bool
 	batch     int
+	txBudget  int // TXBudgetRing, TXBudgetKernel or frames per sendto (txbudget.go)
 	log       zerolog.Logger
 }
 
@@ -201,6 +203,11 @@ func (s *Socket) setup(c socketConfig) error {
 		return fmt.Errorf("get XDP socket options: %w", err)
 	}
 	s.zeroCopy = opts&unix.XDP_OPTIONS_ZEROCOPY != 0
+	if !s.zeroCopy {
+		if s.txBudget, err = setTXBudget(s.fd, c.txBudget, int(n)); err != nil {
+			s.log.Warn().Err(err).Int("queue", c.queue).Msg("AF_XDP copy mode: cannot raise the frames per sendto (XDP_MAX_TX_SKB_BUDGET); 32 it is")
+		}
+	}
 
 	if c.busyPoll {
 		for _, o := range []struct {

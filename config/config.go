@@ -132,6 +132,9 @@ type Node struct {
 	// a saturated core: "auto" (on when the steering program is attached natively,
 	// which threaded NAPI needs), "on", "off". Default "auto".
 	RXPriority string
+	// BusyPoll sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET on
+	// the AF_XDP sockets (node.busy_poll: on). Default off.
+	BusyPoll bool
 }
 
 // FastPath selects the XDP fast path: once the pipeline has picked a client's

@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 			`t.yaml:8: virtual_services[0]: unknown key "backends" (did you mean "real_servers"?)`,
 		}},
 		{"unknown key no hint", "node:\n  interface: eth0\n  colour: blue\nvirtual_services:\n" + l7, []string{
-			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath, rx_priority)`,
+			`t.yaml:3: node: unknown key "colour" (known keys: name, interface, hash_seed, state_dir, queues, xdp_mode, zero_copy, xdp_fastpath, rx_priority, busy_poll)`,
 		}},
 		{"duplicate key", "node:\n  interface: eth0\n  interface: eth1\nvirtual_services:\n" + l7, []string{
 			`t.yaml:3: node: key "interface" given twice (first on line 2)`,

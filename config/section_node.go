@@ -9,7 +9,7 @@ import (
 )
 
 // nodeKeys are the keys of node.
-var nodeKeys = []string{"name", "interface", "hash_seed", "state_dir", "queues", "xdp_mode", "zero_copy", "xdp_fastpath", "rx_priority"}
+var nodeKeys = []string{"name", "interface", "hash_seed", "state_dir", "queues", "xdp_mode", "zero_copy", "xdp_fastpath", "rx_priority", "busy_poll"}
 
 var interfaceNameRE = regexp.MustCompile(`^[^/\s:]{1,15}$`)
 
@@ -90,6 +90,13 @@ func (p *parser) nodeDataplane(f fields, nd *Node) {
 	if v := f.get("rx_priority"); v != nil {
 		if s, ok := p.autoOnOff(v, "node.rx_priority"); ok {
 			nd.RXPriority = s
+		}
+	}
+	if v := f.get("busy_poll"); v != nil {
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!bool" {
+			p.errorf(v, "node.busy_poll: write on or off (not %s)", v.Value)
+		} else if s, ok := p.oneOf(v, "node.busy_poll", []string{"on", "off"}); ok {
+			nd.BusyPoll = s == "on"
 		}
 	}
 }

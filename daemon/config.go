@@ -205,6 +205,7 @@ func restartNeeded(old, cfg *config.Config) []string {
 		{"node.queues", old.Node.Queues != cfg.Node.Queues},
 		{"node.xdp_mode", old.Node.XDPMode != cfg.Node.XDPMode},
 		{"node.zero_copy", old.Node.ZeroCopy != cfg.Node.ZeroCopy},
+		{"node.busy_poll", old.Node.BusyPoll != cfg.Node.BusyPoll},
 		{"bgp", !reflect.DeepEqual(old.BGP, cfg.BGP)},
 	} {
 		if c.changed {

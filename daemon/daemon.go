@@ -171,6 +171,7 @@ func (d *Daemon) startDataplane(cfg *config.Config) error {
 		Queues:    cfg.Node.Queues,
 		XDPMode:   string(cfg.Node.XDPMode),
 		ZeroCopy:  string(cfg.Node.ZeroCopy),
+		BusyPoll:  cfg.Node.BusyPoll,
 		Logger:    d.log,
 		// The fast-path map mirrors the persistence tables: one size.
 		FastPathEntries: fastPathEntries(cfg),

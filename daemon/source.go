@@ -112,7 +112,11 @@ func (s source) Metrics() api.Metrics {
 		}
 	}
 	if s.d.dp != nil {
-		m.FastPathTX = s.d.dp.ProgramStats()["fastpath_tx"]
+		ps := s.d.dp.ProgramStats()
+		m.FastPathTX = ps["fastpath_tx"]
+		// A VIP's frame of several buffers, dropped by the XDP program
+		// (afxdp/bpf/multibuf.h); a series from the start like every reason.
+		m.Drops["multi_buffer"] = ps["drop_multibuf"]
 		tx := s.d.dp.TXStats()
 		m.TXCompleted, m.TXInvalid, m.IfTXDropped = tx.Completed, tx.Invalid, tx.IfDropped
 		if fp := s.d.dp.FastPath(); fp != nil {

@@ -122,7 +122,7 @@ func RunFlood(ctx context.Context, cfg FloodConfig) (res *FloodResult, err error
 	defer func() { err = errors.Join(err, t.Close()) }()
 	spec := harmonicTraffic(t)
 	spec.Services[0].AffinityCap = cfg.Capacity
-	f, err := startMedialbSpec(t, spec, cfg.Capacity, []int{cfg.FwdCPU}, false, true, 0, cfg.Logger)
+	f, err := startMedialbSpec(t, spec, cfg.Capacity, []int{cfg.FwdCPU}, dpOptions{}, true, 0, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

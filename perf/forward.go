@@ -68,11 +68,14 @@ func startForwarder(t *topo, name string, cpus []int, cfg Config) (forwarder, er
 	case FwdXDPTX:
 		return startXDPTX(t, cpus)
 	case FwdMedialb:
-		return startMedialb(t, cpus, false, false, cfg.BatchSize, log)
+		return startMedialb(t, cpus, dpOptions{}, false, cfg.BatchSize, log)
 	case FwdMedialbBusyPoll:
-		return startMedialb(t, cpus, true, false, cfg.BatchSize, log)
+		return startMedialb(t, cpus, dpOptions{BusyPoll: true}, false, cfg.BatchSize, log)
 	case FwdMedialbFastpath:
-		return startMedialb(t, cpus, false, true, cfg.BatchSize, log)
+		return startMedialb(t, cpus, dpOptions{}, true, cfg.BatchSize, log)
+	}
+	if o, fast, ok := variant(name); ok { // variants.go
+		return startMedialb(t, cpus, o, fast, cfg.BatchSize, log)
 	}
 	return nil, fmt.Errorf("start forwarder: unknown %q (want %s, %s, %s or %s)", name, FwdXDPTX, FwdMedialb, FwdMedialbFastpath, FwdMedialbBusyPoll)
 }
@@ -134,13 +137,13 @@ func harmonicTraffic(t *topo) tables.Spec {
 	return tables.Spec{HashSeed: 1, Services: []tables.ServiceSpec{svc}}
 }
 
-func startMedialb(t *topo, cpus []int, busyPoll, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
-	return startMedialbSpec(t, harmonicTraffic(t), 0, cpus, busyPoll, fast, batch, log)
+func startMedialb(t *topo, cpus []int, o dpOptions, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
+	return startMedialbSpec(t, harmonicTraffic(t), 0, cpus, o, fast, batch, log)
 }
 
 // startMedialbSpec is startMedialb with the tables spec and the fast-path map's size
 // (0: the default) given.
-func startMedialbSpec(t *topo, spec tables.Spec, fpEntries int, cpus []int, busyPoll, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
+func startMedialbSpec(t *topo, spec tables.Spec, fpEntries int, cpus []int, o dpOptions, fast bool, batch int, log zerolog.Logger) (f *medialb, err error) {
 	snap, err := tables.Build(spec, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build tables: %w", err)
@@ -148,8 +151,8 @@ func startMedialbSpec(t *topo, spec tables.Spec, fpEntries int, cpus []int, busy
 	f = &medialb{fast: fast}
 	f.holder.Store(snap)
 	err = inNS(t.lb.ns, func() (err error) {
-		f.dp, err = afxdp.Open(afxdp.Config{Interface: t.lb.link, XDPMode: afxdp.ModeNative, BusyPoll: busyPoll,
-			FastPathEntries: fpEntries, Logger: log})
+		f.dp, err = afxdp.Open(afxdp.Config{Interface: t.lb.link, XDPMode: afxdp.ModeNative, BusyPoll: o.BusyPoll,
+			TXBudget: o.TXBudget, FastPathEntries: fpEntries, Logger: log})
 		return err
 	})
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/medialb/medialb/afxdp"
@@ -88,69 +86,24 @@ func NewGenerator(cfg GenConfig) (*Generator, error) {
 // Send transmits up to packets frames (0: no limit) until d has passed or ctx is done,
 // on a thread pinned to the configured CPU, and waits briefly for the last completions.
 func (g *Generator) Send(ctx context.Context, packets uint64, d time.Duration) (GenResult, error) {
-	type out struct {
-		r   GenResult
-		err error
+	fs := g.frames
+	next := 0
+	limit := func(queued uint64) int {
+		if packets == 0 {
+			return 64
+		}
+		return int(min(packets-queued, 64))
 	}
-	done := make(chan out, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		tid := syscall.Gettid()
-		if g.cfg.CPU >= 0 {
-			if err := pinThread(tid, g.cfg.CPU); err != nil {
-				done <- out{err: err}
-				return
+	return g.sendLoop(ctx, d, limit, func(descs []afxdp.Desc) {
+		for j := range descs {
+			f := fs.frame(next)
+			copy(g.sock.Frame(descs[j]), f)
+			descs[j].Len = uint32(len(f))
+			if next++; next == len(fs.sizes) {
+				next = 0
 			}
 		}
-		cpu0, _ := threadRuntime(tid)
-		before := g.sock.Stats()
-		descs := make([]afxdp.Desc, 64)
-		fs := g.frames
-		next := 0
-		var queued uint64
-		start := time.Now()
-		deadline := start.Add(d)
-		for i := 0; ; i++ {
-			if i&63 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
-				break
-			}
-			want := len(descs)
-			if packets > 0 {
-				if queued >= packets {
-					break
-				}
-				if left := packets - queued; left < uint64(want) {
-					want = int(left)
-				}
-			}
-			n := g.sock.Alloc(descs[:want])
-			for j := range n {
-				f := fs.frame(next)
-				copy(g.sock.Frame(descs[j]), f)
-				descs[j].Len = uint32(len(f))
-				if next++; next == len(fs.sizes) {
-					next = 0
-				}
-			}
-			m := g.sock.Transmit(descs[:n])
-			if m < n {
-				g.sock.Release(descs[m:n])
-			}
-			queued += uint64(m)
-		}
-		elapsed := time.Since(start)
-		after := g.complete(before, queued)
-		cpu1, _ := threadRuntime(tid)
-		done <- out{r: GenResult{
-			Sent:     after.TxCompleted - before.TxCompleted,
-			Elapsed:  elapsed,
-			CPU:      cpu1 - cpu0,
-			TxErrors: after.TxErrors - before.TxErrors,
-		}}
-	}()
-	o := <-done
-	return o.r, o.err
+	})
 }
 
 // complete lets the kernel complete what is on the TX ring (queued frames since the

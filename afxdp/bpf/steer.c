@@ -25,6 +25,7 @@
  * share. Build with `make generate` (bpf2go); the objects are committed. */
 #include "parse.h"
 #include "encap.h"
+#include "multibuf.h"
 
 /* Sized for 2 protocols x 15536 ports (50000-65535) x 4 VIPs, plus the
  * single ports and fragment keys; the control plane checks the size. */
@@ -68,6 +69,7 @@ enum stat {
 	STAT_PASS_NO_SOCKET,         /* a VIP's frame, but no socket on this RX queue */
 	STAT_FASTPATH_TX,            /* fast path, rewritten and sent with XDP_TX */
 	STAT_REDIRECT_ICMP,          /* redirected: ICMP errors (of STAT_REDIRECT) */
+	STAT_DROP_MULTIBUF,          /* a VIP's frame spanning several buffers: dropped (multibuf.h) */
 	STAT_MAX,
 };
 
@@ -214,7 +216,17 @@ static __always_inline long to_socket(struct xdp_md *ctx, int flags)
 	return act;
 }
 
-SEC("xdp")
+/* dropped_multi_buffer drops a VIP's frame that spans several buffers
+ * (multibuf.h): it says whether it did, counting it. */
+static __always_inline int dropped_multi_buffer(struct xdp_md *ctx)
+{
+	if (!multi_buffer(ctx))
+		return 0;
+	count(STAT_DROP_MULTIBUF);
+	return 1;
+}
+
+SEC("xdp.frags")
 int xdp_steer(struct xdp_md *ctx)
 {
 	struct vip_key key = {};
@@ -223,8 +235,11 @@ int xdp_steer(struct xdp_md *ctx)
 	int reason = parse(ctx, &key, src, &flags);
 	__u8 *svc;
 
-	if (reason == STAT_PASS_ICMP_MALFORMED && l4_vip(&key))
+	if (reason == STAT_PASS_ICMP_MALFORMED && l4_vip(&key)) {
+		if (dropped_multi_buffer(ctx))
+			return XDP_DROP;
 		return to_socket(ctx, PARSED_ICMP);
+	}
 	if (reason) {
 		count(reason);
 		return XDP_PASS;
@@ -234,6 +249,8 @@ int xdp_steer(struct xdp_md *ctx)
 		count(STAT_PASS_NO_VIP);
 		return XDP_PASS;
 	}
+	if (dropped_multi_buffer(ctx))
+		return XDP_DROP;
 	if (*svc && !flags && fast_path(ctx, *svc, src) == XDP_TX)
 		return XDP_TX;
 	return to_socket(ctx, flags);

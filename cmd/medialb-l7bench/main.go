@@ -3,7 +3,8 @@
 // figures as Markdown.
 //
 //	medialb-l7bench [--bin bin] [--out BENCHMARKS.md] [--duration 3s] [--repeats 3]
-//	                [--streams 1,16] [--rate-conns 32] [--proxies medialb,haproxy,direct]
+//	                [--streams 1] [--downloads 4] [--rate-conns 32] [--proxies medialb,haproxy,direct]
+//	                [--setups two-vip,two-vip:pinned,l7-only,l7-only:pinned] [--pin-cpu N]
 //	                [--haproxy haproxy] [--alt-bin DIR] [--alt-env NAME=VALUE,...] [-v]
 //
 // The proxy medialb-alt is a second medialb (another build, --alt-bin, or the same one
@@ -48,7 +49,12 @@ func run(args []string) error {
 	out := fs.String("out", "", "rewrite the l7bench part of this Markdown file (default: print it)")
 	dur := fs.Duration("duration", 3*time.Second, "length of each point")
 	repeats := fs.Int("repeats", 3, "measurements of every point per proxy, proxies taking turns")
-	streams := fs.String("streams", "1,16", "iperf3 parallel stream counts")
+	streams := fs.String("streams", "1", "iperf3 parallel stream counts, client to server")
+	downloads := fs.String("downloads", "4", "iperf3 -R parallel stream counts, server to client")
+	setups := fs.String("setups", "two-vip,two-vip:pinned,l7-only,l7-only:pinned",
+		"medialb configurations (two-vip: layer 4 beside layer 7, XDP attached; l7-only), :pinned = each proxy on one CPU")
+	pinCPU := fs.Int("pin-cpu", 0, "the CPU of pinned setups (default the last one)")
+	profile := fs.String("profile", "", "directory for perf record -g profiles of each proxy during the first connection-rate point of each setup")
 	rateConns := fs.Int("rate-conns", 32, "concurrent wrk connections of the connection-rate point")
 	proxies := fs.String("proxies", "medialb,haproxy,direct", "what to measure: medialb, haproxy, direct (no proxy), medialb-alt")
 	haproxy := fs.String("haproxy", "haproxy", "the haproxy binary")
@@ -69,13 +75,21 @@ func run(args []string) error {
 		BinDir: binDir, HAProxy: *haproxy, Duration: *dur, Repeats: *repeats,
 		RateConns: *rateConns, Proxies: strings.Split(*proxies, ","), Logger: zerolog.Nop(),
 	}
-	for _, s := range strings.Split(*streams, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 128 {
-			return fmt.Errorf("parse --streams: %q is not a stream count (1..128)", s)
-		}
-		cfg.Streams = append(cfg.Streams, n)
+	if cfg.Streams, err = counts("streams", *streams); err != nil {
+		return err
 	}
+	if cfg.Downloads, err = counts("downloads", *downloads); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(*setups, ",") {
+		name, pin, _ := strings.Cut(strings.TrimSpace(s), ":")
+		if (name != l7bench.TwoVIP && name != l7bench.TwoVIPGeneric && name != l7bench.L7Only) || (pin != "" && pin != "pinned") {
+			return fmt.Errorf("parse --setups: %q: want two-vip, two-vip-generic or l7-only, optionally with :pinned", s)
+		}
+		cfg.Setups = append(cfg.Setups, l7bench.Setup{Scenario: name, Pinned: pin == "pinned"})
+	}
+	cfg.PinCPU = *pinCPU
+	cfg.ProfileDir = *profile
 	if *altBin != "" {
 		if cfg.AltBinDir, err = filepath.Abs(*altBin); err != nil {
 			return err
@@ -100,4 +114,17 @@ func run(args []string) error {
 		return nil
 	}
 	return l7bench.UpdateFile(*out, md)
+}
+
+// counts parses a comma-separated list of iperf3 stream counts.
+func counts(flag, list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 128 {
+			return nil, fmt.Errorf("parse --%s: %q is not a stream count (1..128)", flag, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@
 //	             [--queues 1,2] [--forwarders xdp_tx,medialb,medialb+fastpath] [--count-at switch|server]
 //	             [--server-check] [--pings 1000] [--gen-cpu 0] [--fwd-cpu 1] [--batch N]
 //	             [--cpuprofile FILE]
+//	medialb-perf --new-clients [--duration 2s] [--repeats 3] [--per-client 8] [--window 1024] [--out BENCHMARKS.md]
 //
 // It needs root (namespaces, XDP, AF_XDP) and the ip, bridge, ethtool and taskset commands.
 // With --out, only the part of the file between <!-- perf:begin --> and <!-- perf:end -->
@@ -55,6 +56,9 @@ func run(args []string) error {
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the medialb 64-byte point to this file")
 	verbose := fs.Bool("v", false, "log every point to stderr")
 	flood := fs.Duration("flood", 0, "instead of the throughput run: spray new sources at the media ports for this long while established clients send, and report what became of them (the flood section)")
+	newClients := fs.Bool("new-clients", false, "instead of the throughput run: measure new clients per second (each sends --per-client frames) against xdp_tx (the new-clients section)")
+	perClient := fs.Int("per-client", 8, "with --new-clients: frames each new client sends")
+	window := fs.Int("window", 1024, "with --new-clients: clients sending at a time, round robin")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,6 +110,23 @@ func run(args []string) error {
 			return nil
 		}
 		return perf.UpdateFloodFile(*out, section)
+	}
+	if *newClients {
+		fwd := []string(nil)
+		if *fwds != fs.Lookup("forwarders").DefValue {
+			fwd = cfg.Forwarders
+		}
+		res, err := perf.RunNewClients(ctx, perf.NewClientsConfig{Duration: *dur, Repeats: *repeats, PerClient: *perClient,
+			Window: *window, Forwarders: fwd, GenCPU: *genCPU, FwdCPU: *fwdCPU, Logger: cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("new clients: %w", err)
+		}
+		section := res.Markdown(strings.TrimSpace("medialb-perf " + strings.Join(args, " ")))
+		if *out == "" {
+			fmt.Print(section)
+			return nil
+		}
+		return perf.UpdateNewClientsFile(*out, section)
 	}
 	res, err := perf.Run(ctx, cfg)
 	if err != nil {

@@ -23,9 +23,14 @@
 // within each repeat (the first one alternates), so drifting load on a shared machine
 // hits both alike; the report gives the median of the repeats and every value.
 //
-// Everything runs in namespaces named with a unique prefix; nothing is pinned, no
-// address or route is touched outside the lab, and Run deletes the lab even when it
-// fails. It needs root and the ip, iperf3, wrk and haproxy commands.
+// Every point is measured in several setups (Config.Setups): medialb with the guide's
+// two VIPs (the layer-4 service makes it attach its XDP steering program to the
+// interface the layer-7 traffic arrives on) or the layer-7 service alone, each with
+// the proxies unpinned or pinned to one CPU from their start (see Setup).
+//
+// Everything runs in namespaces named with a unique prefix; no address or route is
+// touched outside the lab, and Run deletes the lab even when it fails. It needs root
+// and the ip, iperf3, wrk and haproxy commands.
 package l7bench
 
 import (
@@ -63,6 +68,43 @@ const (
 	MedialbAlt = "medialb-alt"
 )
 
+// Scenarios: what medialb's configuration holds besides the layer-7 VIP.
+const (
+	// TwoVIP is the guide's deployment: the layer-7 service and the layer-4 service
+	// Harmonic_Traffic (192.168.94.110, direct routing) on the same interface, so
+	// medialb's XDP steering program is attached where the layer-7 traffic arrives.
+	TwoVIP = "two-vip"
+	// L7Only is the layer-7 service alone: no XDP program on the interface.
+	L7Only = "l7-only"
+	// TwoVIPGeneric is TwoVIP with node.xdp_mode: generic: a veth keeps its peer's
+	// TSO (it turns it off for a native XDP program of any kind), at the price of a
+	// slower layer-4 path.
+	TwoVIPGeneric = "two-vip-generic"
+)
+
+// Setup is one configuration the proxies are measured in.
+type Setup struct {
+	Scenario string // TwoVIP or L7Only (HAProxy runs the layer-7 service alone in both)
+	// Pinned runs each proxy on one CPU (Config.PinCPU) from its start, so Go sees one
+	// CPU (GOMAXPROCS 1) and HAProxy runs one thread; otherwise nothing is pinned.
+	Pinned bool
+}
+
+// Name is the setup's label in the report and the key prefix of Results.Values.
+func (s Setup) Name() string {
+	if s.Pinned {
+		return s.Scenario + ", pinned"
+	}
+	return s.Scenario + ", unpinned"
+}
+
+// DefaultSetups are measured when Config.Setups is empty: the guide's two-VIP
+// configuration first, then layer 7 alone, each unpinned and pinned.
+var DefaultSetups = []Setup{{TwoVIP, false}, {TwoVIP, true}, {L7Only, false}, {L7Only, true}}
+
+// Key is the Results.Values key of proxy measured in setup s.
+func Key(s Setup, proxy string) string { return s.Name() + "/" + proxy }
+
 // BenchPort is the lab port the iperf3 servers listen on, a port of the VIP in both
 // proxies' configurations.
 const BenchPort = 5201
@@ -80,8 +122,19 @@ type Config struct {
 	Duration time.Duration
 	// Repeats of every point per proxy; default 3.
 	Repeats int
-	// Streams are the iperf3 parallel stream counts; default 1 and 16.
+	// Streams are the iperf3 parallel stream counts, client to server; default 1.
 	Streams []int
+	// Downloads are iperf3 -R stream counts (the servers send, like a client fetching
+	// a large file: the servers' TSO segments reach the proxy); default 4.
+	Downloads []int
+	// Setups are measured in turn within each repeat; default DefaultSetups. The
+	// proxy "direct" (no proxy) is measured in the first setup only.
+	Setups []Setup
+	// PinCPU is the CPU pinned setups run each proxy on; default the last one.
+	PinCPU int
+	// ProfileDir, when set, receives a `perf record -g` profile of each proxy process
+	// during the connection-rate point of the first repeat of every setup.
+	ProfileDir string
 	// RateConns is the number of concurrent wrk connections of the connection-rate
 	// point; default 32.
 	RateConns int
@@ -108,7 +161,16 @@ func (c Config) withDefaults() Config {
 		c.Repeats = 3
 	}
 	if len(c.Streams) == 0 {
-		c.Streams = []int{1, 16}
+		c.Streams = []int{1}
+	}
+	if len(c.Downloads) == 0 {
+		c.Downloads = []int{4}
+	}
+	if len(c.Setups) == 0 {
+		c.Setups = DefaultSetups
+	}
+	if c.PinCPU <= 0 || c.PinCPU >= numCPU() {
+		c.PinCPU = numCPU() - 1
 	}
 	if c.RateConns <= 0 {
 		c.RateConns = 32
@@ -141,7 +203,7 @@ type Results struct {
 	Load    string // /proc/loadavg at the start
 	Kernel  string
 	HAProxy string // haproxy -v, first line
-	// Values[proxy][point] are the repeats, in order.
+	// Values[Key(setup, proxy)][point] are the repeats, in order.
 	Values map[string]map[Point][]Measure
 }
 
@@ -188,16 +250,21 @@ func Run(ctx context.Context, cfg Config) (res *Results, err error) {
 	defer b.teardown()
 
 	for r := range cfg.Repeats {
-		order := slices.Clone(cfg.Proxies)
-		if r%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, proxy := range order {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+		for i, setup := range cfg.Setups {
+			order := slices.Clone(cfg.Proxies)
+			if i > 0 {
+				order = slices.DeleteFunc(order, func(p string) bool { return p == Direct })
 			}
-			if err := b.measure(ctx, proxy); err != nil {
-				return nil, fmt.Errorf("repeat %d, %s: %w", r+1, proxy, err)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, proxy := range order {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				if err := b.measure(ctx, setup, proxy); err != nil {
+					return nil, fmt.Errorf("repeat %d, %s, %s: %w", r+1, setup.Name(), proxy, err)
+				}
 			}
 		}
 	}
@@ -289,18 +356,23 @@ func (p *proxyProc) cpu() (time.Duration, error) {
 	return processCPU(p.pid)
 }
 
-// measure starts proxy, runs every point once and stops it.
-func (b *bench) measure(ctx context.Context, proxy string) error {
+// measure starts proxy in setup, runs every point once and stops it.
+func (b *bench) measure(ctx context.Context, setup Setup, proxy string) error {
 	var p *proxyProc
 	var err error
 	target := b.vip
+	cpu := -1
+	if setup.Pinned {
+		cpu = b.cfg.PinCPU
+	}
+	key := Key(setup, proxy)
 	switch proxy {
 	case Medialb:
-		p, err = b.startMedialb(b.cfg.BinDir, nil)
+		err = onCPU(cpu, func() (err error) { p, err = b.startMedialb(b.cfg.BinDir, nil, setup.Scenario); return err })
 	case MedialbAlt:
-		p, err = b.startMedialb(b.cfg.AltBinDir, b.cfg.AltEnv)
+		err = onCPU(cpu, func() (err error) { p, err = b.startMedialb(b.cfg.AltBinDir, b.cfg.AltEnv, setup.Scenario); return err })
 	case HAProxy:
-		p, err = b.startHAProxy()
+		err = onCPU(cpu, func() (err error) { p, err = b.startHAProxy(); return err })
 	case Direct:
 		// The server the client's primary address goes to is irrelevant: the same
 		// server holds the same programs; HM1 it is.
@@ -320,28 +392,45 @@ func (b *bench) measure(ctx context.Context, proxy string) error {
 		if err := b.waitServing(ctx); err != nil {
 			return err
 		}
+		if cpu >= 0 {
+			if err := checkPinned(p.pid, cpu); err != nil {
+				return err
+			}
+		}
 	}
 	for _, n := range b.cfg.Streams {
-		m, err := b.iperf(ctx, p, target, n)
+		m, err := b.iperf(ctx, p, target, n, false)
 		if err != nil {
 			return err
 		}
-		b.add(proxy, fmt.Sprintf("stream%d", n), m)
+		b.add(key, fmt.Sprintf("stream%d", n), m)
+	}
+	for _, n := range b.cfg.Downloads {
+		m, err := b.iperf(ctx, p, target, n, true)
+		if err != nil {
+			return err
+		}
+		b.add(key, fmt.Sprintf("download%d", n), m)
 	}
 	url := "http://" + netip.AddrPortFrom(target, 8080).String() + "/"
+	var prof *profiler
+	if p != nil && len(b.res.Values[key]["rate"]) == 0 {
+		prof = startProfile(b.cfg.ProfileDir, p.pid, b.cfg.Duration, setup, proxy, "rate")
+	}
 	rate, err := b.wrk(ctx, p, url, 2, b.cfg.RateConns, true)
+	prof.wait()
 	if err != nil {
 		return err
 	}
-	b.add(proxy, "rate", rate.rate)
-	b.add(proxy, "rate-p99", rate.p99)
+	b.add(key, "rate", rate.rate)
+	b.add(key, "rate-p99", rate.p99)
 	lat, err := b.wrk(ctx, p, url, 1, 1, false)
 	if err != nil {
 		return err
 	}
-	b.add(proxy, "latency-p50", lat.p50)
-	b.add(proxy, "latency-p99", lat.p99)
-	b.log.Info().Str("proxy", proxy).Msg("point set measured")
+	b.add(key, "latency-p50", lat.p50)
+	b.add(key, "latency-p99", lat.p99)
+	b.log.Info().Str("proxy", key).Msg("point set measured")
 	return nil
 }
 
@@ -374,6 +463,9 @@ const medialbConfig = `node:
   name: lb7
   interface: {{.Iface}}
   state_dir: {{.Dir}}/state
+{{- if .XDPMode}}
+  xdp_mode: {{.XDPMode}}
+{{- end}}
 api:
   listen: {{.LB}}:9443
   users:
@@ -390,6 +482,20 @@ virtual_services:
     real_servers:
 {{- range .Servers}}
       - { name: {{.Name}}, address: {{.Addr4}} }
+{{- end}}
+{{- if .L4}}
+  - name: Harmonic_Traffic
+    address: {{.L4}}
+    ports: "1935,554,50000-65535"
+    layer: 4
+    forwarding: direct-routing
+    protocol: tcp+udp
+    persistence: { mode: source-ip, timeout: 300s }
+    health_check: { type: tcp-connect, port: 8080, interval: 5s, timeout: 2s }
+    real_servers:
+{{- range .Servers}}
+      - { name: T{{.Name}}, address: {{.Addr4}} }
+{{- end}}
 {{- end}}
 `
 
@@ -417,15 +523,28 @@ listen Harmonic_Management
 type tmplVars struct {
 	Iface, Dir, LB string
 	VIP            netip.Addr
+	L4             string // the layer-4 VIP of the two-VIP scenarios, else empty
+	XDPMode        string // node.xdp_mode, empty for the default
 	Bench          int
 	Servers        []lab.Node
 }
 
-func (b *bench) render(name, tmpl string) (string, error) {
+// l4VIP is the layer-4 VIP of the two-VIP scenario (Harmonic_Traffic, on the real
+// servers' lo like every lab VIP).
+var l4VIP = netip.MustParseAddr("192.168.94.110")
+
+func (b *bench) render(name, tmpl string, scenario string) (string, error) {
+	l4, mode := "", ""
+	switch scenario {
+	case TwoVIP:
+		l4 = l4VIP.String()
+	case TwoVIPGeneric:
+		l4, mode = l4VIP.String(), "generic"
+	}
 	lb := b.lab.LBs[0]
 	var buf bytes.Buffer
 	err := template.Must(template.New(name).Parse(tmpl)).Execute(&buf, tmplVars{
-		Iface: lb.Link, Dir: b.tmp, LB: lb.Addr4.String(), VIP: b.vip, Bench: BenchPort, Servers: b.lab.Servers,
+		Iface: lb.Link, Dir: b.tmp, LB: lb.Addr4.String(), VIP: b.vip, L4: l4, XDPMode: mode, Bench: BenchPort, Servers: b.lab.Servers,
 	})
 	if err != nil {
 		return "", err
@@ -436,8 +555,8 @@ func (b *bench) render(name, tmpl string) (string, error) {
 
 // startMedialb runs dir/medialb with env added to its environment (lbproc.Start
 // passes this process's environment on, so env is set around the start only).
-func (b *bench) startMedialb(dir string, env []string) (*proxyProc, error) {
-	cfg, err := b.render("medialb.yaml", medialbConfig)
+func (b *bench) startMedialb(dir string, env []string, scenario string) (*proxyProc, error) {
+	cfg, err := b.render("medialb.yaml", medialbConfig, scenario)
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +582,7 @@ func (b *bench) startMedialb(dir string, env []string) (*proxyProc, error) {
 }
 
 func (b *bench) startHAProxy() (*proxyProc, error) {
-	cfg, err := b.render("haproxy.cfg", haproxyConfig)
+	cfg, err := b.render("haproxy.cfg", haproxyConfig, L7Only)
 	if err != nil {
 		return nil, err
 	}
@@ -507,11 +626,16 @@ func (b *bench) startHAProxy() (*proxyProc, error) {
 }
 
 // iperf runs iperf3 with n parallel streams from the client's primary address to
-// dst:BenchPort and returns the received throughput in Gbit/s.
-func (b *bench) iperf(ctx context.Context, p *proxyProc, dst netip.Addr, n int) (Measure, error) {
+// dst:BenchPort (with reverse, the server sends) and returns the received
+// throughput in Gbit/s.
+func (b *bench) iperf(ctx context.Context, p *proxyProc, dst netip.Addr, n int, reverse bool) (Measure, error) {
 	secs := strconv.FormatFloat(b.cfg.Duration.Seconds(), 'f', -1, 64)
-	cmd := lab.Exec(b.lab.Client.NS, "iperf3", "-c", dst.String(), "-p", strconv.Itoa(BenchPort),
-		"-B", b.lab.Client.Addr4.String(), "-t", secs, "-P", strconv.Itoa(n), "-J")
+	args := []string{"-c", dst.String(), "-p", strconv.Itoa(BenchPort),
+		"-B", b.lab.Client.Addr4.String(), "-t", secs, "-P", strconv.Itoa(n), "-J"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	cmd := lab.Exec(b.lab.Client.NS, "iperf3", args...)
 	cpu0, err := p.cpu()
 	if err != nil {
 		return Measure{}, err

@@ -49,28 +49,36 @@ func cpuPerConn(m Measure) (float64, bool) {
 
 func (r *Results) rows() []row {
 	var rows []row
-	for _, n := range r.Config.Streams {
-		p := fmt.Sprintf("stream%d", n)
-		rows = append(rows, row{fmt.Sprintf("throughput, %d stream(s) (iperf3)", n), p, "Gbit/s", val, true})
-	}
+	rows = append(rows, r.bulkRows()...)
 	rows = append(rows,
 		row{fmt.Sprintf("new connections/s (wrk -c %d, Connection: close)", r.Config.RateConns), "rate", "conn/s", val, true},
 		row{"p99 latency of those connections", "rate-p99", "ms", val, false},
 		row{"small request p50 (wrk -c 1, kept alive)", "latency-p50", "ms", val, false},
 		row{"small request p99 (wrk -c 1, kept alive)", "latency-p99", "ms", val, false},
 	)
-	for _, n := range r.Config.Streams {
-		p := fmt.Sprintf("stream%d", n)
-		rows = append(rows, row{fmt.Sprintf("proxy CPU per GB relayed, %d stream(s)", n), p, "CPU s/GB", cpuPerGB, false})
+	for _, bw := range r.bulkRows() {
+		rows = append(rows, row{"proxy CPU per GB relayed, " + bw.label, bw.point, "CPU s/GB", cpuPerGB, false})
 	}
 	rows = append(rows, row{"proxy CPU per connection (rate point)", "rate", "CPU µs/conn", cpuPerConn, false})
 	return rows
 }
 
-// values returns the row's values for proxy, in repeat order.
-func (r *Results) values(proxy string, rw row) []float64 {
+// bulkRows are the throughput points: uploads (client to server), then downloads.
+func (r *Results) bulkRows() []row {
+	var rows []row
+	for _, n := range r.Config.Streams {
+		rows = append(rows, row{fmt.Sprintf("upload, %d stream(s) (iperf3)", n), fmt.Sprintf("stream%d", n), "Gbit/s", val, true})
+	}
+	for _, n := range r.Config.Downloads {
+		rows = append(rows, row{fmt.Sprintf("download, %d stream(s) (iperf3 -R)", n), fmt.Sprintf("download%d", n), "Gbit/s", val, true})
+	}
+	return rows
+}
+
+// values returns the row's values for key (Key(setup, proxy)), in repeat order.
+func (r *Results) values(key string, rw row) []float64 {
 	var out []float64
-	for _, m := range r.Values[proxy][rw.point] {
+	for _, m := range r.Values[key][rw.point] {
 		if v, ok := rw.value(m); ok {
 			out = append(out, v)
 		}
@@ -116,11 +124,11 @@ func cell(v []float64) string {
 	return "**" + fmtNum(median(v)) + "** (" + strings.Join(all, " / ") + ")"
 }
 
-// Ratio returns median(medialb) / median(haproxy) for a point's values (0 when either
-// is missing).
-func (r *Results) Ratio(point Point) float64 {
-	m := median(r.values(Medialb, row{point: point, value: val}))
-	h := median(r.values(HAProxy, row{point: point, value: val}))
+// Ratio returns median(medialb) / median(haproxy) for a point's values in setup s (0
+// when either is missing).
+func (r *Results) Ratio(s Setup, point Point) float64 {
+	m := median(r.values(Key(s, Medialb), row{point: point, value: val}))
+	h := median(r.values(Key(s, HAProxy), row{point: point, value: val}))
 	if m == 0 || h == 0 {
 		return 0
 	}
@@ -134,15 +142,78 @@ func (r *Results) Markdown(command string) string {
 	fmt.Fprintf(&b, "Command (root, from the repository root, after `make build`): `%s`\n", command)
 	fmt.Fprintf(&b, "Date: %s (%s); kernel %s; `nproc`: %d; load average at the start: %s.\n",
 		r.Start.Format("2006-01-02T15:04Z"), r.End, r.Kernel, numCPU(), r.Load)
-	fmt.Fprintf(&b, "%s. %d repeats of %s per point, proxies taking turns; each cell is the **median** (every repeat in brackets).\n",
+	fmt.Fprintf(&b, "%s. %d repeats of %s per point, setups and proxies taking turns; each cell is the **median** (every repeat in brackets).\n",
 		r.HAProxy, c.Repeats, c.Duration)
 	fmt.Fprintf(&b, "Both proxies: VIP 192.168.94.100 ports 8080, 8443, %d in the lab's load-balancer namespace, source-IP persistence, "+
-		"real servers HM1/HM2 on the client's port, connections from the load balancer's own address; medialb is `bin/medialb run` "+
-		"(GOMAXPROCS = %d), HAProxy `haproxy -f GENERATED.cfg -db` (`mode tcp`, `balance source`, default nbthread = %d, no splicing options). "+
-		"`direct` is the client talking to HM1's own address (no proxy): the ceiling of this lab.\n\n", BenchPort, numCPU(), numCPU())
+		"real servers HM1/HM2 on the client's port, connections from the load balancer's own address; medialb is `bin/medialb run`, "+
+		"HAProxy `haproxy -f GENERATED.cfg -db` (`mode tcp`, `balance source`, default nbthread, no splicing options). "+
+		"`direct` is the client talking to HM1's own address (no proxy): the ceiling of this lab.\n", BenchPort)
+	fmt.Fprintf(&b, "Setups: **%s**: medialb's configuration also holds the layer-4 service Harmonic_Traffic (%s, direct routing, "+
+		"ports 1935, 554, 50000-65535), so its XDP steering program is attached to the interface the layer-7 traffic arrives on "+
+		"(the guide's deployment); **%s**: the same with `node.xdp_mode: generic` (when measured); **%s**: the layer-7 service alone, "+
+		"no XDP program. HAProxy runs the layer-7 service alone in all. "+
+		"**pinned**: each proxy started on CPU %d only (its thread's affinity, inherited from the start: Go sees one CPU, "+
+		"GOMAXPROCS 1; HAProxy runs one thread), checked in /proc/PID/task/*/status; **unpinned**: GOMAXPROCS = nbthread = %d. "+
+		"Client, servers and iperf3/wrk are never pinned.\n\n", TwoVIP, l4VIP, TwoVIPGeneric, L7Only, c.PinCPU, numCPU())
+
+	b.WriteString("Summary, medialb / HAProxy (medians; goals: throughput ≥ 1.0, new connections/s ≥ 0.9):\n\n| setup |")
+	bulk := r.bulkRows()
+	for _, bw := range bulk {
+		b.WriteString(" " + bw.label + " |")
+	}
+	b.WriteString(" new connections/s | goals |\n| --- |")
+	for range bulk {
+		b.WriteString(" ---: |")
+	}
+	b.WriteString(" ---: | --- |\n")
+	for _, s := range c.Setups {
+		fmt.Fprintf(&b, "| %s |", s.Name())
+		met := true
+		for _, bw := range bulk {
+			v := r.Ratio(s, bw.point)
+			met = met && v >= 1.0
+			fmt.Fprintf(&b, " %.2f |", v)
+		}
+		v := r.Ratio(s, "rate")
+		met = met && v >= 0.9
+		verdict := "met"
+		if !met {
+			verdict = "**not met**"
+		}
+		fmt.Fprintf(&b, " %.2f | %s |\n", v, verdict)
+	}
+	for i, s := range c.Setups {
+		fmt.Fprintf(&b, "\n#### %s\n\n", s.Name())
+		r.setupTable(&b, s, i == 0)
+	}
+	var errs []string
+	for key, pts := range r.Values {
+		for _, pt := range []Point{"rate", "latency-p50"} {
+			for i, m := range pts[pt] {
+				if m.Errors != "" {
+					errs = append(errs, fmt.Sprintf("%s %s repeat %d: %s", key, pt, i+1, m.Errors))
+				}
+			}
+		}
+	}
+	slices.Sort(errs)
+	b.WriteString("\n")
+	if slices.Contains(c.Proxies, MedialbAlt) {
+		fmt.Fprintf(&b, "medialb-alt: %s/medialb with environment %q.\n", c.AltBinDir, c.AltEnv)
+	}
+	if len(errs) > 0 {
+		b.WriteString("wrk reported errors: " + strings.Join(errs, "; ") + ".\n")
+	} else {
+		b.WriteString("wrk reported no socket errors and no non-2xx answers.\n")
+	}
+	return b.String()
+}
+
+// setupTable writes the table of setup s; direct appears in the first setup only.
+func (r *Results) setupTable(b *strings.Builder, s Setup, first bool) {
 	proxies := []string{}
 	for _, p := range []string{Medialb, MedialbAlt, HAProxy, Direct} {
-		if slices.Contains(c.Proxies, p) {
+		if slices.Contains(r.Config.Proxies, p) && (p != Direct || first) {
 			proxies = append(proxies, p)
 		}
 	}
@@ -156,49 +227,17 @@ func (r *Results) Markdown(command string) string {
 	}
 	b.WriteString(" --- |\n")
 	for _, rw := range r.rows() {
-		fmt.Fprintf(&b, "| %s | %s |", rw.label, rw.unit)
+		fmt.Fprintf(b, "| %s | %s |", rw.label, rw.unit)
 		for _, p := range proxies {
-			b.WriteString(" " + cell(r.values(p, rw)) + " |")
+			b.WriteString(" " + cell(r.values(Key(s, p), rw)) + " |")
 		}
-		m, h := median(r.values(Medialb, rw)), median(r.values(HAProxy, rw))
+		m, h := median(r.values(Key(s, Medialb), rw)), median(r.values(Key(s, HAProxy), rw))
 		if m > 0 && h > 0 {
-			fmt.Fprintf(&b, " %.2f |\n", m/h)
+			fmt.Fprintf(b, " %.2f |\n", m/h)
 		} else {
 			b.WriteString(" – |\n")
 		}
 	}
-	var errs []string
-	for _, p := range proxies {
-		for _, pt := range []Point{"rate", "latency-p50"} {
-			for i, m := range r.Values[p][pt] {
-				if m.Errors != "" {
-					errs = append(errs, fmt.Sprintf("%s %s repeat %d: %s", p, pt, i+1, m.Errors))
-				}
-			}
-		}
-	}
-	b.WriteString("\n")
-	if slices.Contains(proxies, MedialbAlt) {
-		fmt.Fprintf(&b, "medialb-alt: %s/medialb with environment %q.\n", c.AltBinDir, c.AltEnv)
-	}
-	if len(errs) > 0 {
-		b.WriteString("wrk reported errors: " + strings.Join(errs, "; ") + ".\n")
-	} else {
-		b.WriteString("wrk reported no socket errors and no non-2xx answers.\n")
-	}
-	goal := func(name string, ratio, want float64) {
-		verdict := "met"
-		if ratio < want {
-			verdict = "**not met**"
-		}
-		fmt.Fprintf(&b, "- %s: medialb/haproxy = %.2f, goal ≥ %.1f: %s.\n", name, ratio, want, verdict)
-	}
-	b.WriteString("\nGoals (medians of this run):\n\n")
-	for _, n := range c.Streams {
-		goal(fmt.Sprintf("throughput, %d stream(s)", n), r.Ratio(fmt.Sprintf("stream%d", n)), 1.0)
-	}
-	goal("connection rate", r.Ratio("rate"), 0.9)
-	return b.String()
 }
 
 // UpdateFile writes section between BeginMarker and EndMarker in the Markdown file at
