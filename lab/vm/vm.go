@@ -6,10 +6,15 @@
 // with lab.Provision and runs what the host asks over HTTP (Guest.Run, Start, Probe).
 //
 // The load balancer gets the real-driver setup AF_XDP needs: several vCPUs, a multi-queue
-// virtio-net (tap multi_queue, queues = 2 x vCPUs so XDP_TX keeps a queue per CPU),
-// iommu_platform=on (without it virtio-net refuses a zero-copy bind with EINVAL), rss=on
-// (medialb points RSS at the channel queues, away from the pairs XDP_TX takes) and vhost
-// off. It needs root, the `ip` command and qemu-system-x86_64; TCG is slow:
+// virtio-net (tap multi_queue, one queue pair per vCPU), iommu_platform=on (without it
+// virtio-net refuses a zero-copy bind with EINVAL) and vhost off. No rss=on: QEMU 7.2's
+// eBPF RSS does not load with libbpf 1.x ("legacy map definitions"), so QEMU steers in
+// software, and a frame its RSS sends to a virtqueue with no free buffers is parked on the
+// tap queue it came from, which QEMU then never reads again (it flushes only the queue the
+// guest refilled): after a burst (the malformed-frame barrage, a probe sweep) every flow the
+// tap hashes to that queue was lost until medialb re-attached XDP. Without RSS each tap
+// queue feeds its own virtqueue. With no spare queue pairs virtio-net's XDP_TX runs in its
+// locked mode (slower, correct) and adds no RX queues, so medialb needs no RSS table. It needs root, the `ip` command and qemu-system-x86_64; TCG is slow:
 // the lab checks behaviour and ratios, not speed.
 package vm
 
@@ -39,9 +44,10 @@ type Options struct {
 	Topology lab.Options
 	// Progs are the programs of Bin put into /bin of every guest; default medialb, vossim.
 	Progs []string
-	// LBCPUs is the load balancer's vCPU count (default 2); its NIC gets 2 x LBCPUs queues.
+	// LBCPUs is the load balancer's vCPU count (default 2); its NIC gets LBCPUs queues.
 	LBCPUs int
-	// LBQueues overrides the load balancer NIC's queue pairs (default 2 x LBCPUs).
+	// LBQueues overrides the load balancer NIC's queue pairs (default LBCPUs; more make
+	// virtio-net's XDP enable extra RX queues, and medialb a socket on each).
 	LBQueues int
 	// NoIOMMU leaves iommu_platform off on the load balancer's NIC (zero-copy then fails
 	// with EINVAL).
@@ -114,7 +120,7 @@ func (o *Options) defaults() error {
 		o.LBCPUs = 2
 	}
 	if o.LBQueues == 0 {
-		o.LBQueues = 2 * o.LBCPUs
+		o.LBQueues = o.LBCPUs
 	}
 	if o.LBMemory == 0 {
 		o.LBMemory = 768
@@ -265,16 +271,10 @@ func (l *Lab) boot(g *Guest, o Options, initrd string) error {
 		appendArgs = append(appendArgs, "medialb.vip="+strings.Join(vips, ","))
 	}
 	cpus, mem := 1, o.Memory
-	netdev := "tap,id=n0,ifname=" + g.Tap + ",script=no,downscript=no,vhost=off"
-	dev := "virtio-net-pci,netdev=n0,mac=" + g.MAC.String() + ",disable-legacy=on,romfile="
 	if lb {
 		cpus, mem = o.LBCPUs, o.LBMemory
-		netdev += ",queues=" + strconv.Itoa(o.LBQueues)
-		dev += ",mq=on,rss=on,vectors=" + strconv.Itoa(2*o.LBQueues+2)
-		if !o.NoIOMMU {
-			dev += ",iommu_platform=on"
-		}
 	}
+	netdev, dev := nicArgs(g, o, lb)
 	g.Console = filepath.Join(l.dir, g.Name+".console")
 	args := []string{"-accel", "tcg", "-cpu", "max", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "file:" + g.Console,
@@ -299,6 +299,21 @@ func (l *Lab) boot(g *Guest, o Options, initrd string) error {
 		close(g.done)
 	}()
 	return nil
+}
+
+// nicArgs returns the -netdev and -device arguments of g's NIC; lb: the load balancer's
+// (multi-queue, iommu_platform for zero-copy, no rss=on: see the package comment).
+func nicArgs(g *Guest, o Options, lb bool) (netdev, dev string) {
+	netdev = "tap,id=n0,ifname=" + g.Tap + ",script=no,downscript=no,vhost=off"
+	dev = "virtio-net-pci,netdev=n0,mac=" + g.MAC.String() + ",disable-legacy=on,romfile="
+	if lb {
+		netdev += ",queues=" + strconv.Itoa(o.LBQueues)
+		dev += ",mq=on,vectors=" + strconv.Itoa(2*o.LBQueues+2)
+		if !o.NoIOMMU {
+			dev += ",iommu_platform=on"
+		}
+	}
+	return netdev, dev
 }
 
 // Close stops every guest and removes the namespace (taps and bridge go with it) and the
