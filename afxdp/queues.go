@@ -37,7 +37,7 @@ func queuesAfterAttach(l netlink.Link, nq int, src string, log zerolog.Logger) (
 		return nq, src
 	}
 	log.Warn().Str("interface", name).Int("channels", nq).Int("rx_queues", live).Err(err).
-		Msg("attaching XDP enabled more RX queues than the channel count and RSS cannot be narrowed: a socket on each (on virtio-net give the device rss=on)")
+		Msg("attaching XDP enabled more RX queues than the channel count and RSS cannot be narrowed: a socket on each (on virtio-net under QEMU, a queue pair per vCPU leaves no extra queues)")
 	return live, "sysfs after XDP attach"
 }
 
