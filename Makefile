@@ -43,11 +43,13 @@ vet:
 # freshly built binaries are.
 test: deps-test build vet
 	MEDIALB_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+	$(MAKE) test-vm
 
 # The VM lab (lab/vm): the load balancer, a client and two real servers as QEMU TCG guests
 # with virtio-net (native XDP, AF_XDP zero-copy on several queues), booted from the pinned
 # Debian kernel (downloaded once into /var/tmp/medialb-vm) and an initramfs of static
-# binaries. Not in `make test`: TCG is slow.
+# binaries. Part of `make test` (about 1-2 minutes here, the guest kernel's download
+# once); `make test-vm` runs it alone.
 VMBIN := $(BIN)/static
 test-vm: deps-vm
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(VMBIN)/ ./cmd/medialb ./cmd/vossim ./cmd/medialb-vmagent ./cmd/medialb-perf
