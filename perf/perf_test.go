@@ -143,7 +143,13 @@ func TestSmoke(t *testing.T) {
 		if p.FwdCPU <= 0 || p.Mpps() <= 0 {
 			t.Errorf("%s: CPU %s, %.3f Mpps: want both > 0", p.Forwarder, p.FwdCPU, p.Mpps())
 		}
-		if a := p.AllocsPerPacket(); a > 0.5 {
+		// Allocations per packet: the daemon's fixed work (timers, the API) divided by
+		// the frames forwarded. When a loaded machine let the veth ring drop most of the
+		// burst, that quotient says nothing about the packet path: logged, not judged.
+		switch a := p.AllocsPerPacket(); {
+		case p.Forwarded < p.Sent/2:
+			t.Logf("%s: %.2f allocations per packet over only %d of %d frames forwarded: not judged", p.Forwarder, a, p.Forwarded, p.Sent)
+		case a > 0.5:
 			t.Errorf("%s: %.2f allocations per packet", p.Forwarder, a)
 		}
 		if fast := p.Forwarder == FwdMedialbFastpath; (fast && p.FastPathTX <= p.Forwarded/2) || (!fast && p.FastPathTX != 0) {
