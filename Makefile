@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Debian packages: scripts/packages.list names every program the targets run, with its
 # package and the targets that need it; scripts/deps.sh installs from it.
 
-.PHONY: all build test test-vm demo bench bench-ecmp fuzz generate vet clean deps-demo deps-test deps-bench deps-gen deps-vm soak
+.PHONY: all build test test-vm bench-vm demo bench bench-ecmp fuzz generate vet clean deps-demo deps-test deps-bench deps-gen deps-vm soak
 
 all: build
 
@@ -55,6 +55,13 @@ test-vm: deps-vm
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(VMBIN)/ ./cmd/medialb ./cmd/vossim ./cmd/medialb-vmagent ./cmd/medialb-perf
 	MEDIALB_VM_LAB=1 MEDIALB_BIN=$(CURDIR)/$(VMBIN) $(GO) test -count=1 -timeout=40m -v -run '^TestVMLab$$' ./lab/vm/
 
+# The VM lab's L4 bench: XDP_TX reference vs medialb (pipeline only, fast path; copy and
+# zero-copy; node.queues 1 and 2) in the same load-balancer VM on the same virtio-net NIC,
+# one run; rewrites its section of BENCHMARKS.md. MEDIALB_VM_BENCH_PPS: offered rate.
+bench-vm: deps-vm
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(VMBIN)/ ./cmd/medialb ./cmd/vossim ./cmd/medialb-vmagent ./cmd/medialb-perf
+	MEDIALB_VM_LAB=1 MEDIALB_VM_BENCH=1 MEDIALB_VM_BENCH_OUT=$(CURDIR)/BENCHMARKS.md MEDIALB_BIN=$(CURDIR)/$(VMBIN) $(GO) test -count=1 -timeout=40m -v -run '^TestVMBench$$' ./lab/vm/
+
 demo: deps-demo build
 	$(BIN)/medialb-demo --bin $(CURDIR)/$(BIN) --config examples/harmonic-vos.yaml
 
@@ -68,6 +75,7 @@ bench: deps-bench build
 	$(BIN)/medialb-perf --new-clients --out BENCHMARKS.md
 	$(GO) run ./cmd/medialb-l7bench --bin $(BIN) --out BENCHMARKS.md
 	$(BIN)/medialb-ecmp --bin $(BIN) --out BENCHMARKS.md
+	$(MAKE) bench-vm
 
 # The BGP ECMP figures alone: nodes behind the lab's FRR router added, drained, killed, lost.
 bench-ecmp: deps-bench build

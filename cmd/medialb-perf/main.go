@@ -59,8 +59,12 @@ func run(args []string) error {
 	newClients := fs.Bool("new-clients", false, "instead of the throughput run: measure new clients per second (each sends --per-client frames) against xdp_tx (the new-clients section)")
 	perClient := fs.Int("per-client", 8, "with --new-clients: frames each new client sends")
 	window := fs.Int("window", 1024, "with --new-clients: clients sending at a time, round robin")
+	ref := fs.String("xdp-tx-ref", "", "instead of a run: attach the XDP_TX reference IFACE,DSTMAC,SRCMAC,VIP,LO-HI until SIGTERM (the VM lab's bench)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *ref != "" {
+		return runRef(*ref)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: it creates network namespaces, attaches XDP programs and opens AF_XDP sockets")
