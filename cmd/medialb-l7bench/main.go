@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -90,6 +91,13 @@ func run(args []string) error {
 	}
 	cfg.PinCPU = *pinCPU
 	cfg.ProfileDir = *profile
+	if *profile != "" {
+		// perf comes with make deps-bench (linux-perf); without it every profile would be
+		// silently missing.
+		if _, err := exec.LookPath("perf"); err != nil {
+			return fmt.Errorf("--profile needs perf: run make deps-bench (Debian package linux-perf): %w", err)
+		}
+	}
 	if *altBin != "" {
 		if cfg.AltBinDir, err = filepath.Abs(*altBin); err != nil {
 			return err
