@@ -346,3 +346,31 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// TestTimeoutSendsNothing: a check that gives up on a server that has not
+// answered closes the TCP connection without sending anything first. With a
+// TLS close_notify before the close, a server whose handler is cancelled by
+// it answers in the gap (Go's net/http writes an empty 200 for a handler that
+// returns), and a hanging server's check read `body ""` instead of a timeout
+// (the e2e health test's hang case flaked that way under load).
+func TestTimeoutSendsNothing(t *testing.T) {
+	pki := newPKI(t)
+	after := make(chan string, 1)
+	addr := startRaw(t, pki.serverConfig(), func(c, raw net.Conn, done <-chan struct{}) {
+		readRequest(c)
+		raw.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // a test server
+		n, err := raw.Read(make([]byte, 512))
+		after <- fmt.Sprintf("%d bytes, then %v", n, err)
+	})
+	c, err := NewChecker(Spec{Type: TypeHTTPSGet, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Check(context.Background(), addr)
+	if r.OK || !strings.Contains(r.Reason, "timeout after 300ms (waiting for response)") {
+		t.Errorf("got OK=%v %q, want a timeout waiting for the response", r.OK, r.Reason)
+	}
+	if got := <-after; got != "0 bytes, then EOF" {
+		t.Errorf("after the request the server read %s; want 0 bytes, then EOF (the check sent something before closing)", got)
+	}
+}

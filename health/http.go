@@ -128,16 +128,28 @@ func (k *check) dial(string, time.Duration) (net.Conn, error) {
 			raw.Close()
 			return nil, err
 		}
-		conn = tc
+		conn = noCloseNotify{tc}
 	}
 	k.phase = "waiting for response"
 	k.conn = conn
 	// fasthttp bounds writes and reads with deadlines; closing the
 	// connection when the context is done bounds them too, and makes
-	// cancellation immediate.
+	// cancellation immediate (see noCloseNotify for how TLS closes).
 	k.stop = context.AfterFunc(k.ctx, func() { conn.Close() })
 	return conn, nil
 }
+
+// noCloseNotify is a TLS connection whose Close closes the TCP connection
+// without sending close_notify first. A check closes when it gives up (its
+// context, or fasthttp on a read timeout) and after the answer; the alert
+// tells a server nothing it needs, and when the check gives up it does harm:
+// a server whose handler is cancelled by the alert (Go's net/http then writes
+// an empty 200) can answer in the gap before the close, and a hanging
+// server's check then read `body ""` instead of a timeout.
+type noCloseNotify struct{ *tls.Conn }
+
+// Close closes the underlying TCP connection.
+func (c noCloseNotify) Close() error { return c.NetConn().Close() }
 
 func (c *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
@@ -191,6 +203,10 @@ func (c *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		k.conn.Close() // fasthttp closed it already (Connection: close); be sure
 	}
 	d := time.Since(start)
+	if err == nil && ctx.Err() != nil {
+		// The answer came after the check gave up: a timeout, whatever it says.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return Result{Reason: label + ": " + describe(ctx, err, c.spec.Timeout, k.phase), Duration: d,
 			Local: k.local || LocalError(err), NoAnswer: noAnswer(ctx, err)}
