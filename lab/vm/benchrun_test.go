@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -21,67 +23,103 @@ import (
 const benchCPUs = 4
 
 // tapCounts are frames the load balancer's tap handed to its guest (what its NIC took
-// of the offered load) and took from it (what it sent: the forwarded frames).
-type tapCounts struct{ in, out uint64 }
+// of the offered load) and took from it (what it sent: the forwarded frames), and what
+// the real servers' taps handed to theirs (the drop filter leaves the rest of the lab's
+// traffic: health checks).
+type tapCounts struct{ in, out, servers uint64 }
 
 func taps(l *Lab) (tapCounts, error) {
 	var c tapCounts
 	err := lab.Do(l.NS, func() error {
-		link, err := netlink.LinkByName(l.LB.Tap)
-		if err != nil {
-			return err
+		for _, g := range append([]*Guest{l.LB}, l.Servers...) {
+			link, err := netlink.LinkByName(g.Tap)
+			if err != nil {
+				return err
+			}
+			st := link.Attrs().Statistics
+			if g == l.LB {
+				c.in, c.out = st.TxPackets, st.RxPackets
+			} else {
+				c.servers += st.TxPackets
+			}
 		}
-		st := link.Attrs().Statistics
-		c.in, c.out = st.TxPackets, st.RxPackets
 		return nil
 	})
 	return c, err
 }
 
-// dropAtServers drops the bench's frames on their way into the real servers' VMs (tc on
-// their taps): the host's two cores then run the load balancer, not the servers' kernels
-// discarding frames to a closed port.
+// dropAtServers drops the bench's frames on their way into the real servers' VMs (a tc
+// BPF filter on their taps: this host's kernel has no gact action): the host's two cores
+// then run the load balancer, not the servers' kernels discarding frames to a closed port.
 func dropAtServers(l *Lab) error {
-	for _, g := range l.Servers {
-		for _, args := range [][]string{
-			{"qdisc", "add", "dev", g.Tap, "clsact"},
-			{"filter", "add", "dev", g.Tap, "egress", "protocol", "ip", "u32", "match", "ip", "protocol", "17", "0xff",
-				"match", "ip", "dport", strconv.Itoa(benchPort), "0xffff", "action", "drop"},
-		} {
-			if err := l.run("tc", args...); err != nil {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.SchedCLS, License: "GPL", Instructions: asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1), // LoadAbs reads the packet of R6
+			asm.LoadAbs(12, asm.Half),
+			asm.JNE.Imm(asm.R0, 0x0800, "pass"),
+			asm.LoadAbs(23, asm.Byte),
+			asm.JNE.Imm(asm.R0, unix.IPPROTO_UDP, "pass"),
+			asm.LoadAbs(36, asm.Half),
+			asm.JNE.Imm(asm.R0, benchPort, "pass"),
+			asm.Mov.Imm(asm.R0, 2), // TC_ACT_SHOT
+			asm.Return(),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("pass"), // TC_ACT_OK
+			asm.Return(),
+		}})
+	if err != nil {
+		return fmt.Errorf("load the bench's drop filter: %w", err)
+	}
+	defer prog.Close()
+	return lab.Do(l.NS, func() error {
+		for _, g := range l.Servers {
+			link, err := netlink.LinkByName(g.Tap)
+			if err != nil {
 				return err
 			}
+			idx := link.Attrs().Index
+			q := &netlink.GenericQdisc{QdiscType: "clsact",
+				QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}
+			if err := netlink.QdiscAdd(q); err != nil {
+				return fmt.Errorf("clsact on %s: %w", g.Tap, err)
+			}
+			f := &netlink.BpfFilter{Fd: prog.FD(), Name: "benchdrop", DirectAction: true,
+				FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.HANDLE_MIN_EGRESS, Handle: 1, Protocol: unix.ETH_P_ALL, Priority: 1}}
+			if err := netlink.FilterAdd(f); err != nil {
+				return fmt.Errorf("drop filter on %s: %w", g.Tap, err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // benchPoint is one forwarder setup of the bench.
 type benchPoint struct {
 	key, name string
-	zeroCopy  bool
-	fastPath  string // xdp_fastpath
-	busyPoll  bool
-	deferIRQ  bool // napi_defer_hard_irqs and gro_flush_timeout on eth0
-	// workerCPU, with one queue: NAPI in softirqs (node.rx_priority: off) on vCPU 0
-	// (queue 0's interrupt pinned there) and every medialb thread pinned to workerCPU
-	// (-1: not pinned).
+	xdpTX     bool   // the in-kernel XDP_TX reference instead of medialb
+	threaded  bool   // XDP_TX reference: threaded NAPI (/sys/class/net/eth0/threaded)
+	zeroCopy  bool   // medialb: node.zero_copy on (else off)
+	fastPath  string // xdp_fastpath in copy mode
+	softirq   bool   // node.rx_priority: off (NAPI in softirqs, not in threads at real-time priority)
+	busyPoll  bool   // node.busy_poll: on
+	deferIRQ  bool   // napi_defer_hard_irqs and gro_flush_timeout on eth0
+	// workerCPU, with one queue only (pinned): queue 0's interrupt pinned to vCPU 0 and
+	// every medialb thread to workerCPU.
 	workerCPU int
+	pinned    bool
 }
 
 var benchPoints = []benchPoint{
-	{key: "xdptx", name: "xdp_tx (in-kernel reference)"},
+	{key: "xdptx", name: "xdp_tx (in-kernel reference), NAPI in softirqs", xdpTX: true},
+	{key: "xdptxthr", name: "xdp_tx (in-kernel reference), threaded NAPI", xdpTX: true, threaded: true},
 	{key: "fast", name: "medialb + fast path, copy", fastPath: `"on"`},
 	{key: "copy", name: "medialb pipeline only, copy", fastPath: `"off"`},
-	{key: "zc", name: "medialb pipeline only, zero-copy", zeroCopy: true},
-	{key: "zcbusy", name: "pipeline only, zero-copy + busy_poll", zeroCopy: true, busyPoll: true},
-	{key: "zcdefer", name: "pipeline only, zero-copy + busy_poll + IRQ deferral", zeroCopy: true, busyPoll: true, deferIRQ: true},
-	{key: "zcsame", name: "pipeline only, zero-copy, worker and NAPI on vCPU 0", zeroCopy: true, workerCPU: 0},
-	{key: "zcapart", name: "pipeline only, zero-copy, NAPI on vCPU 0, worker on vCPU 1", zeroCopy: true, workerCPU: 1},
+	{key: "zc", name: "medialb pipeline only, zero-copy (rx_priority auto: threaded NAPI)", zeroCopy: true},
+	{key: "zcsoftirq", name: "pipeline only, zero-copy, rx_priority off (NAPI in softirqs)", zeroCopy: true, softirq: true},
+	{key: "zcbusy", name: "pipeline only, zero-copy, rx_priority off + busy_poll", zeroCopy: true, softirq: true, busyPoll: true},
+	{key: "zcdefer", name: "pipeline only, zero-copy, rx_priority off + busy_poll + IRQ deferral", zeroCopy: true, softirq: true, busyPoll: true, deferIRQ: true},
+	{key: "zcsame", name: "pipeline only, zero-copy, rx_priority off, worker and NAPI on vCPU 0", zeroCopy: true, softirq: true, pinned: true, workerCPU: 0},
+	{key: "zcapart", name: "pipeline only, zero-copy, rx_priority off, NAPI on vCPU 0, worker on vCPU 1", zeroCopy: true, softirq: true, pinned: true, workerCPU: 1},
 }
-
-// pinned reports whether p pins its threads (one queue only).
-func (p benchPoint) pinned() bool { return p.key == "zcsame" || p.key == "zcapart" }
 
 // config returns the load balancer's configuration for p on q queues.
 func (p benchPoint) config(q int) string {
@@ -93,7 +131,7 @@ func (p benchPoint) config(q int) string {
 	if p.busyPoll {
 		extra += "  busy_poll: on\n"
 	}
-	if p.pinned() {
+	if p.softirq {
 		extra += "  rx_priority: \"off\"\n"
 	}
 	return strings.Replace(cfg, "  interface: eth0\n", "  interface: eth0\n"+extra, 1)
@@ -118,7 +156,7 @@ func TestVMBench(t *testing.T) {
 	if os.Getenv("MEDIALB_VM_BENCH") == "" {
 		t.Skip("VM bench: run with make bench-vm (MEDIALB_VM_BENCH=1)")
 	}
-	pps, rounds := 150000, 3
+	pps, rounds := 200000, 3
 	for _, v := range []struct {
 		name string
 		p    *int
@@ -146,8 +184,8 @@ func TestVMBench(t *testing.T) {
 			points = append(points, p)
 		}
 	}
-	if len(points) == 0 || points[0].key != "xdptx" {
-		t.Fatal("MEDIALB_VM_BENCH_POINTS: the ratios need the xdptx reference")
+	if len(points) == 0 || !points[0].xdpTX {
+		t.Fatal("MEDIALB_VM_BENCH_POINTS: the ratios need an XDP_TX reference (xdptx, xdptxthr)")
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	run := benchRun{date: time.Now().UTC(), pps: pps, d: 5 * time.Second, rounds: rounds, load: strings.Join(strings.Fields(string(load))[:3], " ")}
@@ -179,7 +217,7 @@ func TestVMBench(t *testing.T) {
 				if len(samples[q]) < len(points) {
 					samples[q] = append(samples[q], nil)
 				}
-				if p.pinned() && q != 1 {
+				if p.pinned && q != 1 {
 					continue
 				}
 				samples[q][i] = append(samples[q][i], b.point(p, q))
@@ -235,8 +273,9 @@ func (b *bench) setQueues(q int) error {
 func (b *bench) point(p benchPoint, q int) benchRow {
 	t, l, ctx := b.e.t, b.e.l, b.e.ctx
 	name := "medialb"
-	if p.key == "xdptx" {
+	if p.xdpTX {
 		name = "xdpref"
+		b.sysfs("threaded", map[bool]string{true: "1", false: "0"}[p.threaded])
 		ref := strings.Join([]string{"eth0", l.Servers[0].MAC.String(), l.LB.MAC.String(), vip.String(), "50000-65535"}, ",")
 		if err := l.LB.Start(ctx, name, "/bin/medialb-perf", "--xdp-tx-ref", ref); err != nil {
 			t.Fatal(err)
@@ -248,7 +287,7 @@ func (b *bench) point(p benchPoint, q int) benchRow {
 	} else {
 		b.deferIRQ(p.deferIRQ)
 		wantOpen(t, b.e.startLB(p.config(q)), q, p.zeroCopy)
-		if p.pinned() {
+		if p.pinned {
 			b.pin(p.workerCPU)
 		}
 	}
@@ -259,7 +298,10 @@ func (b *bench) point(p benchPoint, q int) benchRow {
 	if p.deferIRQ {
 		b.deferIRQ(false)
 	}
-	if p.pinned() {
+	if p.threaded {
+		b.sysfs("threaded", "0")
+	}
+	if p.pinned {
 		b.pinIRQ(fmt.Sprintf("0-%d", benchCPUs-1))
 	}
 	return r
@@ -304,9 +346,14 @@ func (b *bench) deferIRQ(on bool) {
 		vals = map[string]string{"napi_defer_hard_irqs": "2", "gro_flush_timeout": "200000"}
 	}
 	for f, v := range vals {
-		if err := b.e.l.LB.WriteFile(b.e.ctx, "/sys/class/net/eth0/"+f, []byte(v)); err != nil {
-			b.e.t.Fatal(err)
-		}
+		b.sysfs(f, v)
+	}
+}
+
+// sysfs writes v to /sys/class/net/eth0/f in the load balancer.
+func (b *bench) sysfs(f, v string) {
+	if err := b.e.l.LB.WriteFile(b.e.ctx, "/sys/class/net/eth0/"+f, []byte(v)); err != nil {
+		b.e.t.Fatal(err)
 	}
 }
 
@@ -341,7 +388,7 @@ func (b *bench) measure(fwd string, q int) benchRow {
 	time.Sleep(time.Second) // what the guest still holds drains; its CPU time counts
 	c1, s1, h1 := sample()
 	r := newRow(fwd, q, b.run.d, sent, c1.in-c0.in, c1.out-c0.out, use(s0, s1), h1-h0)
-	t.Logf("%s, %d queue(s): offered %.1f kpps, %.1f into the VM, %.1f forwarded; guest busy %.2f vCPUs (user %.2f sys %.2f softirq %.2f), %.1f kpps per vCPU; host vCPU threads %.2f cores; threads: %s",
-		fwd, q, r.offered, r.in, r.kpps, r.busy, r.user, r.sys, r.softirq, r.perCore, r.host, r.top)
+	t.Logf("%s, %d queue(s): offered %.1f kpps, %.1f into the VM, %.1f forwarded (%d frames reached the servers); guest busy %.2f vCPUs (user %.2f sys %.2f softirq %.2f), %.1f kpps per vCPU; host vCPU threads %.2f cores; threads: %s",
+		fwd, q, r.offered, r.in, r.kpps, c1.servers-c0.servers, r.busy, r.user, r.sys, r.softirq, r.perCore, r.host, r.top)
 	return r
 }

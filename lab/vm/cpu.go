@@ -152,18 +152,24 @@ func (g *Guest) CPU(ctx context.Context) (CPUSample, error) {
 }
 
 // HostVCPUTime returns the host CPU time g's QEMU spent in its vCPU threads
-// (named "CPU N/TCG"): the host's cost of running the guest's code, without
-// QEMU's device emulation in its other threads (the tap I/O).
+// (named "CPU N/TCG" with -name debug-threads=on): the host's cost of running
+// the guest's code, without QEMU's device emulation in its other threads (the
+// main loop's tap I/O).
 func (g *Guest) HostVCPUTime() (time.Duration, error) {
 	ts, err := ReadThreads("/proc", g.cmd.Process.Pid)
 	if err != nil {
 		return 0, fmt.Errorf("%s: QEMU's threads: %w", g.Name, err)
 	}
 	var ticks uint64
+	n := 0
 	for _, t := range ts {
 		if strings.Contains(t.Comm, "/TCG") {
 			ticks += t.UTime + t.STime
+			n++
 		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s: QEMU (pid %d) has no thread named CPU N/TCG", g.Name, g.cmd.Process.Pid)
 	}
 	return time.Duration(ticks) * time.Second / ticksPerSecond, nil
 }
