@@ -155,3 +155,29 @@ func TestFrameAccounting(t *testing.T) {
 		t.Errorf("after Release: %d frames accounted for, want 600", got)
 	}
 }
+
+// TestSetChannels: the channel count read back is the one set; more than the
+// device's maximum fails with the maximum in the message.
+func TestSetChannels(t *testing.T) {
+	p := newPairQ(t, 2)
+	for _, tc := range []struct {
+		n       int
+		wantErr bool
+	}{{1, false}, {2, false}, {3, true}, {0, true}} {
+		var got int
+		err := inNS(p.hA, func() error {
+			if err := SetChannels("xa", tc.n); err != nil {
+				return err
+			}
+			var err error
+			got, err = ethtoolRxChannels("xa")
+			return err
+		})
+		if (err != nil) != tc.wantErr {
+			t.Errorf("SetChannels(%d): %v, want error %v", tc.n, err, tc.wantErr)
+		}
+		if err == nil && got != tc.n {
+			t.Errorf("SetChannels(%d): %d channels read back", tc.n, got)
+		}
+	}
+}

@@ -44,8 +44,12 @@ func (a *agent) mux() *http.ServeMux {
 	m.HandleFunc("POST /signal", a.signal)
 	m.HandleFunc("GET /proc", a.proc)
 	m.HandleFunc("PUT /file", a.file)
+	m.HandleFunc("GET /file", a.readFile)
 	m.HandleFunc("POST /probe", a.probe)
 	m.HandleFunc("POST /frames", a.frames)
+	m.HandleFunc("GET /cpu", a.cpu)
+	m.HandleFunc("POST /channels", a.channels)
+	m.HandleFunc("POST /affinity", a.affinity)
 	return m
 }
 
@@ -194,6 +198,16 @@ func (a *agent) file(w http.ResponseWriter, r *http.Request) {
 		err = os.WriteFile(path, b, 0o755) // programs are uploaded too
 	}
 	reply(w, map[string]any{"bytes": len(b)}, err)
+}
+
+// readFile answers the contents of the file at path (/proc/interrupts, say).
+func (a *agent) readFile(w http.ResponseWriter, r *http.Request) {
+	b, err := os.ReadFile(r.URL.Query().Get("path"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Write(b)
 }
 
 // probe runs probe.Sweep from this guest and answers the results.

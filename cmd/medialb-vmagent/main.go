@@ -9,8 +9,12 @@
 //	POST /signal  {"name": N, "signal": 9}          signal a started process
 //	GET  /proc?name=N                               {"running", "code", "log"}
 //	PUT  /file?path=P                               write the body to P
+//	GET  /file?path=P                               read P
 //	POST /probe   {"srcs": [...], "targets": [...]}  probe.Sweep from this guest
 //	POST /frames  {"ifname", "frames": [[...]]}     send raw Ethernet frames
+//	GET  /cpu                                       CPU accounting (vm.CPUSample)
+//	POST /channels {"ifname", "combined": N}        ethtool -L IF combined N
+//	POST /affinity {"match": ["napi/eth0-*"], "cpus": [0]}  pin matching threads
 //
 // Kernel command line: medialb.role=client|loadbalancer|realserver medialb.name=NAME
 // medialb.addr=IP/LEN[,IP/LEN...] medialb.vip=IP[,IP...] medialb.onlink=PREFIX[,...]

@@ -38,7 +38,7 @@ func (l *Lab) client(timeout time.Duration) *http.Client {
 }
 
 // call sends a request to g's agent; in (if not nil) is sent as JSON, out (if not nil)
-// receives the JSON answer.
+// receives the JSON answer (a *[]byte: the answer as it is).
 func (g *Guest) call(ctx context.Context, method, path string, in, out any, timeout time.Duration) error {
 	var body io.Reader
 	if b, ok := in.([]byte); ok {
@@ -77,6 +77,10 @@ func (g *Guest) call(ctx context.Context, method, path string, in, out any, time
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: agent %s %s: %s", g.Name, method, path, strings.TrimSpace(string(b)))
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
 	}
 	if out != nil {
 		return json.Unmarshal(b, out)
@@ -209,4 +213,27 @@ func (l *Lab) HTTP(ctx context.Context, method, url, user, pass string, body []b
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, b, err
+}
+
+// SetChannels sets the channel count of g's interface ifname (ethtool -L IF
+// combined n); drivers refuse it while an XDP program is attached.
+func (g *Guest) SetChannels(ctx context.Context, ifname string, n int) error {
+	return g.call(ctx, "POST", "/channels", map[string]any{"ifname": ifname, "combined": n}, nil, 30*time.Second)
+}
+
+// Pin pins every thread of g whose name matches one of patterns (path.Match) to cpus
+// and returns the threads it pinned (NAME/TID).
+func (g *Guest) Pin(ctx context.Context, patterns []string, cpus ...int) ([]string, error) {
+	var r struct {
+		Pinned []string `json:"pinned"`
+	}
+	err := g.call(ctx, "POST", "/affinity", map[string]any{"match": patterns, "cpus": cpus}, &r, 30*time.Second)
+	return r.Pinned, err
+}
+
+// ReadFile returns the contents of path in g.
+func (g *Guest) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	var b []byte
+	err := g.call(ctx, "GET", "/file?path="+path, nil, &b, 30*time.Second)
+	return b, err
 }

@@ -276,7 +276,7 @@ func (l *Lab) boot(g *Guest, o Options, initrd string) error {
 	}
 	netdev, dev := nicArgs(g, o, lb)
 	g.Console = filepath.Join(l.dir, g.Name+".console")
-	args := []string{"-accel", "tcg", "-cpu", "max", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
+	args := []string{"-name", g.Name + ",debug-threads=on", "-accel", "tcg", "-cpu", "max", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "file:" + g.Console,
 		"-kernel", l.Kernel.Image, "-initrd", initrd, "-append", strings.Join(appendArgs, " "),
 		"-netdev", netdev, "-device", dev}
