@@ -1,7 +1,6 @@
 package netif
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -40,6 +39,11 @@ func OpenPacket(ifname string) (*PacketSocket, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("bind packet socket to %s: %w", ifname, err)
 	}
+	// Frames the interface sends are of no use (Recv skips them): with this
+	// option the kernel does not clone every outgoing frame for the socket.
+	// Older kernels (before 4.20) lack it; Recv's check covers them.
+	const packetIgnoreOutgoing = 23 // PACKET_IGNORE_OUTGOING, linux/if_packet.h
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_PACKET, packetIgnoreOutgoing, 1)
 	p := &PacketSocket{fd: fd, index: ifi.Index}
 	copy(p.mac[:], ifi.HardwareAddr)
 	return p, nil
@@ -97,52 +101,12 @@ func (p *PacketSocket) Close() error { return syscall.Close(p.fd) }
 // Filter makes the socket receive only what the real-server checks read:
 // ARP, ICMPv6 (neighbour advertisements) and IPv4 or IPv6 packets addressed
 // to src4 or src6 (this node's own addresses, where probe replies come
-// back). The traffic of the VIPs, which is most of what the interface
-// carries, never reaches the socket. An invalid address matches nothing.
-func (p *PacketSocket) Filter(src4, src6 netip.Addr) error {
-	const (
-		ldH   = syscall.BPF_LD | syscall.BPF_H | syscall.BPF_ABS
-		ldW   = syscall.BPF_LD | syscall.BPF_W | syscall.BPF_ABS
-		ldB   = syscall.BPF_LD | syscall.BPF_B | syscall.BPF_ABS
-		jeq   = syscall.BPF_JMP | syscall.BPF_JEQ | syscall.BPF_K
-		ret   = syscall.BPF_RET | syscall.BPF_K
-		all   = 0x40000
-		etARP = 0x0806
-		etIP4 = 0x0800
-		etIP6 = 0x86dd
-	)
-	var a4 [4]byte
-	if src4.Is4() {
-		a4 = src4.As4()
-	}
-	var a6 [16]byte
-	if src6.Is6() && !src6.Is4In6() {
-		a6 = src6.As16()
-	}
-	w := func(b []byte) int { return int(binary.BigEndian.Uint32(b)) }
-	// Jump offsets count instructions after the jump; the program ends
-	// with accept (index 16) and drop (index 17).
-	prog := []syscall.SockFilter{
-		*syscall.LsfStmt(ldH, 12),               // 0: ethertype
-		*syscall.LsfJump(jeq, etARP, 14, 0),     // 1: ARP -> accept
-		*syscall.LsfJump(jeq, etIP4, 0, 2),      // 2
-		*syscall.LsfStmt(ldW, 30),               // 3: IPv4 destination
-		*syscall.LsfJump(jeq, w(a4[:]), 11, 12), // 4: ours -> accept, else drop
-		*syscall.LsfJump(jeq, etIP6, 0, 11),     // 5: not IPv6 -> drop
-		*syscall.LsfStmt(ldB, 20),               // 6: next header
-		*syscall.LsfJump(jeq, 58, 8, 0),         // 7: ICMPv6 -> accept
-		*syscall.LsfStmt(ldW, 38),               // 8: IPv6 destination, word by word
-		*syscall.LsfJump(jeq, w(a6[0:]), 0, 7),  // 9
-		*syscall.LsfStmt(ldW, 42),               // 10
-		*syscall.LsfJump(jeq, w(a6[4:]), 0, 5),  // 11
-		*syscall.LsfStmt(ldW, 46),               // 12
-		*syscall.LsfJump(jeq, w(a6[8:]), 0, 3),  // 13
-		*syscall.LsfStmt(ldW, 50),               // 14
-		*syscall.LsfJump(jeq, w(a6[12:]), 0, 1), // 15
-		*syscall.LsfStmt(ret, all),              // 16: accept
-		*syscall.LsfStmt(ret, 0),                // 17: drop
-	}
-	if err := syscall.AttachLsf(p.fd, prog); err != nil { //nolint:staticcheck // x/net/bpf is not a dependency; the syscall form is enough here
+// back) from one of from (the VIPs the probes went to). The traffic of the VIPs, which is most of what the interface
+// carries, and the layer-7 proxy's traffic with the real servers, which is
+// addressed to this node, never reach the socket (see filterProgram). An
+// invalid address matches nothing.
+func (p *PacketSocket) Filter(src4, src6 netip.Addr, from []netip.Addr) error {
+	if err := syscall.AttachLsf(p.fd, filterProgram(src4, src6, from)); err != nil { //nolint:staticcheck // x/net/bpf is not a dependency; the syscall form is enough here
 		return fmt.Errorf("attach socket filter: %w", err)
 	}
 	return nil

@@ -127,7 +127,13 @@ func Check(link Link, targets []Target, opt Options) (Report, error) {
 	// Only what the checks read, and nothing left from before this round:
 	// a receive buffer full of old frames would drop the answers.
 	if f, ok := link.(filterer); ok {
-		if err := f.Filter(opt.Source4, opt.Source6); err != nil {
+		vips := make([]netip.Addr, 0, len(targets))
+		for _, t := range targets {
+			if t.VIP.IsValid() && !slices.Contains(vips, t.VIP) {
+				vips = append(vips, t.VIP)
+			}
+		}
+		if err := f.Filter(opt.Source4, opt.Source6, vips); err != nil {
 			return Report{}, fmt.Errorf("check real servers on %s: %w", opt.Interface, err)
 		}
 	}
@@ -201,7 +207,7 @@ func Check(link Link, targets []Target, opt Options) (Report, error) {
 
 // filterer is a Link that can limit what it receives (netif.PacketSocket).
 type filterer interface {
-	Filter(src4, src6 netip.Addr) error
+	Filter(src4, src6 netip.Addr, from []netip.Addr) error
 }
 
 // drain reads and drops what link has received so far (at most a
