@@ -94,13 +94,17 @@ func service(in Inputs, cs *config.Service, ts *tables.Service, st l7.ServiceSta
 		since := ps.Since.UTC()
 		as.PanicSince = &since
 	}
-	for _, srv := range ts.Servers {
+	var clients []int // by server, one scan of the persistence table for all
+	if persist {
+		clients = ts.ActiveClientsByServer(in.Now)
+	}
+	for i, srv := range ts.Servers {
 		rs := realServer(in, tables.Key{Service: cs.Name, Server: srv.Name}, srv, l7srv)
 		if c := cs.RealServer(srv.Name); c != nil {
 			rs.ConfiguredWeight = c.Weight
 		}
-		if persist {
-			rs.ActiveClients = int64(ts.ActiveClients(srv, in.Now))
+		if i < len(clients) {
+			rs.ActiveClients = int64(clients[i])
 			as.ActiveClients += rs.ActiveClients
 		}
 		if cs.Layer == config.Layer4 {
