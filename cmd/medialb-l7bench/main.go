@@ -56,6 +56,7 @@ func run(args []string) error {
 		"medialb configurations (two-vip: layer 4 beside layer 7, XDP attached; l7-only), :pinned = each proxy on one CPU")
 	pinCPU := fs.Int("pin-cpu", 0, "the CPU of pinned setups (default the last one)")
 	profile := fs.String("profile", "", "directory for perf record -g profiles of each proxy during the first connection-rate point of each setup")
+	profileDownloads := fs.Bool("profile-downloads", false, "with --profile: also a system-wide perf record -a -g of each download point (perf report --pid PID for the proxy's share)")
 	rateConns := fs.Int("rate-conns", 32, "concurrent wrk connections of the connection-rate point")
 	proxies := fs.String("proxies", "medialb,haproxy,direct", "what to measure: medialb, haproxy, direct (no proxy), medialb-alt")
 	haproxy := fs.String("haproxy", "haproxy", "the haproxy binary")
@@ -91,6 +92,7 @@ func run(args []string) error {
 	}
 	cfg.PinCPU = *pinCPU
 	cfg.ProfileDir = *profile
+	cfg.ProfileDownloads = *profileDownloads
 	if *profile != "" {
 		// perf comes with make deps-bench (linux-perf); without it every profile would be
 		// silently missing.
