@@ -17,6 +17,19 @@ import (
 // shows the proxy's own share, without --pid the whole machine's; nil when dir
 // is empty or perf fails to start.
 func startSystemProfile(dir string, pid int, d time.Duration, setup Setup, proxy, point string) *profiler {
+	cmd := systemProfileCmd(dir, pid, d, setup, proxy, point)
+	if cmd == nil {
+		return nil
+	}
+	if err := cmd.Start(); err != nil {
+		return nil
+	}
+	return &profiler{cmd: cmd}
+}
+
+// systemProfileCmd is the perf command of startSystemProfile, nil when dir is
+// empty or pid is 0.
+func systemProfileCmd(dir string, pid int, d time.Duration, setup Setup, proxy, point string) *exec.Cmd {
 	if dir == "" || pid == 0 {
 		return nil
 	}
@@ -25,8 +38,5 @@ func startSystemProfile(dir string, pid int, d time.Duration, setup Setup, proxy
 	cmd := exec.Command("perf", "record", "-q", "-a", "-g", "-F", "999",
 		"-o", filepath.Join(dir, name), "--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil
-	}
-	return &profiler{cmd: cmd}
+	return cmd
 }
