@@ -5,7 +5,8 @@
 //	medialb-l7bench [--bin bin] [--out BENCHMARKS.md] [--duration 3s] [--repeats 3]
 //	                [--streams 1] [--downloads 4] [--rate-conns 32] [--proxies medialb,haproxy,direct]
 //	                [--setups two-vip,two-vip:pinned,l7-only,l7-only:pinned] [--pin-cpu N]
-//	                [--haproxy haproxy] [--alt-bin DIR] [--alt-env NAME=VALUE,...] [-v]
+//	                [--haproxy haproxy] [--alt-bin DIR] [--alt-env NAME=VALUE,...]
+//	                [--profile DIR [--profile-downloads]] [-v]
 //
 // The proxy medialb-alt is a second medialb (another build, --alt-bin, or the same one
 // with another environment, --alt-env) measured in the same run, to weigh a change.
