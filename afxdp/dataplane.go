@@ -112,6 +112,7 @@ type Dataplane struct {
 	driver   string // ethtool's driver name ("virtio_net"); empty if unknown
 	sockets  []*Socket
 	fp       *FastPath
+	groOff   func() error // turns GRO off again (gro.go); nil if Open left it alone
 
 	mu   sync.Mutex // serialises SetVIPs and Close
 	keys map[steerVipKey]uint8
@@ -170,6 +171,7 @@ func Open(cfg Config) (*Dataplane, error) {
 	if cfg.Queues == 0 {
 		nq, src = queuesAfterAttach(l, nq, src, log)
 	}
+	d.groOff = vethGRO(cfg.Interface, d.linkType, d.xdpMode, log) // gro.go
 	if err := d.openSockets(cfg, nq); err != nil {
 		d.Close()
 		return nil, err
@@ -466,6 +468,12 @@ func (d *Dataplane) Close() error {
 	// one of them then cannot release its buffer pool (the driver refuses,
 	// qid >= queue pairs), leaving a pool that crashed the guest kernel at the
 	// next attach (xp_alloc_batch NULL dereference, kernel 7.2).
+	if d.groOff != nil {
+		if err := d.groOff(); err != nil {
+			errs = append(errs, err)
+		}
+		d.groOff = nil
+	}
 	for _, s := range d.sockets {
 		if d.objs.Xsks != nil {
 			if err := d.objs.Xsks.Delete(uint32(s.queue)); err != nil && !isNotExist(err) {

@@ -5,7 +5,8 @@
 //	medialb-l7bench [--bin bin] [--out BENCHMARKS.md] [--duration 3s] [--repeats 3]
 //	                [--streams 1] [--downloads 4] [--rate-conns 32] [--proxies medialb,haproxy,direct]
 //	                [--setups two-vip,two-vip:pinned,l7-only,l7-only:pinned] [--pin-cpu N]
-//	                [--haproxy haproxy] [--alt-bin DIR] [--alt-env NAME=VALUE,...] [-v]
+//	                [--haproxy haproxy] [--alt-bin DIR] [--alt-env NAME=VALUE,...]
+//	                [--profile DIR [--profile-downloads]] [-v]
 //
 // The proxy medialb-alt is a second medialb (another build, --alt-bin, or the same one
 // with another environment, --alt-env) measured in the same run, to weigh a change.
@@ -56,6 +57,7 @@ func run(args []string) error {
 		"medialb configurations (two-vip: layer 4 beside layer 7, XDP attached; l7-only), :pinned = each proxy on one CPU")
 	pinCPU := fs.Int("pin-cpu", 0, "the CPU of pinned setups (default the last one)")
 	profile := fs.String("profile", "", "directory for perf record -g profiles of each proxy during the first connection-rate point of each setup")
+	profileDownloads := fs.Bool("profile-downloads", false, "with --profile: also a system-wide perf record -a -g of each download point (perf report --pid PID for the proxy's share)")
 	rateConns := fs.Int("rate-conns", 32, "concurrent wrk connections of the connection-rate point")
 	proxies := fs.String("proxies", "medialb,haproxy,direct", "what to measure: medialb, haproxy, direct (no proxy), medialb-alt")
 	haproxy := fs.String("haproxy", "haproxy", "the haproxy binary")
@@ -91,6 +93,7 @@ func run(args []string) error {
 	}
 	cfg.PinCPU = *pinCPU
 	cfg.ProfileDir = *profile
+	cfg.ProfileDownloads = *profileDownloads
 	if *profile != "" {
 		// perf comes with make deps-bench (linux-perf); without it every profile would be
 		// silently missing.

@@ -135,6 +135,9 @@ type Config struct {
 	// ProfileDir, when set, receives a `perf record -g` profile of each proxy process
 	// during the connection-rate point of the first repeat of every setup.
 	ProfileDir string
+	// ProfileDownloads adds a system-wide profile (see startSystemProfile) of each
+	// download point of the first repeat to ProfileDir.
+	ProfileDownloads bool
 	// RateConns is the number of concurrent wrk connections of the connection-rate
 	// point; default 32.
 	RateConns int
@@ -406,11 +409,17 @@ func (b *bench) measure(ctx context.Context, setup Setup, proxy string) error {
 		b.add(key, fmt.Sprintf("stream%d", n), m)
 	}
 	for _, n := range b.cfg.Downloads {
+		point := fmt.Sprintf("download%d", n)
+		var prof *profiler
+		if p != nil && b.cfg.ProfileDownloads && len(b.res.Values[key][point]) == 0 {
+			prof = startSystemProfile(b.cfg.ProfileDir, p.pid, b.cfg.Duration, setup, proxy, point)
+		}
 		m, err := b.iperf(ctx, p, target, n, true)
+		prof.wait()
 		if err != nil {
 			return err
 		}
-		b.add(key, fmt.Sprintf("download%d", n), m)
+		b.add(key, point, m)
 	}
 	url := "http://" + netip.AddrPortFrom(target, 8080).String() + "/"
 	var prof *profiler
