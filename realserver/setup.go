@@ -52,15 +52,7 @@ func servers(targets []Target) []*server {
 			by[t.Addr] = s
 			out = append(out, s)
 		}
-		if !slices.Contains(s.names, t.Server) {
-			s.names = append(s.names, t.Server)
-		}
-		if !slices.Contains(s.vips, t.VIP) {
-			s.vips = append(s.vips, t.VIP)
-		}
-		if !slices.Contains(s.services, t.Service) {
-			s.services = append(s.services, t.Service)
-		}
+		s.add(t.Server, t.VIP, t.Service)
 	}
 	return out
 }
@@ -79,17 +71,43 @@ func Setup(w io.Writer, cfg *config.Config, os string) error {
 		_, err := fmt.Fprintf(w, "# %s has no direct-routing (layer 4) virtual service: the real servers need no setup\n", cfg.File)
 		return err
 	}
+	return writeServers(w, srvs, "real server", func(b *strings.Builder, s *server) {
+		if os == "linux" {
+			linux(b, s)
+		} else {
+			windows(b, s)
+		}
+	})
+}
+
+// add records a name, VIP and service of s, each once.
+func (s *server) add(name string, vip netip.Addr, service string) {
+	add(&s.names, name)
+	add(&s.vips, vip)
+	add(&s.services, service)
+}
+
+// add appends v to list unless it holds v already.
+func add[T comparable](list *[]T, v T) {
+	if !slices.Contains(*list, v) {
+		*list = append(*list, v)
+	}
+}
+
+// base is the server every kind of set-up server holds (tunnelServer embeds it).
+func (s *server) base() *server { return s }
+
+// writeServers writes one block per server, blank lines between: a comment
+// naming the server, its address and services as role, then what body writes.
+func writeServers[S interface{ base() *server }](w io.Writer, srvs []S, role string, body func(*strings.Builder, S)) error {
 	var b strings.Builder
 	for i, s := range srvs {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "# %s (%s): real server of %s\n", strings.Join(s.names, ", "), s.addr, strings.Join(s.services, ", "))
-		if os == "linux" {
-			linux(&b, s)
-		} else {
-			windows(&b, s)
-		}
+		rs := s.base()
+		fmt.Fprintf(&b, "# %s (%s): %s of %s\n", strings.Join(rs.names, ", "), rs.addr, role, strings.Join(rs.services, ", "))
+		body(&b, s)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -18,12 +18,11 @@ const (
 	TunnelDevV6 = "mlbsit"  // IPv6 in IPv4 (SIT)
 )
 
-// tunnelServer is one tunnelled real server address with what it must take.
+// tunnelServer is one tunnelled real server address with what it must take:
+// a direct-routing server's names, VIPs and services, and the GUE ports.
 type tunnelServer struct {
-	names, services []string
-	addr            netip.Addr
-	vips            []netip.Addr
-	guePorts        []uint16
+	server
+	guePorts []uint16
 }
 
 // tunnelServers lists the real servers of cfg's forwarding: tunnel services,
@@ -41,27 +40,17 @@ func tunnelServers(cfg *config.Config) []*tunnelServer {
 			}
 			ts := by[r.Address]
 			if ts == nil {
-				ts = &tunnelServer{addr: r.Address}
+				ts = &tunnelServer{server: server{addr: r.Address}}
 				by[r.Address] = ts
 				out = append(out, ts)
 			}
-			add(&ts.names, r.Name)
-			add(&ts.services, s.Name)
-			if !slices.Contains(ts.vips, s.Address) {
-				ts.vips = append(ts.vips, s.Address)
-			}
-			if s.Tunnel == config.EncapGUE && !slices.Contains(ts.guePorts, s.GUEPort) {
-				ts.guePorts = append(ts.guePorts, s.GUEPort)
+			ts.add(r.Name, s.Address, s.Name)
+			if s.Tunnel == config.EncapGUE {
+				add(&ts.guePorts, s.GUEPort)
 			}
 		}
 	}
 	return out
-}
-
-func add(list *[]string, s string) {
-	if !slices.Contains(*list, s) {
-		*list = append(*list, s)
-	}
 }
 
 // SetupTunnel writes, for each real server of cfg's tunnel services, the Linux
@@ -80,20 +69,13 @@ func SetupTunnel(w io.Writer, cfg *config.Config, os string) error {
 		_, err := fmt.Fprintf(w, "# %s has no tunnel (forwarding: tunnel) virtual service\n", cfg.File)
 		return err
 	}
-	var b strings.Builder
-	for i, s := range srvs {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "# %s (%s): tunnelled real server of %s\n", strings.Join(s.names, ", "), s.addr, strings.Join(s.services, ", "))
+	return writeServers(w, srvs, "tunnelled real server", func(b *strings.Builder, s *tunnelServer) {
 		if os == "windows" {
 			b.WriteString("# Windows cannot decapsulate IPIP or GUE: use a Linux real server, or forwarding: direct-routing on the load balancer's segment\n")
-			continue
+		} else {
+			tunnelLinux(b, s)
 		}
-		tunnelLinux(&b, s)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	})
 }
 
 // TunnelCommands returns the Linux commands of one tunnelled real server
