@@ -3,6 +3,7 @@ package netif
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/medialb/medialb/internal/checksum"
 	"net"
 	"net/netip"
 	"syscall"
@@ -98,23 +99,7 @@ func UnsolicitedNA(mac [6]byte, target netip.Addr) []byte {
 	return f
 }
 
+// icmpv6Checksum is the checksum of ICMPv6 message msg from src to dst.
 func icmpv6Checksum(src, dst [16]byte, msg []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	sum += uint32(len(msg))
-	sum += 58
-	add(msg)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
+	return ^checksum.Fold(checksum.Sum(msg, checksum.Pseudo(src[:], dst[:], uint32(len(msg)), 58)))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/medialb/medialb/internal/checksum"
 	"net/netip"
 	"os/exec"
 	"runtime"
@@ -352,7 +353,7 @@ func (g *Generator) spray(ctx context.Context, d time.Duration, every int) (spra
 					binary.BigEndian.PutUint32(ip[12:], 11<<24|spray&0xffffff)
 					binary.BigEndian.PutUint16(ip[ipv4Len+2:], uint16(50000+spray%15536))
 					ip[10], ip[11] = 0, 0
-					binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ipv4Len])))
+					binary.BigEndian.PutUint16(ip[10:], ^checksum.Fold(checksum.Sum(ip[:ipv4Len], 0)))
 				}
 			}
 			m := g.sock.Transmit(descs[:n])

@@ -3,6 +3,7 @@ package perf
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/medialb/medialb/internal/checksum"
 	"net"
 	"net/netip"
 )
@@ -140,32 +141,14 @@ func writeFrame(f []byte, dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, 
 		ck = 6
 	}
 	ip[9] = pnum
-	binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ipv4Len])))
+	binary.BigEndian.PutUint16(ip[10:], ^checksum.Fold(checksum.Sum(ip[:ipv4Len], 0)))
 	// Pseudo-header: addresses, protocol, L4 length.
-	ps := sum(0, ip[12:20]) + uint32(pnum) + uint32(len(l4))
-	c := ^fold(sum(ps, l4))
+	ps := checksum.Pseudo(ip[12:16], ip[16:20], uint32(len(l4)), pnum)
+	c := ^checksum.Fold(checksum.Sum(l4, ps))
 	if c == 0 && pnum == 17 {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[ck:], c)
-}
-
-func sum(s uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		s += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	return s
-}
-
-func fold(s uint32) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
 }
 
 // addrAdd returns a + n (IPv4).

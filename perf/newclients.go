@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/medialb/medialb/internal/checksum"
 	"runtime"
 	"slices"
 	"strings"
@@ -208,7 +209,7 @@ func (g *Generator) newClients(ctx context.Context, d time.Duration, perClient, 
 			binary.BigEndian.PutUint16(ip[ipv4Len+2:], uint16(50000+a%15536))
 			binary.BigEndian.PutUint16(ip[ipv4Len+6:], 0)
 			ip[10], ip[11] = 0, 0
-			binary.BigEndian.PutUint16(ip[10:], ^fold(sum(0, ip[:ipv4Len])))
+			binary.BigEndian.PutUint16(ip[10:], ^checksum.Fold(checksum.Sum(ip[:ipv4Len], 0)))
 			if slot++; slot == window {
 				slot = 0
 			}

@@ -3,6 +3,7 @@ package perf
 import (
 	"context"
 	"encoding/binary"
+	"github.com/medialb/medialb/internal/checksum"
 	"net"
 	"net/netip"
 	"os"
@@ -54,12 +55,12 @@ func TestBuildFrames(t *testing.T) {
 					t.Errorf("frame %d: proto %d port %d, want proto %d port >= %d", i, p.Proto, p.DstPort, wantProto, basePort)
 				}
 				ip := f[ethLen : ethLen+ipv4Len]
-				if fold(sum(0, ip)) != 0xffff {
+				if checksum.Fold(checksum.Sum(ip, 0)) != 0xffff {
 					t.Errorf("frame %d: bad IPv4 header checksum", i)
 				}
 				l4 := f[ethLen+ipv4Len:]
-				ps := sum(0, ip[12:20]) + uint32(p.Proto) + uint32(len(l4))
-				if fold(sum(ps, l4)) != 0xffff {
+				ps := checksum.Pseudo(ip[12:16], ip[16:20], uint32(len(l4)), byte(p.Proto))
+				if checksum.Fold(checksum.Sum(l4, ps)) != 0xffff {
 					t.Errorf("frame %d: bad %d checksum", i, p.Proto)
 				}
 				if binary.BigEndian.Uint16(ip[2:]) != uint16(len(f)-ethLen) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
+	"github.com/medialb/medialb/internal/checksum"
 
 	"github.com/medialb/medialb/tables"
 )
@@ -162,7 +163,7 @@ func writeOuter(pkt []byte, hl int, inner6 bool, srv *tables.Server, hash uint32
 		s, dst := srv.TunnelSrc.As4(), srv.Addr.As4()
 		copy(h[12:16], s[:])
 		copy(h[16:20], dst[:])
-		binary.BigEndian.PutUint16(h[10:], ^fold(sum(h[:20], 0)))
+		binary.BigEndian.PutUint16(h[10:], ^checksum.Fold(checksum.Sum(h[:20], 0)))
 	} else {
 		_ = h[39]
 		// Flow label from the flow's hash, so that ECMP and RSS on the way spread it.
@@ -183,8 +184,8 @@ func writeOuter(pkt []byte, hl int, inner6 bool, srv *tables.Server, hash uint32
 	binary.BigEndian.PutUint16(u[4:], uint16(udpHdrLen+innerLen))
 	u[6], u[7] = 0, 0 // IPv4: no checksum; IPv6: computed over the datagram below
 	if ipl == ipv6HdrLen {
-		acc := pseudo6(h[8:24], h[24:40], uint32(udpHdrLen+innerLen), protoUDP)
-		c := ^fold(sum(pkt[ipl:], acc))
+		acc := checksum.Pseudo(h[8:24], h[24:40], uint32(udpHdrLen+innerLen), protoUDP)
+		c := ^checksum.Fold(checksum.Sum(pkt[ipl:], acc))
 		if c == 0 {
 			c = 0xffff
 		}
@@ -238,11 +239,11 @@ func tooBig(frame []byte, l3, n int, v6 bool, mtu int, origSrc, local [6]byte) i
 		h[8], h[9], h[10], h[11] = outerTTL, protoICMP, 0, 0
 		copy(h[12:16], quote[16:20]) // from the VIP
 		copy(h[16:20], quote[12:16]) // to the client
-		binary.BigEndian.PutUint16(h[10:], ^fold(sum(h, 0)))
+		binary.BigEndian.PutUint16(h[10:], ^checksum.Fold(checksum.Sum(h, 0)))
 		ic := frame[l3+ipv4HdrLen : l3+ipv4HdrLen+icmpHdrLen+q]
 		ic[0], ic[1], ic[2], ic[3], ic[4], ic[5] = 3, 4, 0, 0, 0, 0
 		binary.BigEndian.PutUint16(ic[6:], uint16(max(mtu, 68)))
-		binary.BigEndian.PutUint16(ic[2:], ^fold(sum(ic, 0)))
+		binary.BigEndian.PutUint16(ic[2:], ^checksum.Fold(checksum.Sum(ic, 0)))
 		return l3 + total
 	}
 	q = min(q, tooBigQuoteV6)
@@ -257,38 +258,7 @@ func tooBig(frame []byte, l3, n int, v6 bool, mtu int, origSrc, local [6]byte) i
 	ic := frame[l3+ipv6HdrLen : l3+ipv6HdrLen+icmpHdrLen+q]
 	ic[0], ic[1], ic[2], ic[3] = 2, 0, 0, 0
 	binary.BigEndian.PutUint32(ic[4:], uint32(max(mtu, minIPv6MTU)))
-	c := pseudo6(h[8:24], h[24:40], uint32(len(ic)), protoICMPv6)
-	binary.BigEndian.PutUint16(ic[2:], ^fold(sum(ic, c)))
+	c := checksum.Pseudo(h[8:24], h[24:40], uint32(len(ic)), protoICMPv6)
+	binary.BigEndian.PutUint16(ic[2:], ^checksum.Fold(checksum.Sum(ic, c)))
 	return l3 + ipv6HdrLen + icmpHdrLen + q
-}
-
-// sum adds b to the one's-complement accumulator acc (RFC 1071), unfolded.
-func sum(b []byte, acc uint64) uint64 {
-	for len(b) >= 8 {
-		v := binary.BigEndian.Uint64(b)
-		acc += v >> 32
-		acc += v & 0xffffffff
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	return acc
-}
-
-// fold folds an accumulator into 16 bits.
-func fold(acc uint64) uint16 {
-	for acc>>16 != 0 {
-		acc = acc&0xffff + acc>>16
-	}
-	return uint16(acc)
-}
-
-// pseudo6 is the accumulator of an IPv6 pseudo-header.
-func pseudo6(src, dst []byte, length uint32, proto byte) uint64 {
-	return sum(dst, sum(src, 0)) + uint64(length>>16) + uint64(length&0xffff) + uint64(proto)
 }

@@ -2,6 +2,7 @@ package realserver
 
 import (
 	"encoding/binary"
+	"github.com/medialb/medialb/internal/checksum"
 	"net/netip"
 )
 
@@ -78,11 +79,11 @@ func ipv4Frame(dst, src [6]byte, from, to netip.Addr, proto byte, payload []byte
 	a, b := from.As4(), to.As4()
 	copy(p[12:16], a[:])
 	copy(p[16:20], b[:])
-	binary.BigEndian.PutUint16(p[10:], ^fold(sum(p[:20])))
+	binary.BigEndian.PutUint16(p[10:], ^checksum.Fold(checksum.Sum(p[:20], 0)))
 	copy(p[20:], payload)
 	if proto == protoTCP {
-		ps := sum(a[:]) + sum(b[:]) + uint32(proto) + uint32(len(payload))
-		binary.BigEndian.PutUint16(p[20+16:], ^fold(ps+sum(p[20:])))
+		ps := checksum.Pseudo(a[:], b[:], uint32(len(payload)), proto)
+		binary.BigEndian.PutUint16(p[20+16:], ^checksum.Fold(checksum.Sum(p[20:], ps)))
 	}
 	return f
 }
@@ -101,8 +102,8 @@ func ipv6Frame(dst, src [6]byte, from, to netip.Addr, proto byte, hops byte, pay
 	if proto == protoICMP6 {
 		off = 2
 	}
-	ps := sum(a[:]) + sum(b[:]) + uint32(proto) + uint32(len(payload))
-	binary.BigEndian.PutUint16(p[40+off:], ^fold(ps+sum(p[40:])))
+	ps := checksum.Pseudo(a[:], b[:], uint32(len(payload)), proto)
+	binary.BigEndian.PutUint16(p[40+off:], ^checksum.Fold(checksum.Sum(p[40:], ps)))
 	return f
 }
 
@@ -130,27 +131,9 @@ func icmpEcho(v6 bool, id, seq uint16) []byte {
 	binary.BigEndian.PutUint16(e[6:], seq)
 	copy(e[8:], "medialb!")
 	if !v6 {
-		binary.BigEndian.PutUint16(e[2:], ^fold(sum(e)))
+		binary.BigEndian.PutUint16(e[2:], ^checksum.Fold(checksum.Sum(e, 0)))
 	}
 	return e
-}
-
-func sum(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	return s
-}
-
-func fold(s uint32) uint16 {
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return uint16(s)
 }
 
 // seen is what one received frame says: a host claims an address (ARP
